@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# A single-node Apache Kafka broker (KRaft) for tests, installed from Maven Central with mvn.
+#
+#   scripts/kafka.sh install        resolve the broker's jars into $LAKE_CACHE/kafka-<version>
+#   scripts/kafka.sh start DIR      start a broker on a free loopback port, state in DIR;
+#                                   prints the bootstrap address (also in DIR/bootstrap)
+#   scripts/kafka.sh stop DIR       stop it
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${LAKE_CACHE:-$HOME/.cache/lake}
+version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/kafka/pom.xml")
+pomsum=$(cksum < "$here/kafka/pom.xml" | cut -d" " -f1)
+libs="$cache/kafka-$version-$pomsum/libs"
+
+install() {
+    if [ -f "$libs/.complete" ]; then return 0; fi
+    mkdir -p "$libs"
+    mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$libs" >&2
+    touch "$libs/.complete"
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+start() {
+    local dir=$1
+    install
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    local port cport
+    port=$(free_port)
+    cport=$(free_port)
+    cat > "$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/logs
+num.partitions=3
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=1000
+PROPS
+    cat > "$dir/log4j2.properties" <<'PROPS'
+rootLogger.level=WARN
+rootLogger.appenderRef.file.ref=file
+appender.file.type=File
+appender.file.name=file
+appender.file.fileName=${sys:kafka.logs.dir}/server.log
+appender.file.layout.type=PatternLayout
+appender.file.layout.pattern=%d %p %c - %m%n
+PROPS
+    local java=(java -Xmx512m -Dkafka.logs.dir="$dir" -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$libs/*")
+    "${java[@]}" kafka.tools.StorageTool format -t "$("${java[@]}" kafka.tools.StorageTool random-uuid)" \
+        -c "$dir/server.properties" > "$dir/format.log" 2>&1
+    nohup "${java[@]}" kafka.Kafka "$dir/server.properties" > "$dir/stdout.log" 2>&1 &
+    echo $! > "$dir/pid"
+    for _ in $(seq 1 120); do
+        if (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "127.0.0.1:$port" > "$dir/bootstrap"
+            echo "127.0.0.1:$port"
+            return 0
+        fi
+        if ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+            echo "kafka exited; see $dir/stdout.log" >&2
+            tail -20 "$dir/stdout.log" >&2
+            return 1
+        fi
+        sleep 0.5
+    done
+    echo "kafka did not open port $port within 60 s" >&2
+    return 1
+}
+
+stop() {
+    local dir=$1
+    [ -f "$dir/pid" ] || return 0
+    local pid
+    pid=$(cat "$dir/pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$dir/pid"
+}
+
+case "${1:-}" in
+    install) install ;;
+    start) start "${2:?usage: kafka.sh start DIR}" ;;
+    stop) stop "${2:?usage: kafka.sh stop DIR}" ;;
+    *) echo "usage: $0 install | start DIR | stop DIR" >&2; exit 2 ;;
+esac

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test of the project, installing what the tests need first:
+#   - a single-node Apache Kafka (KRaft) from Maven Central, started once for the whole run;
+#   - a Python venv with the interop tools (deltalake, DuckDB + delta extension, Polars, ...).
+# Both are cached under $LAKE_CACHE (default ~/.cache/lake), as is the cargo target dir.
+# Ends with pytest's summary line; exits non-zero when any step fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LAKE_CACHE/target}
+mkdir -p "$LAKE_CACHE"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "python venv"
+req_sum=$(cksum < tests/python/requirements.txt | cut -d' ' -f1)
+venv="$LAKE_CACHE/venv-$req_sum"
+if [ ! -x "$venv/bin/pytest" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q -r tests/python/requirements.txt
+fi
+
+step "kafka"
+scripts/kafka.sh install
+kafka_state=$(mktemp -d "${TMPDIR:-/tmp}/lake-kafka.XXXXXX")
+cleanup() { "$root/scripts/kafka.sh" stop "$kafka_state"; rm -rf "$kafka_state"; }
+trap cleanup EXIT
+LAKE_TEST_BROKERS=$(scripts/kafka.sh start "$kafka_state")
+export LAKE_TEST_BROKERS
+echo "broker at $LAKE_TEST_BROKERS"
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets --quiet -- -D warnings
+
+step "rust tests"
+cargo test --all-targets
+
+step "python interop tests"
+export LAKE_BIN="$CARGO_TARGET_DIR/debug/lake"
+"$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider

@@ -1,0 +1,101 @@
+//! `lake.toml`: the settings file. Precedence, highest first: command-line flags, `LAKE_*`
+//! environment variables (both handled by clap in `main.rs`), this file, built-in defaults.
+//! `lake.toml.example` at the repository root documents every key with its default.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Lake root directory.
+    pub lake_dir: Option<PathBuf>,
+    /// Kafka bootstrap servers.
+    pub brokers: Option<String>,
+    /// Topic of the events.
+    pub topic: Option<String>,
+    #[serde(default)]
+    pub ingest: IngestSection,
+    /// librdkafka properties passed through to every Kafka client.
+    #[serde(default)]
+    pub kafka: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSection {
+    pub group: Option<String>,
+    pub instance_id: Option<String>,
+    pub max_rows: Option<usize>,
+    pub max_bytes: Option<usize>,
+    pub max_latency_ms: Option<u64>,
+    pub max_payload_bytes: Option<usize>,
+    pub event_types: Option<Vec<String>>,
+    pub stats_interval_s: Option<u64>,
+}
+
+impl FileConfig {
+    /// Reads `path`; a missing file is only an error when it was asked for explicitly.
+    pub fn load(path: &Path, explicit: bool) -> Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                return Ok(Self::default())
+            }
+            Err(e) => return Err(Error::io(path.display(), e)),
+        };
+        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+}
+
+/// Parses `-X key=value` librdkafka overrides.
+pub fn parse_kafka_override(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected key=value, got {s:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_rejected_with_the_file_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lake.toml");
+        std::fs::write(&p, "brokers = \"b:1\"\n[ingest]\nmax_rowz = 3\n").unwrap();
+        let e = FileConfig::load(&p, true).unwrap_err().to_string();
+        assert!(e.contains("lake.toml") && e.contains("max_rowz"), "{e}");
+    }
+
+    #[test]
+    fn file_values_and_kafka_passthrough_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lake.toml");
+        std::fs::write(
+            &p,
+            "brokers = \"b:1\"\n[ingest]\nmax_rows = 3\n[kafka]\n\"fetch.max.bytes\" = \"1000\"\n",
+        )
+        .unwrap();
+        let c = FileConfig::load(&p, true).unwrap();
+        assert_eq!(c.brokers.as_deref(), Some("b:1"));
+        assert_eq!(c.ingest.max_rows, Some(3));
+        assert_eq!(c.kafka["fetch.max.bytes"], "1000");
+        assert!(FileConfig::load(&dir.path().join("none.toml"), false).is_ok());
+        assert!(FileConfig::load(&dir.path().join("none.toml"), true).is_err());
+    }
+
+    #[test]
+    fn kafka_override_needs_key_and_value() {
+        assert_eq!(
+            parse_kafka_override("a.b=c=d").unwrap(),
+            ("a.b".into(), "c=d".into())
+        );
+        assert!(parse_kafka_override("novalue").is_err());
+    }
+}

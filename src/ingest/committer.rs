@@ -1,0 +1,238 @@
+//! The single owner of the two Delta tables during ingest. It receives decoded flushes from the
+//! consumer in order, commits dead letters then events, each with the partitions' markers, and
+//! answers "what is committed for these partitions" (which, the channel being FIFO, also waits
+//! for every flush sent before).
+//!
+//! Exactly once, per table: a flush is committed only if the table's marker for each of its
+//! partitions is still the one this worker last saw; rows at or below a table's marker are
+//! dropped. Dead letters are committed first, so a crash between the two commits leaves the dead
+//! letter table ahead, never behind: on replay its marker filters what it already has.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::{Array, BooleanArray, Int32Array, Int64Array, RecordBatch};
+use datafusion::arrow::compute::filter_record_batch;
+use deltalake::DeltaTable;
+use tokio::sync::{mpsc, oneshot};
+
+use super::decode::Decoded;
+use super::offsets;
+use super::stats::Stats;
+use super::writer::{append, CommitOutcome};
+use crate::error::{Error, Result};
+use crate::lake::{TableId, DEAD_LETTERS, USER_EVENTS};
+
+/// Committed offsets of one partition in both tables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Watermark {
+    pub events: Option<i64>,
+    pub dead_letters: Option<i64>,
+}
+
+impl Watermark {
+    /// The first offset not yet ingested.
+    pub fn resume_at(&self) -> Option<i64> {
+        self.events.map(|o| o + 1)
+    }
+}
+
+/// One decoded flush of the consumer's buffer.
+#[derive(Debug)]
+pub struct Flush {
+    /// The consumer's epoch when it read these messages; stale epochs are discarded.
+    pub epoch: u64,
+    pub decoded: Decoded,
+    /// Per partition: last offset read (the new marker).
+    pub last_offsets: BTreeMap<i32, i64>,
+}
+
+pub enum Request {
+    Flush(Flush),
+    /// Committed watermarks of these partitions, read fresh from the tables.
+    Watermarks {
+        partitions: Vec<i32>,
+        reply: oneshot::Sender<Result<BTreeMap<i32, Watermark>>>,
+    },
+}
+
+/// Called after each successful commit with the new markers (to mirror them to Kafka).
+pub type OnCommitted = Box<dyn Fn(&BTreeMap<i32, i64>) + Send>;
+
+pub struct Committer {
+    pub topic: String,
+    pub events: DeltaTable,
+    pub dead_letters: DeltaTable,
+    /// What this worker believes is committed, per partition it has seen.
+    pub known: BTreeMap<i32, Watermark>,
+    /// Bumped when a conflict shows our view is stale; the consumer then re-seeks.
+    pub epoch: Arc<AtomicU64>,
+    pub stats: Arc<Stats>,
+    pub on_committed: OnCommitted,
+}
+
+const COMMIT_ATTEMPTS: u32 = 5;
+
+impl Committer {
+    /// Serves requests until the channel closes or a commit fails for good.
+    pub async fn run(mut self, mut requests: mpsc::Receiver<Request>) -> Result<()> {
+        while let Some(request) = requests.recv().await {
+            match request {
+                Request::Flush(flush) => self.commit_with_retries(flush).await?,
+                Request::Watermarks { partitions, reply } => {
+                    let answer = self.refresh_watermarks(&partitions).await;
+                    // The consumer may have gone away (shutdown); nothing to do then.
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn refresh_watermarks(&mut self, partitions: &[i32]) -> Result<BTreeMap<i32, Watermark>> {
+        refresh(&mut self.events, USER_EVENTS).await?;
+        refresh(&mut self.dead_letters, DEAD_LETTERS).await?;
+        let ev = offsets::committed(&self.events, &self.topic, partitions.iter().copied()).await?;
+        let dl =
+            offsets::committed(&self.dead_letters, &self.topic, partitions.iter().copied()).await?;
+        let mut out = BTreeMap::new();
+        for p in partitions {
+            let w = Watermark {
+                events: ev.get(p).copied().flatten(),
+                dead_letters: dl.get(p).copied().flatten(),
+            };
+            self.known.insert(*p, w);
+            out.insert(*p, w);
+        }
+        Ok(out)
+    }
+
+    async fn commit_with_retries(&mut self, flush: Flush) -> Result<()> {
+        let mut attempt = 0;
+        let mut flush = flush;
+        loop {
+            attempt += 1;
+            match self.commit(&mut flush).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < COMMIT_ATTEMPTS => {
+                    tracing::warn!(attempt, error = %e, "commit failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn stale(&self, flush: &Flush) -> bool {
+        flush.epoch < self.epoch.load(Ordering::SeqCst)
+    }
+
+    fn conflict(&self, table: TableId) {
+        let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        tracing::warn!(%table, epoch, "another writer advanced our partitions; re-seeking");
+    }
+
+    async fn commit(&mut self, flush: &mut Flush) -> Result<()> {
+        if self.stale(flush) {
+            return Ok(());
+        }
+        let partitions: Vec<i32> = flush.last_offsets.keys().copied().collect();
+        let before: BTreeMap<i32, Watermark> = partitions
+            .iter()
+            .map(|p| (*p, self.known.get(p).copied().unwrap_or_default()))
+            .collect();
+        let now = self.refresh_watermarks(&partitions).await?;
+        if now.iter().any(|(p, w)| before[p].events != w.events) {
+            self.conflict(USER_EVENTS);
+            return Ok(());
+        }
+
+        // Dead letters first: their marker may run ahead of the events' marker, never behind.
+        let dl_floor = |p: i32| {
+            let w = now[&p];
+            w.dead_letters.max(w.events)
+        };
+        let dead = take_after(flush.decoded.dead_letters.take(), dl_floor, 1, 2)?;
+        let dead_rows = dead.as_ref().map_or(0, |b| b.num_rows());
+        if dead_rows > 0 {
+            let markers = flush
+                .last_offsets
+                .iter()
+                .map(|(p, o)| offsets::marker(&self.topic, *p, *o))
+                .collect();
+            match append(&mut self.dead_letters, DEAD_LETTERS, dead, markers).await? {
+                CommitOutcome::Committed(_) => {
+                    for (p, o) in &flush.last_offsets {
+                        if let Some(w) = self.known.get_mut(p) {
+                            w.dead_letters = Some(*o);
+                        }
+                    }
+                }
+                CommitOutcome::Conflict => {
+                    self.conflict(DEAD_LETTERS);
+                    return Ok(());
+                }
+            }
+        }
+
+        let ev_floor = |p: i32| now[&p].events;
+        let events = take_after(flush.decoded.events.take(), ev_floor, 6, 7)?;
+        let event_rows = events.as_ref().map_or(0, |b| b.num_rows());
+        let markers = flush
+            .last_offsets
+            .iter()
+            .map(|(p, o)| offsets::marker(&self.topic, *p, *o))
+            .collect();
+        match append(&mut self.events, USER_EVENTS, events, markers).await? {
+            CommitOutcome::Committed(version) => {
+                for (p, o) in &flush.last_offsets {
+                    if let Some(w) = self.known.get_mut(p) {
+                        w.events = Some(*o);
+                    }
+                }
+                self.stats.committed(event_rows as u64, dead_rows as u64);
+                tracing::debug!(version, event_rows, dead_rows, "committed");
+                (self.on_committed)(&flush.last_offsets);
+            }
+            CommitOutcome::Conflict => self.conflict(USER_EVENTS),
+        }
+        Ok(())
+    }
+}
+
+async fn refresh(table: &mut DeltaTable, id: TableId) -> Result<()> {
+    table
+        .update_incremental(None)
+        .await
+        .map_err(|e| Error::delta(id, e))
+}
+
+/// Keeps the rows whose offset (column `offset_col`) is above their partition's
+/// (column `partition_col`) floor.
+fn take_after(
+    batch: Option<RecordBatch>,
+    floor: impl Fn(i32) -> Option<i64>,
+    partition_col: usize,
+    offset_col: usize,
+) -> Result<Option<RecordBatch>> {
+    let Some(batch) = batch else { return Ok(None) };
+    let parts = batch
+        .column(partition_col)
+        .as_any()
+        .downcast_ref::<Int32Array>()
+        .ok_or_else(|| Error::Other("kafka_partition column is not Int32".into()))?;
+    let offs = batch
+        .column(offset_col)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(|| Error::Other("kafka_offset column is not Int64".into()))?;
+    let keep: BooleanArray = (0..batch.num_rows())
+        .map(|i| Some(floor(parts.value(i)).is_none_or(|f| offs.value(i) > f)))
+        .collect();
+    if keep.true_count() == batch.num_rows() {
+        return Ok(Some(batch));
+    }
+    Ok(Some(filter_record_batch(&batch, &keep)?))
+}

@@ -1,0 +1,142 @@
+//! The lake root on disk: `<root>/<schema>/<table>` folders, each a Delta table, and how to
+//! open one or create it with its schema on first use.
+
+pub mod maintain;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::StructType;
+use deltalake::{DeltaTable, DeltaTableError};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::event::{DEAD_LETTERS_SCHEMA, EVENTS_SCHEMA, EVENT_DATE};
+
+/// A table's place in the lake: `schema.table`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TableId {
+    pub schema: &'static str,
+    pub name: &'static str,
+}
+
+impl fmt::Display for TableId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+pub const USER_EVENTS: TableId = TableId {
+    schema: "raw",
+    name: "user_events",
+};
+pub const DEAD_LETTERS: TableId = TableId {
+    schema: "raw",
+    name: "user_events_dead_letters",
+};
+
+/// How a table is laid out when it is created.
+pub struct TableSpec {
+    pub id: TableId,
+    pub schema: SchemaRef,
+    pub partition_columns: &'static [&'static str],
+}
+
+pub fn user_events_spec() -> TableSpec {
+    TableSpec {
+        id: USER_EVENTS,
+        schema: EVENTS_SCHEMA.clone(),
+        partition_columns: &[EVENT_DATE],
+    }
+}
+
+pub fn dead_letters_spec() -> TableSpec {
+    TableSpec {
+        id: DEAD_LETTERS,
+        schema: DEAD_LETTERS_SCHEMA.clone(),
+        partition_columns: &[],
+    }
+}
+
+/// The lake root directory.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    root: PathBuf,
+}
+
+impl Lake {
+    /// Uses `root`, creating it if missing.
+    pub fn new(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref();
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root.display(), e))?;
+        let root = root
+            .canonicalize()
+            .map_err(|e| Error::io(root.display(), e))?;
+        Ok(Self { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn table_path(&self, id: TableId) -> PathBuf {
+        self.root.join(id.schema).join(id.name)
+    }
+
+    pub fn table_url(&self, id: TableId) -> Result<Url> {
+        let path = self.table_path(id);
+        Url::from_directory_path(&path)
+            .map_err(|()| Error::Other(format!("not an absolute path: {}", path.display())))
+    }
+
+    /// Opens the table, or creates it empty if it does not exist yet. Safe when several
+    /// processes race to create it: the loser opens the winner's table.
+    pub async fn open_or_create(&self, spec: &TableSpec) -> Result<DeltaTable> {
+        let url = self.table_url(spec.id)?;
+        let path = self.table_path(spec.id);
+        if path.join("_delta_log").exists() {
+            return deltalake::open_table(url)
+                .await
+                .map_err(|e| Error::delta(spec.id, e));
+        }
+        std::fs::create_dir_all(&path).map_err(|e| Error::io(path.display(), e))?;
+        let columns: StructType = spec
+            .schema
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e: delta_kernel_error::ArrowError| Error::Arrow(e))?;
+        let created = DeltaTable::try_from_url(url.clone())
+            .await
+            .map_err(|e| Error::delta(spec.id, e))?
+            .create()
+            .with_table_name(spec.id.name)
+            .with_columns(columns.fields().cloned())
+            .with_partition_columns(spec.partition_columns.iter().copied())
+            .await;
+        match created {
+            Ok(table) => Ok(table),
+            Err(DeltaTableError::VersionAlreadyExists(_)) => deltalake::open_table(url)
+                .await
+                .map_err(|e| Error::delta(spec.id, e)),
+            Err(e) => Err(Error::delta(spec.id, e)),
+        }
+    }
+
+    /// Opens an existing table; None if it was never created.
+    pub async fn open(&self, id: TableId) -> Result<Option<DeltaTable>> {
+        if !self.table_path(id).join("_delta_log").exists() {
+            return Ok(None);
+        }
+        let url = self.table_url(id)?;
+        deltalake::open_table(url)
+            .await
+            .map(Some)
+            .map_err(|e| Error::delta(id, e))
+    }
+}
+
+mod delta_kernel_error {
+    pub use datafusion::arrow::error::ArrowError;
+}

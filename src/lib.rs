@@ -1,0 +1,13 @@
+//! lake: a SQL-first lakehouse in one binary.
+//!
+//! Data flows one way, and so do the modules:
+//! Kafka → [`ingest`] (decode, offsets, writer) → Delta tables under [`lake`] → query.
+
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod ingest;
+pub mod lake;
+pub mod produce;
+
+pub use error::{Error, Result};

@@ -1,0 +1,239 @@
+//! `lake produce`: a seeded generator of seed-contract events into Kafka, keyed by user_id.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, NaiveDateTime};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::event::DEFAULT_EVENT_TYPES;
+
+#[derive(Debug, Clone)]
+pub struct ProduceOptions {
+    pub brokers: String,
+    pub topic: String,
+    pub partitions: i32,
+    /// None: until shutdown.
+    pub events: Option<u64>,
+    /// Events per second; 0 = as fast as possible.
+    pub rate: u64,
+    pub start_date: NaiveDate,
+    pub days: u32,
+    pub seed: u64,
+    pub users: u64,
+    pub pages: u64,
+    pub kafka: BTreeMap<String, String>,
+    pub progress: bool,
+}
+
+/// What was produced (acknowledged by the broker).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ProduceSummary {
+    pub delivered: u64,
+    pub failed: u64,
+    pub by_type: BTreeMap<String, u64>,
+    pub seconds: f64,
+    pub events_per_second: f64,
+}
+
+/// Counts deliveries as the broker acknowledges them.
+#[derive(Default)]
+struct Deliveries {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+}
+
+struct Ctx(Arc<Deliveries>);
+impl ClientContext for Ctx {}
+impl ProducerContext for Ctx {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.0.delivered.fetch_add(1, Ordering::Relaxed),
+            Err((e, _)) => {
+                tracing::warn!("delivery failed: {e}");
+                self.0.failed.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+    }
+}
+
+/// The deterministic event stream of the seed contract.
+pub struct Generator {
+    rng: StdRng,
+    start: NaiveDateTime,
+    span_secs: i64,
+    users: u64,
+    pages: u64,
+    weights_total: u32,
+}
+
+/// One generated event: its key and JSON payload.
+pub struct Generated {
+    pub user_id: u64,
+    pub event_type: &'static str,
+    pub json: String,
+}
+
+impl Generator {
+    pub fn new(seed: u64, start_date: NaiveDate, days: u32, users: u64, pages: u64) -> Self {
+        Self {
+            rng: StdRng::seed_from_u64(seed),
+            start: start_date.and_hms_opt(0, 0, 0).unwrap_or_default(),
+            span_secs: i64::from(days.max(1)) * 86_400,
+            users: users.max(1),
+            pages: pages.max(1),
+            weights_total: DEFAULT_EVENT_TYPES.iter().map(|(_, w)| w).sum(),
+        }
+    }
+
+    pub fn next_event(&mut self) -> Generated {
+        let mut pick = self.rng.random_range(0..self.weights_total);
+        let mut event_type = DEFAULT_EVENT_TYPES[0].0;
+        for (t, w) in DEFAULT_EVENT_TYPES {
+            if pick < w {
+                event_type = t;
+                break;
+            }
+            pick -= w;
+        }
+        let user_id = self.rng.random_range(1..=self.users);
+        let page_id = self.rng.random_range(1..=self.pages);
+        let session = self.rng.random_range(0..4u32);
+        let ts = self.start + chrono::Duration::seconds(self.rng.random_range(0..self.span_secs));
+        let json = format!(
+            r#"{{"user_id": {user_id}, "event_type": "{event_type}", "timestamp": "{}", "page_id": {page_id}, "session_id": "sess_{user_id}_{session}"}}"#,
+            ts.format("%Y-%m-%dT%H:%M:%S")
+        );
+        Generated {
+            user_id,
+            event_type,
+            json,
+        }
+    }
+}
+
+/// Creates `topic` with `partitions` partitions unless it exists.
+pub async fn ensure_topic(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    kafka: &BTreeMap<String, String>,
+) -> Result<()> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers);
+    for (k, v) in kafka {
+        cfg.set(k, v);
+    }
+    let admin: AdminClient<DefaultClientContext> = cfg.create()?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in admin.create_topics([&new], &opts).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => {
+                return Err(Error::Other(format!("cannot create topic {t}: {code}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Produces events until `opts.events` are acknowledged or `shutdown` is set.
+pub async fn run(opts: ProduceOptions, shutdown: Arc<AtomicBool>) -> Result<ProduceSummary> {
+    ensure_topic(&opts.brokers, &opts.topic, opts.partitions, &opts.kafka).await?;
+    tokio::task::spawn_blocking(move || produce_blocking(&opts, &shutdown))
+        .await
+        .map_err(|e| Error::Other(format!("producer thread: {e}")))?
+}
+
+fn produce_blocking(opts: &ProduceOptions, shutdown: &AtomicBool) -> Result<ProduceSummary> {
+    let deliveries = Arc::new(Deliveries::default());
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &opts.brokers)
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("compression.type", "lz4")
+        .set("enable.idempotence", "true");
+    for (k, v) in &opts.kafka {
+        cfg.set(k, v);
+    }
+    let producer: BaseProducer<Ctx> = cfg.create_with_context(Ctx(deliveries.clone()))?;
+    let mut generator = Generator::new(opts.seed, opts.start_date, opts.days, opts.users, opts.pages);
+
+    let bar = if opts.progress {
+        match opts.events {
+            Some(n) => ProgressBar::new(n),
+            None => ProgressBar::new_spinner(),
+        }
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos}/{len} events [{elapsed_precise}] {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+
+    let started = Instant::now();
+    let mut sent: u64 = 0;
+    let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
+    while opts.events.is_none_or(|n| sent < n) && !shutdown.load(Ordering::SeqCst) {
+        let event = generator.next_event();
+        let key = event.user_id.to_string();
+        let mut record = BaseRecord::to(&opts.topic).key(&key).payload(&event.json);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(Error::Kafka(e)),
+            }
+        }
+        *by_type.entry(event.event_type.to_string()).or_default() += 1;
+        sent += 1;
+        if sent % 1000 == 0 {
+            producer.poll(Duration::ZERO);
+            bar.set_position(sent);
+            if opts.rate > 0 {
+                let due = Duration::from_secs_f64(sent as f64 / opts.rate as f64);
+                if let Some(ahead) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(ahead);
+                }
+            }
+        } else if opts.rate > 0 && opts.rate < 1000 {
+            std::thread::sleep(Duration::from_secs_f64(1.0 / opts.rate as f64));
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer.flush(Duration::from_secs(60))?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let delivered = deliveries.delivered.load(Ordering::Relaxed);
+    let failed = deliveries.failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        return Err(Error::Other(format!(
+            "{failed} of {sent} events were not acknowledged by the broker"
+        )));
+    }
+    Ok(ProduceSummary {
+        delivered,
+        failed,
+        by_type,
+        seconds,
+        events_per_second: delivered as f64 / seconds.max(1e-9),
+    })
+}

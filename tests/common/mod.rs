@@ -1,0 +1,157 @@
+//! Shared helpers of the integration tests: the test broker, the `lake` binary, and SQL over a
+//! test lake.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use datafusion::arrow::array::{Array, Int64Array, RecordBatch};
+use datafusion::prelude::SessionContext;
+use lake::lake::{Lake, DEAD_LETTERS, USER_EVENTS};
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+/// The real Kafka broker started by scripts/test.sh.
+pub fn brokers() -> String {
+    std::env::var("LAKE_TEST_BROKERS").expect(
+        "LAKE_TEST_BROKERS is not set: run the suite with scripts/test.sh, which starts Kafka",
+    )
+}
+
+/// A topic name no other test uses.
+pub fn topic(name: &str) -> String {
+    format!("{name}_{}", uuid::Uuid::new_v4().simple())
+}
+
+pub fn lake() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lake"));
+    c.env("LAKE_LOG", "info,rdkafka=warn");
+    c.env_remove("LAKE_DIR");
+    c
+}
+
+/// Runs `lake` to completion, failing the test with its output if it fails.
+pub fn run_ok(args: &[&str]) -> Output {
+    let out = lake().args(args).output().expect("run lake");
+    assert!(
+        out.status.success(),
+        "lake {args:?} failed: {}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn spawn(args: &[&str], log: &Path) -> Child {
+    let file = std::fs::File::create(log).expect("log file");
+    lake()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("spawn lake")
+}
+
+pub fn produce_events(topic: &str, n: u64, extra: &[&str]) -> serde_json::Value {
+    let events = n.to_string();
+    let b = brokers();
+    let mut args = vec![
+        "produce", "--brokers", &b, "--topic", topic, "--events", &events, "--json",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_ok(&args);
+    serde_json::from_slice(&out.stdout).expect("produce --json prints JSON")
+}
+
+pub fn ingest_until_caught_up(lake_dir: &Path, topic: &str, extra: &[&str]) -> Output {
+    let dir = lake_dir.to_str().expect("utf-8 path");
+    let b = brokers();
+    let mut args = vec![
+        "ingest", "--lake", dir, "--brokers", &b, "--topic", topic, "--group", topic,
+        "--until-caught-up",
+    ];
+    args.extend_from_slice(extra);
+    run_ok(&args)
+}
+
+/// Sends raw messages (key, payload) to partition `partition` of `topic`.
+pub fn send_raw(topic: &str, partition: i32, messages: &[(Option<&[u8]>, Option<&[u8]>)]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("message.max.bytes", "2000000")
+        .create()
+        .expect("producer");
+    for (key, payload) in messages {
+        let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(partition);
+        if let Some(k) = key {
+            r = r.key(*k);
+        }
+        if let Some(p) = payload {
+            r = r.payload(*p);
+        }
+        producer.send(r).map_err(|(e, _)| e).expect("send");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// Runs SQL over the lake's raw tables, registered as `user_events` and `dead_letters`.
+pub async fn sql(lake_dir: &Path, query: &str) -> Vec<RecordBatch> {
+    let lake = Lake::new(lake_dir).expect("lake");
+    let ctx = SessionContext::new();
+    for (name, id) in [("user_events", USER_EVENTS), ("dead_letters", DEAD_LETTERS)] {
+        if let Some(t) = lake.open(id).await.expect("open table") {
+            let provider = t.table_provider().await.expect("provider");
+            ctx.register_table(name, provider).expect("register");
+        }
+    }
+    ctx.sql(query)
+        .await
+        .unwrap_or_else(|e| panic!("{query}: {e}"))
+        .collect()
+        .await
+        .expect("collect")
+}
+
+/// A query returning one row of BIGINT columns.
+pub async fn ints(lake_dir: &Path, query: &str) -> Vec<i64> {
+    let batches = sql(lake_dir, query).await;
+    let b = batches.iter().find(|b| b.num_rows() > 0).expect("one row");
+    (0..b.num_columns())
+        .map(|c| {
+            let col = datafusion::arrow::compute::cast(b.column(c), &datafusion::arrow::datatypes::DataType::Int64)
+                .expect("cast");
+            let a = col.as_any().downcast_ref::<Int64Array>().expect("int64");
+            if a.is_null(0) { -1 } else { a.value(0) }
+        })
+        .collect()
+}
+
+/// Asserts `user_events` holds every offset of each partition exactly once, `produced` in all.
+pub async fn assert_exactly_once(lake_dir: &Path, produced: i64) {
+    let rows = ints(lake_dir, "SELECT count(*) FROM user_events").await[0];
+    let distinct = ints(
+        lake_dir,
+        "SELECT count(*) FROM (SELECT DISTINCT kafka_partition, kafka_offset FROM user_events)",
+    )
+    .await[0];
+    let span = ints(
+        lake_dir,
+        "SELECT sum(hi - lo + 1), min(lo) FROM (SELECT kafka_partition, min(kafka_offset) AS lo, \
+         max(kafka_offset) AS hi FROM user_events GROUP BY kafka_partition)",
+    )
+    .await;
+    assert_eq!(rows, produced, "rows in raw.user_events");
+    assert_eq!(distinct, produced, "(kafka_partition, kafka_offset) must be unique");
+    assert_eq!(span[0], produced, "offsets must be gap-free");
+    assert_eq!(span[1], 0, "every partition starts at offset 0");
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+

@@ -1,0 +1,192 @@
+//! Ingest against a real Kafka broker: counts, exactly once across crashes and rebalances,
+//! dead letters.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use rand::{Rng, SeedableRng};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_thousand_events_land_exactly_once_with_matching_type_counts() {
+    let topic = topic("ingest100k");
+    let dir = tempdir();
+    let summary = produce_events(&topic, 100_000, &["--days", "3", "--seed", "7"]);
+    assert_eq!(summary["delivered"], 100_000);
+
+    let out = ingest_until_caught_up(dir.path(), &topic, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ingested 100000 events, 0 dead letters"), "{stdout}");
+
+    assert_exactly_once(dir.path(), 100_000).await;
+    for (t, n) in summary["by_type"].as_object().expect("by_type") {
+        let got = ints(
+            dir.path(),
+            &format!("SELECT count(*) FROM user_events WHERE event_type = '{t}'"),
+        )
+        .await[0];
+        assert_eq!(Some(got), n.as_i64(), "count of {t}");
+    }
+    let dates = ints(dir.path(), "SELECT count(DISTINCT event_date) FROM user_events").await[0];
+    assert_eq!(dates, 3, "events spread over 3 days");
+    let partitions = ints(dir.path(), "SELECT count(DISTINCT kafka_partition) FROM user_events").await[0];
+    assert_eq!(partitions, 3);
+
+    // A second run has nothing to do and must not duplicate anything.
+    let again = ingest_until_caught_up(dir.path(), &topic, &[]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("ingested 0 events"));
+    assert_exactly_once(dir.path(), 100_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
+    let topic = topic("crash");
+    let dir = tempdir();
+    let lake_dir = dir.path().to_str().expect("utf-8").to_string();
+    let b = brokers();
+    // A producer streams in the background while ingest is killed again and again.
+    let producer = std::thread::spawn({
+        let topic = topic.clone();
+        move || produce_events(&topic, 150_000, &["--rate", "15000", "--seed", "3"])
+    });
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut kills = 0;
+    let started = Instant::now();
+    while kills < 12 {
+        let log = dir.path().join(format!("ingest-{kills}.log"));
+        let mut child = spawn(
+            &[
+                "ingest", "--lake", &lake_dir, "--brokers", &b, "--topic", &topic, "--group",
+                &topic, "--instance-id", "crash-worker", "--max-latency-ms", "200",
+            ],
+            &log,
+        );
+        std::thread::sleep(Duration::from_millis(rng.random_range(700..2500)));
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        kills += 1;
+    }
+    let summary = producer.join().expect("producer thread");
+    let produced = summary["delivered"].as_i64().expect("delivered");
+    assert_eq!(produced, 150_000);
+    ingest_until_caught_up(dir.path(), &topic, &["--instance-id", "crash-worker"]);
+    assert_exactly_once(dir.path(), produced).await;
+    eprintln!("{kills} kills in {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_messages_become_dead_letters_and_good_ones_around_them_land() {
+    let topic = topic("dead");
+    let dir = tempdir();
+    lake::produce::ensure_topic(&brokers(), &topic, 1, &Default::default())
+        .await
+        .expect("topic");
+    let good: &[u8] = br#"{"user_id": 1, "event_type": "click", "timestamp": "2025-01-10T10:00:00", "page_id": 2, "session_id": "s1"}"#;
+    let oversized = format!(r#"{{"user_id": 1, "pad": "{}"}}"#, "x".repeat(100_000));
+    let bad: Vec<(&[u8], &str)> = vec![
+        (b"\xc3\x28 not utf8", "invalid UTF-8"),
+        (b"{\"user_id\": ", "invalid JSON"),
+        (br#"{"event_type": "click", "timestamp": "2025-01-10T10:00:00", "page_id": 2, "session_id": "s"}"#, "missing or null field `user_id`"),
+        (br#"{"user_id": "x1", "event_type": "click", "timestamp": "2025-01-10T10:00:00", "page_id": 2, "session_id": "s"}"#, "invalid field"),
+        (br#"{"user_id": 1, "event_type": "scroll", "timestamp": "2025-01-10T10:00:00", "page_id": 2, "session_id": "s"}"#, "unknown event_type"),
+        (br#"{"user_id": 1, "event_type": "click", "timestamp": "10/01/2025", "page_id": 2, "session_id": "s"}"#, "invalid timestamp"),
+        (br#"{"user_id": 1, "event_type": "click", "timestamp": "2025-01-10T10:00:00", "page_id": 2, "session_id": null}"#, "missing or null field `session_id`"),
+        (oversized.as_bytes(), "exceeds the limit"),
+    ];
+    let mut messages: Vec<(Option<&[u8]>, Option<&[u8]>)> = vec![(Some(b"k"), Some(good))];
+    for (payload, _) in &bad {
+        messages.push((Some(b"k"), Some(payload)));
+        messages.push((Some(b"k"), Some(good)));
+    }
+    messages.push((Some(b"tombstone"), None));
+    messages.push((None, Some(good)));
+    send_raw(&topic, 0, &messages);
+
+    let out = ingest_until_caught_up(dir.path(), &topic, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let goods = bad.len() as i64 + 2;
+    let deads = bad.len() as i64 + 1;
+    assert!(stdout.contains(&format!("ingested {goods} events, {deads} dead letters")), "{stdout}");
+    assert_exactly_once_mixed(dir.path(), goods, deads).await;
+
+    for (k, (payload, reason)) in bad.iter().enumerate() {
+        let offset = 2 * k as i64 + 1;
+        let batches = sql(
+            dir.path(),
+            &format!("SELECT reason, payload, key, topic FROM dead_letters WHERE kafka_offset = {offset}"),
+        )
+        .await;
+        let b = &batches[0];
+        assert_eq!(b.num_rows(), 1, "offset {offset}");
+        let r = b.column(0).as_any().downcast_ref::<datafusion::arrow::array::StringArray>().expect("reason");
+        assert!(r.value(0).contains(reason), "offset {offset}: {:?} lacks {reason:?}", r.value(0));
+        let p = b.column(1).as_any().downcast_ref::<datafusion::arrow::array::BinaryArray>().expect("payload");
+        assert_eq!(p.value(0), *payload, "raw bytes kept");
+    }
+    let tomb = ints(dir.path(), "SELECT count(*) FROM dead_letters WHERE payload IS NULL AND reason LIKE 'null payload%' AND key = X'746F6D6273746F6E65'").await[0];
+    assert_eq!(tomb, 1, "tombstone kept with its key");
+}
+
+/// Good and dead messages of one partition together cover offsets 0.. without gaps or overlap.
+async fn assert_exactly_once_mixed(dir: &std::path::Path, goods: i64, deads: i64) {
+    let v = ints(
+        dir,
+        "SELECT count(*), count(DISTINCT kafka_offset), min(kafka_offset), max(kafka_offset) FROM \
+         (SELECT kafka_offset FROM user_events UNION ALL SELECT kafka_offset FROM dead_letters)",
+    )
+    .await;
+    assert_eq!(v, vec![goods + deads, goods + deads, 0, goods + deads - 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_one_killed_mid_stream_exactly_once() {
+    let topic = topic("group");
+    let dir = tempdir();
+    let lake_dir = dir.path().to_str().expect("utf-8").to_string();
+    let b = brokers();
+    lake::produce::ensure_topic(&b, &topic, 3, &Default::default())
+        .await
+        .expect("topic");
+    let worker = |name: &str| {
+        spawn(
+            &[
+                "ingest", "--lake", &lake_dir, "--brokers", &b, "--topic", &topic, "--group",
+                &topic, "--max-latency-ms", "200",
+            ],
+            &dir.path().join(format!("{name}.log")),
+        )
+    };
+    let mut a = worker("a");
+    let mut bw = worker("b");
+    let producer = std::thread::spawn({
+        let topic = topic.clone();
+        move || produce_events(&topic, 60_000, &["--rate", "10000", "--seed", "5"])
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    bw.kill().expect("kill b");
+    bw.wait().expect("reap b");
+    let summary = producer.join().expect("producer");
+    let produced = summary["delivered"].as_i64().expect("delivered");
+
+    // Worker a alone must take over b's partitions and finish the stream.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let rows = if dir.path().join("raw/user_events/_delta_log").exists() {
+            ints(dir.path(), "SELECT count(*) FROM user_events").await[0]
+        } else {
+            0
+        };
+        if rows >= produced || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let pid = a.id().to_string();
+    std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    let status = a.wait().expect("reap a");
+    assert!(status.success(), "worker a exits cleanly on SIGTERM: {status}");
+    let log = std::fs::read_to_string(dir.path().join("a.log")).unwrap_or_default();
+    assert!(log.contains("partitions assigned"), "{log}");
+    assert_exactly_once(dir.path(), produced).await;
+}

@@ -1,0 +1,31 @@
+"""Shared fixtures: the `lake` binary and the Kafka broker started by scripts/test.sh."""
+import os
+import subprocess
+import uuid
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def lake_bin():
+    path = os.environ.get("LAKE_BIN")
+    assert path and os.path.exists(path), "LAKE_BIN must point at the built lake binary (scripts/test.sh sets it)"
+    return path
+
+
+@pytest.fixture(scope="session")
+def brokers():
+    b = os.environ.get("LAKE_TEST_BROKERS")
+    assert b, "LAKE_TEST_BROKERS must name the test broker (scripts/test.sh starts one)"
+    return b
+
+
+@pytest.fixture
+def topic():
+    return f"py_{uuid.uuid4().hex}"
+
+
+def run(*args, **kw):
+    out = subprocess.run(args, capture_output=True, text=True, **kw)
+    assert out.returncode == 0, f"{args} failed ({out.returncode}):\n{out.stderr}"
+    return out
