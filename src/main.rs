@@ -19,7 +19,11 @@ use lake::lake::Lake;
 use lake::produce::{self, ProduceOptions};
 
 #[derive(Parser)]
-#[command(name = "lake", version, about = "SQL-first lakehouse: Kafka → Delta, SQL jobs, Flight SQL")]
+#[command(
+    name = "lake",
+    version,
+    about = "SQL-first lakehouse: Kafka → Delta, SQL jobs, Flight SQL"
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -146,7 +150,10 @@ struct Resolved {
 impl Resolved {
     fn new(g: &Global) -> anyhow::Result<Self> {
         let explicit = g.config.is_some();
-        let path = g.config.clone().unwrap_or_else(|| PathBuf::from("lake.toml"));
+        let path = g
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("lake.toml"));
         let file = FileConfig::load(&path, explicit)?;
         let lake_dir = g
             .lake
@@ -235,7 +242,11 @@ async fn ingest_cmd(cfg: &Resolved, a: IngestArgs) -> anyhow::Result<()> {
         instance_id: a.instance_id.or_else(|| s.instance_id.clone()),
         kafka: cfg.kafka.clone(),
         batch: BatchLimits {
-            max_rows: a.max_rows.or(s.max_rows).unwrap_or(defaults.max_rows).max(1),
+            max_rows: a
+                .max_rows
+                .or(s.max_rows)
+                .unwrap_or(defaults.max_rows)
+                .max(1),
             max_bytes: a.max_bytes.or(s.max_bytes).unwrap_or(defaults.max_bytes),
             max_latency: a
                 .max_latency_ms
@@ -255,7 +266,11 @@ async fn ingest_cmd(cfg: &Resolved, a: IngestArgs) -> anyhow::Result<()> {
         summary.events,
         summary.dead_letters,
         summary.commits,
-        if summary.caught_up { " (caught up)" } else { "" }
+        if summary.caught_up {
+            " (caught up)"
+        } else {
+            ""
+        }
     );
     Ok(())
 }
@@ -267,7 +282,7 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LAKE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,lake=info")),
         )
         .init();
     let result = async {

@@ -171,7 +171,13 @@ fn produce_blocking(opts: &ProduceOptions, shutdown: &AtomicBool) -> Result<Prod
         cfg.set(k, v);
     }
     let producer: BaseProducer<Ctx> = cfg.create_with_context(Ctx(deliveries.clone()))?;
-    let mut generator = Generator::new(opts.seed, opts.start_date, opts.days, opts.users, opts.pages);
+    let mut generator = Generator::new(
+        opts.seed,
+        opts.start_date,
+        opts.days,
+        opts.users,
+        opts.pages,
+    );
 
     let bar = if opts.progress {
         match opts.events {

@@ -6,6 +6,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use datafusion::arrow::array::{BinaryArray, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
 use rand::{Rng, SeedableRng};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,7 +20,10 @@ async fn hundred_thousand_events_land_exactly_once_with_matching_type_counts() {
 
     let out = ingest_until_caught_up(dir.path(), &topic, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("ingested 100000 events, 0 dead letters"), "{stdout}");
+    assert!(
+        stdout.contains("ingested 100000 events, 0 dead letters"),
+        "{stdout}"
+    );
 
     assert_exactly_once(dir.path(), 100_000).await;
     for (t, n) in summary["by_type"].as_object().expect("by_type") {
@@ -28,9 +34,17 @@ async fn hundred_thousand_events_land_exactly_once_with_matching_type_counts() {
         .await[0];
         assert_eq!(Some(got), n.as_i64(), "count of {t}");
     }
-    let dates = ints(dir.path(), "SELECT count(DISTINCT event_date) FROM user_events").await[0];
+    let dates = ints(
+        dir.path(),
+        "SELECT count(DISTINCT event_date) FROM user_events",
+    )
+    .await[0];
     assert_eq!(dates, 3, "events spread over 3 days");
-    let partitions = ints(dir.path(), "SELECT count(DISTINCT kafka_partition) FROM user_events").await[0];
+    let partitions = ints(
+        dir.path(),
+        "SELECT count(DISTINCT kafka_partition) FROM user_events",
+    )
+    .await[0];
     assert_eq!(partitions, 3);
 
     // A second run has nothing to do and must not duplicate anything.
@@ -57,8 +71,19 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         let log = dir.path().join(format!("ingest-{kills}.log"));
         let mut child = spawn(
             &[
-                "ingest", "--lake", &lake_dir, "--brokers", &b, "--topic", &topic, "--group",
-                &topic, "--instance-id", "crash-worker", "--max-latency-ms", "200",
+                "ingest",
+                "--lake",
+                &lake_dir,
+                "--brokers",
+                &b,
+                "--topic",
+                &topic,
+                "--group",
+                &topic,
+                "--instance-id",
+                "crash-worker",
+                "--max-latency-ms",
+                "200",
             ],
             &log,
         );
@@ -94,7 +119,7 @@ async fn bad_messages_become_dead_letters_and_good_ones_around_them_land() {
         (br#"{"user_id": 1, "event_type": "click", "timestamp": "2025-01-10T10:00:00", "page_id": 2, "session_id": null}"#, "missing or null field `session_id`"),
         (oversized.as_bytes(), "exceeds the limit"),
     ];
-    let mut messages: Vec<(Option<&[u8]>, Option<&[u8]>)> = vec![(Some(b"k"), Some(good))];
+    let mut messages: Vec<Raw<'_>> = vec![(Some(b"k"), Some(good))];
     for (payload, _) in &bad {
         messages.push((Some(b"k"), Some(payload)));
         messages.push((Some(b"k"), Some(good)));
@@ -107,7 +132,10 @@ async fn bad_messages_become_dead_letters_and_good_ones_around_them_land() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let goods = bad.len() as i64 + 2;
     let deads = bad.len() as i64 + 1;
-    assert!(stdout.contains(&format!("ingested {goods} events, {deads} dead letters")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("ingested {goods} events, {deads} dead letters")),
+        "{stdout}"
+    );
     assert_exactly_once_mixed(dir.path(), goods, deads).await;
 
     for (k, (payload, reason)) in bad.iter().enumerate() {
@@ -119,9 +147,15 @@ async fn bad_messages_become_dead_letters_and_good_ones_around_them_land() {
         .await;
         let b = &batches[0];
         assert_eq!(b.num_rows(), 1, "offset {offset}");
-        let r = b.column(0).as_any().downcast_ref::<datafusion::arrow::array::StringArray>().expect("reason");
-        assert!(r.value(0).contains(reason), "offset {offset}: {:?} lacks {reason:?}", r.value(0));
-        let p = b.column(1).as_any().downcast_ref::<datafusion::arrow::array::BinaryArray>().expect("payload");
+        let r = cast(b.column(0), &DataType::Utf8).expect("cast");
+        let r = r.as_any().downcast_ref::<StringArray>().expect("reason");
+        assert!(
+            r.value(0).contains(reason),
+            "offset {offset}: {:?} lacks {reason:?}",
+            r.value(0)
+        );
+        let p = cast(b.column(1), &DataType::Binary).expect("cast");
+        let p = p.as_any().downcast_ref::<BinaryArray>().expect("payload");
         assert_eq!(p.value(0), *payload, "raw bytes kept");
     }
     let tomb = ints(dir.path(), "SELECT count(*) FROM dead_letters WHERE payload IS NULL AND reason LIKE 'null payload%' AND key = X'746F6D6273746F6E65'").await[0];
@@ -151,8 +185,17 @@ async fn two_workers_one_killed_mid_stream_exactly_once() {
     let worker = |name: &str| {
         spawn(
             &[
-                "ingest", "--lake", &lake_dir, "--brokers", &b, "--topic", &topic, "--group",
-                &topic, "--max-latency-ms", "200",
+                "ingest",
+                "--lake",
+                &lake_dir,
+                "--brokers",
+                &b,
+                "--topic",
+                &topic,
+                "--group",
+                &topic,
+                "--max-latency-ms",
+                "200",
             ],
             &dir.path().join(format!("{name}.log")),
         )
@@ -183,10 +226,16 @@ async fn two_workers_one_killed_mid_stream_exactly_once() {
         std::thread::sleep(Duration::from_millis(500));
     }
     let pid = a.id().to_string();
-    std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
     let status = a.wait().expect("reap a");
-    assert!(status.success(), "worker a exits cleanly on SIGTERM: {status}");
     let log = std::fs::read_to_string(dir.path().join("a.log")).unwrap_or_default();
+    assert!(
+        status.success(),
+        "worker a exits cleanly on SIGTERM: {status}\n{log}"
+    );
     assert!(log.contains("partitions assigned"), "{log}");
     assert_exactly_once(dir.path(), produced).await;
 }

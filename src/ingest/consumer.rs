@@ -97,7 +97,10 @@ impl LakeContext {
                         self.fail(format!("cannot position partition {p}: {e}"));
                     }
                 }
-                tracing::info!(?marks, "partitions assigned; resuming after the Delta markers");
+                tracing::info!(
+                    ?marks,
+                    "partitions assigned; resuming after the Delta markers"
+                );
             }
             Err(e) => self.fail(format!("cannot read Delta markers on assignment: {e}")),
         }

@@ -194,7 +194,11 @@ pub fn decode(
 }
 
 /// Per row: None when valid, or every reason it is not.
-fn validate(batch: &RecordBatch, event_time: &ArrayRef, contract: &Contract) -> Vec<Option<String>> {
+fn validate(
+    batch: &RecordBatch,
+    event_time: &ArrayRef,
+    contract: &Contract,
+) -> Vec<Option<String>> {
     let schema = batch.schema();
     let event_type = batch.column(1).as_any().downcast_ref::<StringArray>();
     let raw_ts = batch.column(2).as_any().downcast_ref::<StringArray>();
@@ -242,8 +246,8 @@ fn build_events(
         .map(|&r| buf.timestamps_ms[msg(r)].map(|ms| ms * 1000))
         .collect::<TimestampMicrosecondArray>()
         .with_timezone("UTC");
-    let ingested = TimestampMicrosecondArray::from_value(now_micros, good_rows.len())
-        .with_timezone("UTC");
+    let ingested =
+        TimestampMicrosecondArray::from_value(now_micros, good_rows.len()).with_timezone("UTC");
     let columns: Vec<ArrayRef> = vec![
         pick(batch.column(0))?,
         pick(batch.column(1))?,
@@ -318,7 +322,9 @@ mod tests {
     const GOOD: &[u8] = br#"{"user_id": 42, "event_type": "click", "timestamp": "2025-01-10T10:00:00", "page_id": 15, "session_id": "sess_12345"}"#;
 
     fn reasons(d: &Decoded) -> Vec<(i64, String)> {
-        let Some(b) = &d.dead_letters else { return vec![] };
+        let Some(b) = &d.dead_letters else {
+            return vec![];
+        };
         let off = b.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
         let r = b.column(6).as_any().downcast_ref::<StringArray>().unwrap();
         (0..b.num_rows())
@@ -333,7 +339,11 @@ mod tests {
         assert_eq!(d.dead_letter_count(), 0, "{:?}", reasons(&d));
         let ev = d.events.unwrap();
         assert_eq!(ev.num_rows(), 2);
-        let ts = ev.column(2).as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
+        let ts = ev
+            .column(2)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
         assert_eq!(ts.value(0), 1_736_503_200_000_000);
         // 23:30 at -02:00 is 01:30 UTC the next day, so the date is 2025-01-11.
         let date = cast(ev.column(5), &DataType::Utf8).unwrap();
@@ -372,10 +382,21 @@ mod tests {
         for (k, (_, want)) in cases.iter().enumerate() {
             let (offset, reason) = &got[k];
             assert_eq!(*offset, 2 * k as i64 + 1);
-            assert!(reason.contains(want), "case {k}: {reason:?} should contain {want:?}");
+            assert!(
+                reason.contains(want),
+                "case {k}: {reason:?} should contain {want:?}"
+            );
         }
-        let payload = d.dead_letters.as_ref().unwrap().column(5).as_any()
-            .downcast_ref::<datafusion::arrow::array::BinaryArray>().unwrap().value(0).to_vec();
+        let payload = d
+            .dead_letters
+            .as_ref()
+            .unwrap()
+            .column(5)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::BinaryArray>()
+            .unwrap()
+            .value(0)
+            .to_vec();
         assert_eq!(payload, b"\xff\xfe{}", "raw bytes are kept as received");
     }
 }

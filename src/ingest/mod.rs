@@ -93,14 +93,17 @@ fn client_config(opts: &IngestOptions) -> ClientConfig {
 }
 
 /// Runs ingest until `shutdown` is set (or until caught up, with `until_caught_up`).
-pub async fn run(lake: &Lake, opts: IngestOptions, shutdown: Arc<AtomicBool>) -> Result<IngestSummary> {
+pub async fn run(
+    lake: &Lake,
+    opts: IngestOptions,
+    shutdown: Arc<AtomicBool>,
+) -> Result<IngestSummary> {
     let events = lake.open_or_create(&user_events_spec()).await?;
     let dead_letters = lake.open_or_create(&dead_letters_spec()).await?;
 
     let (tx, rx) = mpsc::channel(2);
-    let consumer: Arc<LakeConsumer> = Arc::new(
-        client_config(&opts).create_with_context(LakeContext::new(&opts.topic, tx))?,
-    );
+    let consumer: Arc<LakeConsumer> =
+        Arc::new(client_config(&opts).create_with_context(LakeContext::new(&opts.topic, tx))?);
     let epoch = Arc::new(AtomicU64::new(0));
     let stats = Arc::new(Stats::default());
 

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::StructType;
-use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::{DeltaTable, DeltaTableBuilder};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -106,21 +107,26 @@ impl Lake {
             .schema
             .as_ref()
             .try_into_kernel()
-            .map_err(|e: delta_kernel_error::ArrowError| Error::Arrow(e))?;
-        let created = DeltaTable::try_from_url(url.clone())
-            .await
+            .map_err(Error::Arrow)?;
+        // `build` (not `load`): there is no log to read yet.
+        let created = DeltaTableBuilder::from_url(url.clone())
+            .and_then(|b| b.build())
             .map_err(|e| Error::delta(spec.id, e))?
             .create()
             .with_table_name(spec.id.name)
             .with_columns(columns.fields().cloned())
             .with_partition_columns(spec.partition_columns.iter().copied())
+            // Version 0 or nothing: a retried create would land as version 1 and replace the
+            // winner's metadata (a new table id) under its writers' feet.
+            .with_commit_properties(CommitProperties::default().with_max_retries(0))
             .await;
         match created {
             Ok(table) => Ok(table),
-            Err(DeltaTableError::VersionAlreadyExists(_)) => deltalake::open_table(url)
-                .await
-                .map_err(|e| Error::delta(spec.id, e)),
-            Err(e) => Err(Error::delta(spec.id, e)),
+            // Another process created it between our check and our commit: use theirs.
+            Err(e) => match deltalake::open_table(url).await {
+                Ok(table) => Ok(table),
+                Err(_) => Err(Error::delta(spec.id, e)),
+            },
         }
     }
 
@@ -137,6 +143,29 @@ impl Lake {
     }
 }
 
-mod delta_kernel_error {
-    pub use datafusion::arrow::error::ArrowError;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_first_use_creates_one_table_and_everyone_opens_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path()).unwrap();
+        let tasks: Vec<_> = (0..6)
+            .map(|_| {
+                let lake = lake.clone();
+                tokio::spawn(async move { lake.open_or_create(&dead_letters_spec()).await })
+            })
+            .collect();
+        for t in tasks {
+            let table = t.await.unwrap().unwrap();
+            assert_eq!(table.version(), Some(0));
+        }
+        let log = lake.table_path(DEAD_LETTERS).join("_delta_log");
+        assert_eq!(
+            std::fs::read_dir(log).unwrap().count(),
+            1,
+            "one commit only"
+        );
+    }
 }

@@ -26,7 +26,7 @@ pub fn topic(name: &str) -> String {
 
 pub fn lake() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lake"));
-    c.env("LAKE_LOG", "info,rdkafka=warn");
+    c.env("LAKE_LOG", "warn,lake=info");
     c.env_remove("LAKE_DIR");
     c
 }
@@ -57,7 +57,14 @@ pub fn produce_events(topic: &str, n: u64, extra: &[&str]) -> serde_json::Value 
     let events = n.to_string();
     let b = brokers();
     let mut args = vec![
-        "produce", "--brokers", &b, "--topic", topic, "--events", &events, "--json",
+        "produce",
+        "--brokers",
+        &b,
+        "--topic",
+        topic,
+        "--events",
+        &events,
+        "--json",
     ]
     .into_iter()
     .map(String::from)
@@ -72,15 +79,26 @@ pub fn ingest_until_caught_up(lake_dir: &Path, topic: &str, extra: &[&str]) -> O
     let dir = lake_dir.to_str().expect("utf-8 path");
     let b = brokers();
     let mut args = vec![
-        "ingest", "--lake", dir, "--brokers", &b, "--topic", topic, "--group", topic,
+        "ingest",
+        "--lake",
+        dir,
+        "--brokers",
+        &b,
+        "--topic",
+        topic,
+        "--group",
+        topic,
         "--until-caught-up",
     ];
     args.extend_from_slice(extra);
     run_ok(&args)
 }
 
-/// Sends raw messages (key, payload) to partition `partition` of `topic`.
-pub fn send_raw(topic: &str, partition: i32, messages: &[(Option<&[u8]>, Option<&[u8]>)]) {
+/// A raw Kafka record: (key, payload), either possibly absent.
+pub type Raw<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// Sends raw messages to partition `partition` of `topic`.
+pub fn send_raw(topic: &str, partition: i32, messages: &[Raw<'_>]) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .set("message.max.bytes", "2000000")
@@ -123,10 +141,17 @@ pub async fn ints(lake_dir: &Path, query: &str) -> Vec<i64> {
     let b = batches.iter().find(|b| b.num_rows() > 0).expect("one row");
     (0..b.num_columns())
         .map(|c| {
-            let col = datafusion::arrow::compute::cast(b.column(c), &datafusion::arrow::datatypes::DataType::Int64)
-                .expect("cast");
+            let col = datafusion::arrow::compute::cast(
+                b.column(c),
+                &datafusion::arrow::datatypes::DataType::Int64,
+            )
+            .expect("cast");
             let a = col.as_any().downcast_ref::<Int64Array>().expect("int64");
-            if a.is_null(0) { -1 } else { a.value(0) }
+            if a.is_null(0) {
+                -1
+            } else {
+                a.value(0)
+            }
         })
         .collect()
 }
@@ -146,7 +171,10 @@ pub async fn assert_exactly_once(lake_dir: &Path, produced: i64) {
     )
     .await;
     assert_eq!(rows, produced, "rows in raw.user_events");
-    assert_eq!(distinct, produced, "(kafka_partition, kafka_offset) must be unique");
+    assert_eq!(
+        distinct, produced,
+        "(kafka_partition, kafka_offset) must be unique"
+    );
     assert_eq!(span[0], produced, "offsets must be gap-free");
     assert_eq!(span[1], 0, "every partition starts at offset 0");
 }
@@ -154,4 +182,3 @@ pub async fn assert_exactly_once(lake_dir: &Path, produced: i64) {
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }
-
