@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use lake::config::{parse_kafka_override, FileConfig};
 use lake::event::Contract;
 use lake::ingest::{self, BatchLimits, IngestOptions};
+use lake::lake::maintain::{self, MaintainOptions};
 use lake::lake::Lake;
 use lake::produce::{self, ProduceOptions};
 
@@ -50,6 +51,21 @@ enum Command {
     Produce(ProduceArgs),
     /// Consume events from Kafka into raw.user_events, exactly once.
     Ingest(IngestArgs),
+    /// Compact small files, vacuum old ones and checkpoint (safe while ingest runs).
+    Maintain(MaintainArgs),
+}
+
+#[derive(Args)]
+struct MaintainArgs {
+    /// Only this table (schema.table) [default: every table in the lake]
+    #[arg(long)]
+    table: Option<String>,
+    /// Keep unreferenced files younger than this many hours
+    #[arg(long, default_value_t = 168)]
+    retention_hours: i64,
+    /// Compact files towards this size in MiB
+    #[arg(long, default_value_t = 128)]
+    target_file_mib: u64,
 }
 
 #[derive(Args)]
@@ -275,6 +291,31 @@ async fn ingest_cmd(cfg: &Resolved, a: IngestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn maintain_cmd(cfg: &Resolved, a: MaintainArgs) -> anyhow::Result<()> {
+    if a.retention_hours < 0 {
+        anyhow::bail!("--retention-hours must not be negative");
+    }
+    let target = std::num::NonZeroU64::new(a.target_file_mib.saturating_mul(1024 * 1024))
+        .context("--target-file-mib must be at least 1")?;
+    let lake = Lake::new(&cfg.lake_dir)?;
+    let opts = MaintainOptions {
+        target_file_bytes: target,
+        retention: chrono::Duration::hours(a.retention_hours),
+    };
+    let tables = match a.table {
+        Some(t) => vec![t],
+        None => maintain::list_tables(&lake)?,
+    };
+    for t in tables {
+        let r = maintain::maintain_table(&lake, &t, &opts).await?;
+        println!(
+            "{}: compacted {} files into {}, vacuumed {} files, version {}",
+            r.table, r.files_removed, r.files_added, r.files_vacuumed, r.version
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -290,6 +331,7 @@ async fn main() -> ExitCode {
         match cli.command {
             Command::Produce(a) => produce_cmd(&cfg, a).await,
             Command::Ingest(a) => ingest_cmd(&cfg, a).await,
+            Command::Maintain(a) => maintain_cmd(&cfg, a).await,
         }
     }
     .await;
