@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project, installing what the tests need first:
 #   - a single-node Apache Kafka (KRaft) from Maven Central, started once for the whole run;
-#   - a Python venv with the interop tools (deltalake, DuckDB + delta extension, Polars, ...).
+#   - a Python venv with the interop tools (deltalake, DuckDB + delta extension, Polars, ...);
+#   - docker-compose (Debian's package) to validate docker-compose.yml.
 # Both are cached under $LAKE_CACHE (default ~/.cache/lake), as is the cargo target dir.
 # Ends with pytest's summary line; exits non-zero when any step fails.
 set -euo pipefail
@@ -20,6 +21,11 @@ if [ ! -x "$venv/bin/pytest" ]; then
     rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q -r tests/python/requirements.txt
+fi
+
+step "docker-compose (validates docker-compose.yml; no engine needed)"
+if ! command -v docker-compose > /dev/null; then
+    apt-get update -qq && apt-get install -y -qq docker-compose > /dev/null
 fi
 
 step "kafka"

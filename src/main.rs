@@ -13,6 +13,7 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
 use lake::config::{parse_kafka_override, FileConfig};
+use lake::demo::{self, DemoOptions};
 use lake::event::Contract;
 use lake::ingest::{self, BatchLimits, IngestOptions};
 use lake::lake::maintain::{self, MaintainOptions};
@@ -53,6 +54,46 @@ enum Command {
     Ingest(IngestArgs),
     /// Compact small files, vacuum old ones and checkpoint (safe while ingest runs).
     Maintain(MaintainArgs),
+    /// The pipeline on this machine with an embedded broker: history, ingest, live events.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Events of history to produce first
+    #[arg(long, default_value_t = 300_000)]
+    events: u64,
+    /// Days of history, ending today
+    #[arg(long, default_value_t = 3)]
+    days: u32,
+    /// Live events per second after the history
+    #[arg(long, default_value_t = 200)]
+    rate: u64,
+    /// Stop after this long in the live phase, e.g. 30s or 5m [default: until Ctrl-C]
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Delete the lake's raw, processed and system tables first
+    #[arg(long)]
+    fresh: bool,
+    /// Random seed of the generated events
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("expected e.g. 30s, 5m or 1h, got {s:?}"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!(
+            "unknown unit {unit:?} in {s:?} (use ms, s, m or h)"
+        )),
+    }
 }
 
 #[derive(Args)]
@@ -121,17 +162,21 @@ struct IngestArgs {
     /// Static group member id: a restarted worker gets its partitions back at once
     #[arg(long, env = "LAKE_INSTANCE_ID")]
     instance_id: Option<String>,
+    /// Source name in the Delta progress markers [default: the topic]. Change it only when the
+    /// topic moves to another Kafka cluster, whose offsets start anew.
+    #[arg(long)]
+    source: Option<String>,
     /// Exit 0 once everything up to the end offsets seen at start is committed
     #[arg(long)]
     until_caught_up: bool,
-    /// Flush after this many buffered messages [default: 500000]
-    #[arg(long)]
+    /// Flush after this many buffered messages [default: 100000]
+    #[arg(long, env = "LAKE_MAX_ROWS")]
     max_rows: Option<usize>,
     /// Flush after this many buffered bytes [default: 67108864]
-    #[arg(long)]
+    #[arg(long, env = "LAKE_MAX_BYTES")]
     max_bytes: Option<usize>,
     /// Flush when the oldest buffered message is this old, in ms [default: 1000]
-    #[arg(long)]
+    #[arg(long, env = "LAKE_MAX_LATENCY_MS")]
     max_latency_ms: Option<u64>,
 }
 
@@ -251,6 +296,7 @@ async fn ingest_cmd(cfg: &Resolved, a: IngestArgs) -> anyhow::Result<()> {
     let opts = IngestOptions {
         brokers: cfg.brokers(&a.kafka),
         topic: cfg.topic(&a.kafka),
+        source: a.source.unwrap_or_else(|| cfg.topic(&a.kafka)),
         group: a
             .group
             .or_else(|| s.group.clone())
@@ -272,6 +318,7 @@ async fn ingest_cmd(cfg: &Resolved, a: IngestArgs) -> anyhow::Result<()> {
         },
         contract,
         until_caught_up: a.until_caught_up,
+        drain_on_shutdown: false,
         stats_interval: Duration::from_secs(s.stats_interval_s.unwrap_or(10).max(1)),
     };
     let summary = ingest::run(&lake, opts, shutdown_flag())
@@ -316,8 +363,51 @@ async fn maintain_cmd(cfg: &Resolved, a: MaintainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+async fn demo_cmd(cfg: &Resolved, a: DemoArgs) -> anyhow::Result<()> {
+    if a.fresh {
+        for schema in ["raw", "processed", "system"] {
+            let dir = cfg.lake_dir.join(schema);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("cannot remove {}", dir.display()))?;
+            }
+        }
+    }
+    let lake = Lake::new(&cfg.lake_dir)?;
+    let opts = DemoOptions {
+        history_events: a.events,
+        days: a.days,
+        live_rate: a.rate,
+        duration: a.duration,
+        seed: a.seed,
+    };
+    demo::run(&lake, opts, shutdown_flag()).await?;
+    Ok(())
+}
+
+/// glibc gives every thread that allocates its own arena (up to 8 per core) and keeps freed
+/// memory in them; with ingest's poll, decode and commit threads each churning through batches
+/// that doubles peak RSS (see BENCHMARKS.md). Two arenas are plenty for this process.
+fn limit_malloc_arenas() {
+    const M_ARENA_MAX: i32 = -8;
+    // SAFETY: mallopt only tunes the allocator; it is called before any other thread starts.
+    unsafe {
+        libc::mallopt(M_ARENA_MAX, 2);
+    }
+}
+
+fn main() -> ExitCode {
+    limit_malloc_arenas();
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(run()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -332,6 +422,7 @@ async fn main() -> ExitCode {
             Command::Produce(a) => produce_cmd(&cfg, a).await,
             Command::Ingest(a) => ingest_cmd(&cfg, a).await,
             Command::Maintain(a) => maintain_cmd(&cfg, a).await,
+            Command::Demo(a) => demo_cmd(&cfg, a).await,
         }
     }
     .await;

@@ -138,6 +138,17 @@ pub async fn ensure_topic(
         cfg.set(k, v);
     }
     let admin: AdminClient<DefaultClientContext> = cfg.create()?;
+    // Look first: some brokers (librdkafka's mock cluster among them) do not serve CreateTopics.
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    if metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && !t.partitions().is_empty())
+    {
+        return Ok(());
+    }
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics([&new], &opts).await? {

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use datafusion::arrow::array::{Array, BooleanArray, Int32Array, Int64Array, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
+use deltalake::kernel::Transaction;
 use deltalake::DeltaTable;
 use tokio::sync::{mpsc, oneshot};
 
@@ -54,6 +55,9 @@ pub enum Request {
     /// Committed watermarks of these partitions, read fresh from the tables.
     Watermarks {
         partitions: Vec<i32>,
+        /// The consumer is about to (re)position these partitions at the answer: from now on
+        /// it is the baseline a flush must find unchanged. Otherwise only a look.
+        reposition: bool,
         reply: oneshot::Sender<Result<BTreeMap<i32, Watermark>>>,
     },
 }
@@ -62,7 +66,8 @@ pub enum Request {
 pub type OnCommitted = Box<dyn Fn(&BTreeMap<i32, i64>) + Send>;
 
 pub struct Committer {
-    pub topic: String,
+    /// Source name in the progress markers (see [`super::IngestOptions::source`]).
+    pub source: String,
     pub events: DeltaTable,
     pub dead_letters: DeltaTable,
     /// What this worker believes is committed, per partition it has seen.
@@ -80,9 +85,20 @@ impl Committer {
     pub async fn run(mut self, mut requests: mpsc::Receiver<Request>) -> Result<()> {
         while let Some(request) = requests.recv().await {
             match request {
-                Request::Flush(flush) => self.commit_with_retries(flush).await?,
-                Request::Watermarks { partitions, reply } => {
-                    let answer = self.refresh_watermarks(&partitions).await;
+                Request::Flush(flush) => {
+                    let started = std::time::Instant::now();
+                    self.commit_with_retries(flush).await?;
+                    tracing::debug!(elapsed = ?started.elapsed(), "flush handled");
+                }
+                Request::Watermarks {
+                    partitions,
+                    reposition,
+                    reply,
+                } => {
+                    let answer = self.read_watermarks(&partitions).await;
+                    if let (true, Ok(marks)) = (reposition, &answer) {
+                        self.known.extend(marks.iter().map(|(p, w)| (*p, *w)));
+                    }
                     // The consumer may have gone away (shutdown); nothing to do then.
                     let _ = reply.send(answer);
                 }
@@ -91,19 +107,19 @@ impl Committer {
         Ok(())
     }
 
-    async fn refresh_watermarks(&mut self, partitions: &[i32]) -> Result<BTreeMap<i32, Watermark>> {
+    /// The tables' current markers for `partitions`.
+    async fn read_watermarks(&mut self, partitions: &[i32]) -> Result<BTreeMap<i32, Watermark>> {
         refresh(&mut self.events, USER_EVENTS).await?;
         refresh(&mut self.dead_letters, DEAD_LETTERS).await?;
-        let ev = offsets::committed(&self.events, &self.topic, partitions.iter().copied()).await?;
-        let dl =
-            offsets::committed(&self.dead_letters, &self.topic, partitions.iter().copied()).await?;
+        let ev = offsets::committed(&self.events, &self.source, partitions.iter().copied()).await?;
+        let dl = offsets::committed(&self.dead_letters, &self.source, partitions.iter().copied())
+            .await?;
         let mut out = BTreeMap::new();
         for p in partitions {
             let w = Watermark {
                 events: ev.get(p).copied().flatten(),
                 dead_letters: dl.get(p).copied().flatten(),
             };
-            self.known.insert(*p, w);
             out.insert(*p, w);
         }
         Ok(out)
@@ -111,10 +127,9 @@ impl Committer {
 
     async fn commit_with_retries(&mut self, flush: Flush) -> Result<()> {
         let mut attempt = 0;
-        let mut flush = flush;
         loop {
             attempt += 1;
-            match self.commit(&mut flush).await {
+            match self.commit(&flush).await {
                 Ok(()) => return Ok(()),
                 Err(e) if attempt < COMMIT_ATTEMPTS => {
                     tracing::warn!(attempt, error = %e, "commit failed; retrying");
@@ -134,7 +149,7 @@ impl Committer {
         tracing::warn!(%table, epoch, "another writer advanced our partitions; re-seeking");
     }
 
-    async fn commit(&mut self, flush: &mut Flush) -> Result<()> {
+    async fn commit(&mut self, flush: &Flush) -> Result<()> {
         if self.stale(flush) {
             return Ok(());
         }
@@ -143,7 +158,7 @@ impl Committer {
             .iter()
             .map(|p| (*p, self.known.get(p).copied().unwrap_or_default()))
             .collect();
-        let now = self.refresh_watermarks(&partitions).await?;
+        let now = self.read_watermarks(&partitions).await?;
         if now.iter().any(|(p, w)| before[p].events != w.events) {
             self.conflict(USER_EVENTS);
             return Ok(());
@@ -154,22 +169,14 @@ impl Committer {
             let w = now[&p];
             w.dead_letters.max(w.events)
         };
-        let dead = take_after(flush.decoded.dead_letters.take(), dl_floor, 1, 2)?;
-        let dead_rows = dead.as_ref().map_or(0, |b| b.num_rows());
+        // Clones (cheap: shared buffers) so that a retry of this flush still has its rows.
+        let dead = take_after(flush.decoded.dead_letters.clone(), dl_floor, 1, 2)?;
+        let dead_rows = dead.as_ref().map_or(0, |b| b.num_rows()) as u64;
         if dead_rows > 0 {
-            let markers = flush
-                .last_offsets
-                .iter()
-                .map(|(p, o)| offsets::marker(&self.topic, *p, *o))
-                .collect();
-            match append(&mut self.dead_letters, DEAD_LETTERS, dead, markers).await? {
-                CommitOutcome::Committed(_) => {
-                    for (p, o) in &flush.last_offsets {
-                        if let Some(w) = self.known.get_mut(p) {
-                            w.dead_letters = Some(*o);
-                        }
-                    }
-                }
+            let marks = new_marks(flush, dl_floor);
+            let txns = self.txns(&marks);
+            match append(&mut self.dead_letters, DEAD_LETTERS, dead, txns).await? {
+                CommitOutcome::Committed(_) => self.stats.dead_lettered(dead_rows),
                 CommitOutcome::Conflict => {
                     self.conflict(DEAD_LETTERS);
                     return Ok(());
@@ -178,28 +185,40 @@ impl Committer {
         }
 
         let ev_floor = |p: i32| now[&p].events;
-        let events = take_after(flush.decoded.events.take(), ev_floor, 6, 7)?;
-        let event_rows = events.as_ref().map_or(0, |b| b.num_rows());
-        let markers = flush
-            .last_offsets
-            .iter()
-            .map(|(p, o)| offsets::marker(&self.topic, *p, *o))
-            .collect();
-        match append(&mut self.events, USER_EVENTS, events, markers).await? {
+        let events = take_after(flush.decoded.events.clone(), ev_floor, 6, 7)?;
+        let event_rows = events.as_ref().map_or(0, |b| b.num_rows()) as u64;
+        let marks = new_marks(flush, ev_floor);
+        let txns = self.txns(&marks);
+        match append(&mut self.events, USER_EVENTS, events, txns).await? {
             CommitOutcome::Committed(version) => {
-                for (p, o) in &flush.last_offsets {
-                    if let Some(w) = self.known.get_mut(p) {
-                        w.events = Some(*o);
-                    }
+                for (p, o) in &marks {
+                    self.known.entry(*p).or_default().events = Some(*o);
                 }
-                self.stats.committed(event_rows as u64, dead_rows as u64);
+                self.stats.committed(event_rows);
                 tracing::debug!(version, event_rows, dead_rows, "committed");
-                (self.on_committed)(&flush.last_offsets);
+                (self.on_committed)(&marks);
             }
             CommitOutcome::Conflict => self.conflict(USER_EVENTS),
         }
         Ok(())
     }
+
+    fn txns(&self, marks: &BTreeMap<i32, i64>) -> Vec<Transaction> {
+        marks
+            .iter()
+            .map(|(p, o)| offsets::marker(&self.source, *p, *o))
+            .collect()
+    }
+}
+
+/// The markers a flush sets: its last offsets, but never below what a table already has (after
+/// a crash the dead-letter table can be ahead of a replay; markers must not move back).
+fn new_marks(flush: &Flush, floor: impl Fn(i32) -> Option<i64>) -> BTreeMap<i32, i64> {
+    flush
+        .last_offsets
+        .iter()
+        .map(|(p, o)| (*p, floor(*p).map_or(*o, |f| f.max(*o))))
+        .collect()
 }
 
 async fn refresh(table: &mut DeltaTable, id: TableId) -> Result<()> {

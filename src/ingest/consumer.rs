@@ -1,6 +1,6 @@
 //! The Kafka side of ingest: a consumer-group member on its own thread that polls messages,
-//! buffers them, decodes a buffer when it is full or old enough, and hands it to the
-//! [`Committer`](super::committer::Committer).
+//! buffers them, and hands a buffer on (to [`decode`](super::decode) and then the
+//! [`Committer`](super::committer::Committer)) when it is full or old enough.
 //!
 //! On every partition assignment the rebalance callback asks the committer for the partitions'
 //! markers in Delta and starts each partition right after its marker; Kafka's own committed
@@ -12,14 +12,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Message as _, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 
 use super::buffer::{Message, MessageBuffer};
-use super::committer::{Flush, Request, Watermark};
-use super::decode::decode;
+use super::committer::{Request, Watermark};
+use super::decode::Handoff;
 use super::stats::{Reporter, Stats};
 use super::IngestOptions;
 use crate::error::{Error, Result};
@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 /// Client context: rebalance handling that positions partitions from the Delta markers.
 pub struct LakeContext {
     topic: String,
-    requests: mpsc::Sender<Request>,
+    requests: mpsc::Sender<Handoff>,
     /// Partitions revoked since the loop last looked; their buffered messages are dropped.
     revoked: Mutex<Vec<i32>>,
     assigned: Mutex<BTreeSet<i32>>,
@@ -36,7 +36,7 @@ pub struct LakeContext {
 }
 
 impl LakeContext {
-    pub fn new(topic: &str, requests: mpsc::Sender<Request>) -> Self {
+    pub fn new(topic: &str, requests: mpsc::Sender<Handoff>) -> Self {
         Self {
             topic: topic.to_string(),
             requests,
@@ -48,10 +48,18 @@ impl LakeContext {
 
     /// Asks the committer, from this (non-async) thread, for fresh markers. Because requests are
     /// served in order, this also waits until every flush sent before is committed.
-    fn watermarks(&self, partitions: Vec<i32>) -> Result<BTreeMap<i32, Watermark>> {
+    fn watermarks(
+        &self,
+        partitions: Vec<i32>,
+        reposition: bool,
+    ) -> Result<BTreeMap<i32, Watermark>> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .blocking_send(Request::Watermarks { partitions, reply })
+            .blocking_send(Handoff::Pass(Request::Watermarks {
+                partitions,
+                reposition,
+                reply,
+            }))
             .map_err(|_| Error::Other("committer stopped".into()))?;
         answer
             .blocking_recv()
@@ -89,7 +97,7 @@ impl LakeContext {
             .iter()
             .map(|e| e.partition())
             .collect();
-        match self.watermarks(partitions.clone()) {
+        match self.watermarks(partitions.clone(), true) {
             Ok(marks) => {
                 for (p, w) in &marks {
                     let start = w.resume_at().map_or(Offset::Beginning, Offset::Offset);
@@ -118,7 +126,7 @@ impl LakeContext {
 
     fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
         // Let in-flight flushes land before the partitions go to another worker.
-        if let Err(e) = self.watermarks(Vec::new()) {
+        if let Err(e) = self.watermarks(Vec::new(), false) {
             tracing::warn!("committer unavailable during revoke: {e}");
         }
         let partitions: Vec<i32> = tpl
@@ -158,9 +166,17 @@ impl ConsumerContext for LakeContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.on_assign(consumer, tpl),
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => self.on_revoke(consumer, tpl),
             other => {
-                tracing::warn!(?other, "rebalance error");
+                tracing::warn!(?other, "rebalance error; dropping the assignment");
                 if let Err(e) = consumer.unassign() {
                     tracing::warn!("unassign failed: {e}");
+                }
+                let lost: Vec<i32> = self
+                    .assigned
+                    .lock()
+                    .map(|mut a| std::mem::take(&mut *a).into_iter().collect())
+                    .unwrap_or_default();
+                if let Ok(mut r) = self.revoked.lock() {
+                    r.extend(lost);
                 }
             }
         }
@@ -214,7 +230,8 @@ pub fn poll_loop(
     epoch: &AtomicU64,
     shutdown: &AtomicBool,
     stats: &Stats,
-    ends: Option<BTreeMap<i32, i64>>,
+    mirror: &Mutex<BTreeMap<i32, i64>>,
+    mut ends: Option<BTreeMap<i32, i64>>,
 ) -> Result<Stop> {
     let ctx = consumer.context();
     let requests = &ctx.requests;
@@ -224,22 +241,18 @@ pub fn poll_loop(
     let mut reporter = Reporter::default();
     let mut last_report = Instant::now();
     let mut last_caught_up_check = Instant::now();
+    let mut last_mirror = Instant::now();
     let poll_timeout = Duration::from_millis(50);
 
     let flush = |buffer: &mut MessageBuffer, my_epoch: u64| -> Result<()> {
         if buffer.is_empty() {
             return Ok(());
         }
-        let full = std::mem::take(buffer);
-        let now = chrono::Utc::now().timestamp_micros();
-        let decoded = decode(&full, &opts.topic, &opts.contract, now)?;
-        let last_offsets = full.spans().iter().map(|(p, (_, l))| (*p, *l)).collect();
         requests
-            .blocking_send(Request::Flush(Flush {
+            .blocking_send(Handoff::Messages {
                 epoch: my_epoch,
-                decoded,
-                last_offsets,
-            }))
+                buffer: std::mem::take(buffer),
+            })
             .map_err(|_| Error::Other("committer stopped".into()))
     };
 
@@ -248,20 +261,36 @@ pub fn poll_loop(
             return Err(Error::Other(why));
         }
         if shutdown.load(Ordering::SeqCst) {
-            break Stop::Shutdown;
+            if !opts.drain_on_shutdown {
+                break Stop::Shutdown;
+            }
+            if ends.is_none() {
+                let now = end_offsets(consumer, &opts.topic)?;
+                tracing::info!(ends = ?now, "draining up to these end offsets before stopping");
+                ends = Some(now);
+            }
         }
         let current = epoch.load(Ordering::SeqCst);
         if current != my_epoch {
             // Our view of progress was stale: forget the buffer and restart after the markers.
             buffer = MessageBuffer::default();
             oldest = None;
-            let assigned = ctx.assigned();
-            let marks = ctx.watermarks(assigned)?;
+            let marks = ctx.watermarks(ctx.assigned(), true)?;
+            let mut all_seeked = true;
             for (p, w) in marks {
                 let start = w.resume_at().map_or(Offset::Beginning, Offset::Offset);
-                consumer.seek(&opts.topic, p, start, Duration::from_secs(10))?;
+                if let Err(e) = consumer.seek(&opts.topic, p, start, Duration::from_secs(10)) {
+                    // E.g. fetching has not started yet: try again on the next turn.
+                    tracing::warn!("seek of partition {p} failed, retrying: {e}");
+                    all_seeked = false;
+                }
             }
-            my_epoch = current;
+            if all_seeked {
+                my_epoch = current;
+            } else {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
         }
 
         let polled = consumer.poll(poll_timeout);
@@ -282,6 +311,7 @@ pub fn poll_loop(
                 });
                 oldest.get_or_insert_with(Instant::now);
             }
+            Some(Err(e @ KafkaError::MessageConsumptionFatal(_))) => return Err(e.into()),
             Some(Err(e)) => tracing::warn!("kafka: {e}"),
             None => {}
         }
@@ -293,6 +323,10 @@ pub fn poll_loop(
             oldest = None;
         }
 
+        if last_mirror.elapsed() >= Duration::from_secs(1) {
+            mirror_offsets(consumer, &opts.topic, mirror);
+            last_mirror = Instant::now();
+        }
         if last_report.elapsed() >= opts.stats_interval {
             update_lag(consumer, &opts.topic, stats);
             reporter.report(stats);
@@ -301,7 +335,7 @@ pub fn poll_loop(
         if let Some(ends) = &ends {
             if buffer.is_empty() && last_caught_up_check.elapsed() >= Duration::from_millis(200) {
                 last_caught_up_check = Instant::now();
-                let marks = ctx.watermarks(ends.keys().copied().collect())?;
+                let marks = ctx.watermarks(ends.keys().copied().collect(), false)?;
                 if caught_up(ends, &marks) {
                     break Stop::CaughtUp;
                 }
@@ -310,7 +344,8 @@ pub fn poll_loop(
     };
     flush(&mut buffer, my_epoch)?;
     // Wait for every flush to be committed before the consumer leaves the group.
-    ctx.watermarks(Vec::new())?;
+    ctx.watermarks(Vec::new(), false)?;
+    mirror_offsets(consumer, &opts.topic, mirror);
     update_lag(consumer, &opts.topic, stats);
     reporter.report(stats);
     Ok(stop)
@@ -335,10 +370,18 @@ fn update_lag(consumer: &LakeConsumer, topic: &str, stats: &Stats) {
     }
 }
 
-/// Mirrors committed markers to Kafka's group offsets so standard tools show the lag.
-pub fn mirror_offsets(consumer: &LakeConsumer, topic: &str, last: &BTreeMap<i32, i64>) {
+/// Mirrors the markers committed since the last call (left in `pending` by the committer) to
+/// Kafka's group offsets, so that standard tools show the lag. Runs on the consumer's thread.
+fn mirror_offsets(consumer: &LakeConsumer, topic: &str, pending: &Mutex<BTreeMap<i32, i64>>) {
+    let last = match pending.lock() {
+        Ok(mut p) => std::mem::take(&mut *p),
+        Err(_) => return,
+    };
+    if last.is_empty() {
+        return;
+    }
     let mut tpl = TopicPartitionList::new();
-    for (p, o) in last {
+    for (p, o) in &last {
         if tpl
             .add_partition_offset(topic, *p, Offset::Offset(o + 1))
             .is_err()

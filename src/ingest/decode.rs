@@ -11,13 +11,54 @@ use datafusion::arrow::array::{
     Array, ArrayRef, BinaryBuilder, Int32Array, Int64Array, RecordBatch, StringArray,
     StringBuilder, TimestampMicrosecondArray, UInt32Array,
 };
-use datafusion::arrow::compute::{cast, take};
+use datafusion::arrow::compute::{cast, concat_batches, take};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::json::reader::{Decoder, ReaderBuilder};
 
+use tokio::sync::mpsc;
+
 use super::buffer::MessageBuffer;
+use super::committer::{Flush, Request};
+use crate::error::Error;
 use crate::event::{Contract, DEAD_LETTERS_SCHEMA, EVENTS_SCHEMA, MESSAGE_SCHEMA};
+
+/// What the consumer hands on: a buffer to decode, or a request for the committer, passed
+/// through in order (so a request still waits for every buffer sent before it).
+pub enum Handoff {
+    Messages { epoch: u64, buffer: MessageBuffer },
+    Pass(Request),
+}
+
+/// The decode stage, on its own thread between the consumer and the committer so that polling,
+/// decoding and writing overlap. Ends when the consumer hangs up or the committer is gone.
+pub fn run_stage(
+    mut input: mpsc::Receiver<Handoff>,
+    output: mpsc::Sender<Request>,
+    topic: &str,
+    contract: &Contract,
+) -> Result<(), Error> {
+    while let Some(item) = input.blocking_recv() {
+        let request = match item {
+            Handoff::Pass(request) => request,
+            Handoff::Messages { epoch, buffer } => {
+                let started = std::time::Instant::now();
+                let now = chrono::Utc::now().timestamp_micros();
+                let decoded = decode(&buffer, topic, contract, now)?;
+                tracing::debug!(messages = buffer.len(), elapsed = ?started.elapsed(), "decoded");
+                Request::Flush(Flush {
+                    epoch,
+                    decoded,
+                    last_offsets: buffer.spans().iter().map(|(p, (_, l))| (*p, *l)).collect(),
+                })
+            }
+        };
+        if output.blocking_send(request).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
 
 /// The outcome of decoding one buffer.
 #[derive(Debug)]
@@ -67,48 +108,84 @@ fn strip_prefix(e: &ArrowError) -> String {
 }
 
 /// Decodes `candidates` (indexes into `buf`) into one batch of [`MESSAGE_SCHEMA`]; messages
-/// that arrow-json rejects are moved to `rejected` with the reason.
+/// that arrow-json rejects are moved to `rejected` with the reason. Returns the indexes of the
+/// decoded rows, in row order.
+///
+/// A decoder's state after a syntax error is unspecified, so a bad message closes the current
+/// run of good ones, which is decoded afresh: every message is fed at most twice.
 fn decode_json(
     buf: &MessageBuffer,
-    mut candidates: Vec<usize>,
+    candidates: Vec<usize>,
     rejected: &mut Vec<(usize, String)>,
 ) -> Result<(Vec<usize>, Option<RecordBatch>), ArrowError> {
-    loop {
-        let mut decoder = new_decoder(candidates.len())?;
-        let mut failed = None;
-        for (pos, &i) in candidates.iter().enumerate() {
-            if let Err(reason) = feed(&mut decoder, buf.payload(i).unwrap_or_default()) {
-                failed = Some((pos, reason));
-                break;
-            }
-        }
-        if let Some((pos, reason)) = failed {
-            // The decoder's state after an error is unspecified: drop the culprit and start over.
-            rejected.push((candidates.remove(pos), reason));
-            continue;
-        }
-        match decoder.flush() {
-            Ok(batch) => return Ok((candidates, batch)),
-            Err(_) => {
-                // A value of the wrong type somewhere: find every culprit, one message at a time.
-                let before = candidates.len();
-                candidates.retain(|&i| match decode_one(buf.payload(i).unwrap_or_default()) {
-                    Ok(()) => true,
-                    Err(reason) => {
-                        rejected.push((i, reason));
-                        false
-                    }
-                });
-                if candidates.len() == before {
-                    // Every message decodes alone but not together: should not happen; fail
-                    // loudly rather than dead-letter good data.
-                    return Err(ArrowError::JsonError(
-                        "batch failed to decode although each message decodes".into(),
-                    ));
-                }
+    let total = candidates.len();
+    let mut decoder = new_decoder(total)?;
+    let mut run: Vec<usize> = Vec::new();
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    let mut clean = true;
+    for i in candidates {
+        match feed(&mut decoder, buf.payload(i).unwrap_or_default()) {
+            Ok(()) => run.push(i),
+            Err(reason) => {
+                rejected.push((i, reason));
+                runs.push(std::mem::take(&mut run));
+                decoder = new_decoder(total)?;
+                clean = false;
             }
         }
     }
+    if clean {
+        // The common case: one decoder saw every message and is in a good state.
+        return flush_run(buf, run, Some(decoder), rejected);
+    }
+    runs.push(run);
+    let mut rows = Vec::new();
+    let mut batches = Vec::new();
+    for run in runs.into_iter().filter(|r| !r.is_empty()) {
+        let (idx, batch) = flush_run(buf, run, None, rejected)?;
+        rows.extend(idx);
+        batches.extend(batch);
+    }
+    if batches.is_empty() {
+        return Ok((rows, None));
+    }
+    let batch = concat_batches(&MESSAGE_SCHEMA, &batches)?;
+    Ok((rows, Some(batch)))
+}
+
+/// Turns a run of syntactically valid messages into a batch, using `fed` if it already holds
+/// exactly this run. A value of the wrong type fails the whole flush: then each message is
+/// decoded alone to find the culprits, and the rest once more together.
+fn flush_run(
+    buf: &MessageBuffer,
+    mut run: Vec<usize>,
+    fed: Option<Decoder>,
+    rejected: &mut Vec<(usize, String)>,
+) -> Result<(Vec<usize>, Option<RecordBatch>), ArrowError> {
+    let mut decoder = match fed {
+        Some(d) => d,
+        None => refeed(buf, &run)?,
+    };
+    if let Ok(batch) = decoder.flush() {
+        return Ok((run, batch));
+    }
+    run.retain(|&i| match decode_one(buf.payload(i).unwrap_or_default()) {
+        Ok(()) => true,
+        Err(reason) => {
+            rejected.push((i, reason));
+            false
+        }
+    });
+    let batch = refeed(buf, &run)?.flush()?;
+    Ok((run, batch))
+}
+
+fn refeed(buf: &MessageBuffer, run: &[usize]) -> Result<Decoder, ArrowError> {
+    let mut decoder = new_decoder(run.len())?;
+    for &i in run {
+        feed(&mut decoder, buf.payload(i).unwrap_or_default()).map_err(ArrowError::JsonError)?;
+    }
+    Ok(decoder)
 }
 
 fn decode_one(text: &[u8]) -> Result<(), String> {
@@ -226,6 +303,11 @@ fn validate(
         .collect()
 }
 
+/// Kafka timestamps are producer-set: an absurd one becomes null rather than overflowing.
+fn ms_to_micros(ms: i64) -> Option<i64> {
+    ms.checked_mul(1000)
+}
+
 fn build_events(
     buf: &MessageBuffer,
     batch: &RecordBatch,
@@ -243,7 +325,7 @@ fn build_events(
     let offsets: Int64Array = good_rows.iter().map(|&r| buf.offsets[msg(r)]).collect();
     let kafka_ts: TimestampMicrosecondArray = good_rows
         .iter()
-        .map(|&r| buf.timestamps_ms[msg(r)].map(|ms| ms * 1000))
+        .map(|&r| buf.timestamps_ms[msg(r)].and_then(ms_to_micros))
         .collect::<TimestampMicrosecondArray>()
         .with_timezone("UTC");
     let ingested =
@@ -275,7 +357,7 @@ fn build_dead_letters(
     let offsets: Int64Array = rejected.iter().map(|(i, _)| buf.offsets[*i]).collect();
     let kafka_ts = rejected
         .iter()
-        .map(|(i, _)| buf.timestamps_ms[*i].map(|ms| ms * 1000))
+        .map(|(i, _)| buf.timestamps_ms[*i].and_then(ms_to_micros))
         .collect::<TimestampMicrosecondArray>()
         .with_timezone("UTC");
     let mut keys = BinaryBuilder::new();
@@ -398,5 +480,24 @@ mod tests {
             .value(0)
             .to_vec();
         assert_eq!(payload, b"\xff\xfe{}", "raw bytes are kept as received");
+    }
+
+    #[test]
+    fn many_syntax_errors_among_good_messages_keep_every_good_row_in_order() {
+        let mut payloads: Vec<Option<&[u8]>> = Vec::new();
+        for i in 0..3000 {
+            payloads.push(Some(if i % 3 == 1 {
+                b"{oops".as_slice()
+            } else {
+                GOOD
+            }));
+        }
+        let buf = buffer(&payloads);
+        let d = decode(&buf, "t", &Contract::default(), 0).unwrap();
+        assert_eq!((d.event_count(), d.dead_letter_count()), (2000, 1000));
+        let ev = d.events.unwrap();
+        let offsets = ev.column(7).as_any().downcast_ref::<Int64Array>().unwrap();
+        let want: Vec<i64> = (0..3000).filter(|i| i % 3 != 1).collect();
+        assert_eq!(offsets.values().to_vec(), want);
     }
 }

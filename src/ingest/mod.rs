@@ -2,8 +2,9 @@
 //!
 //! Data flows one way: [`consumer`] polls and buffers → [`decode`] turns a buffer into rows and
 //! dead letters → [`committer`] commits them with the progress markers of [`offsets`] through
-//! [`writer`]. The consumer runs on its own thread (librdkafka is blocking); the committer is an
-//! async task; they talk over a bounded channel so a slow commit slows polling down.
+//! [`writer`]. The consumer and the decoder each run on a thread of their own (librdkafka is
+//! blocking, decoding is CPU work); the committer is an async task. Bounded channels link them,
+//! so a slow commit slows polling down.
 
 pub mod buffer;
 pub mod committer;
@@ -15,7 +16,7 @@ pub mod writer;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -40,7 +41,7 @@ pub struct BatchLimits {
 impl Default for BatchLimits {
     fn default() -> Self {
         Self {
-            max_rows: 500_000,
+            max_rows: 100_000,
             max_bytes: 64 * 1024 * 1024,
             max_latency: Duration::from_secs(1),
         }
@@ -51,6 +52,9 @@ impl Default for BatchLimits {
 pub struct IngestOptions {
     pub brokers: String,
     pub topic: String,
+    /// Name of the event source in the progress markers; normally the topic. Offsets are only
+    /// meaningful for one topic on one cluster, so a different cluster needs a different name.
+    pub source: String,
     pub group: String,
     /// Static group membership: a restarted worker with the same id gets its partitions back
     /// at once instead of after the session timeout.
@@ -60,6 +64,8 @@ pub struct IngestOptions {
     pub batch: BatchLimits,
     pub contract: Contract,
     pub until_caught_up: bool,
+    /// On shutdown, first ingest everything up to the end offsets of that moment.
+    pub drain_on_shutdown: bool,
     pub stats_interval: Duration,
 }
 
@@ -82,7 +88,12 @@ fn client_config(opts: &IngestOptions) -> ClientConfig {
         // A crashed worker's partitions move on within seconds, not the 45 s default.
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1500")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // librdkafka pauses a partition's fetches for this long once its local queue is full;
+        // the 1 s default leaves ingest idle between buffers during a catch-up.
+        .set("fetch.queue.backoff.ms", "10")
+        // Prefetch less (default 64 MiB): the buffers downstream hold the rest.
+        .set("queued.max.messages.kbytes", "32768");
     if let Some(id) = &opts.instance_id {
         cfg.set("group.instance.id", id);
     }
@@ -101,25 +112,32 @@ pub async fn run(
     let events = lake.open_or_create(&user_events_spec()).await?;
     let dead_letters = lake.open_or_create(&dead_letters_spec()).await?;
 
-    let (tx, rx) = mpsc::channel(2);
-    let consumer: Arc<LakeConsumer> =
-        Arc::new(client_config(&opts).create_with_context(LakeContext::new(&opts.topic, tx))?);
+    // consumer thread → decode thread → committer task; one item in flight per hop.
+    let (handoff_tx, handoff_rx) = mpsc::channel(1);
+    let (tx, rx) = mpsc::channel(1);
+    let consumer: Arc<LakeConsumer> = Arc::new(
+        client_config(&opts).create_with_context(LakeContext::new(&opts.topic, handoff_tx))?,
+    );
+    let (topic, contract) = (opts.topic.clone(), opts.contract.clone());
+    let decoding =
+        tokio::task::spawn_blocking(move || decode::run_stage(handoff_rx, tx, &topic, &contract));
     let epoch = Arc::new(AtomicU64::new(0));
     let stats = Arc::new(Stats::default());
 
-    // Weak: the committer must not keep the consumer (and so the channel) alive.
-    let mirror = Arc::downgrade(&consumer);
-    let topic = opts.topic.clone();
+    // Markers to mirror to Kafka's group offsets; the consumer thread does the mirroring (the
+    // committer must not hold the consumer: dropping it there would block an async thread).
+    let mirror: Arc<Mutex<BTreeMap<i32, i64>>> = Arc::default();
+    let committed_marks = mirror.clone();
     let committer = Committer {
-        topic: opts.topic.clone(),
+        source: opts.source.clone(),
         events,
         dead_letters,
         known: BTreeMap::new(),
         epoch: epoch.clone(),
         stats: stats.clone(),
-        on_committed: Box::new(move |last| {
-            if let Some(c) = mirror.upgrade() {
-                consumer::mirror_offsets(&c, &topic, last);
+        on_committed: Box::new(move |marks| {
+            if let Ok(mut m) = committed_marks.lock() {
+                m.extend(marks.iter().map(|(p, o)| (*p, *o)));
             }
         }),
     };
@@ -135,7 +153,15 @@ pub async fn run(
             None
         };
         consumer.subscribe(&[&opts.topic])?;
-        let stop = consumer::poll_loop(&consumer, &opts, &epoch, &shutdown, &thread_stats, ends);
+        let stop = consumer::poll_loop(
+            &consumer,
+            &opts,
+            &epoch,
+            &shutdown,
+            &thread_stats,
+            &mirror,
+            ends,
+        );
         drop(consumer);
         stop
     });
@@ -143,11 +169,15 @@ pub async fn run(
     let polled = polling
         .await
         .map_err(|e| Error::Other(format!("consumer thread: {e}")))?;
+    let decoded = decoding
+        .await
+        .map_err(|e| Error::Other(format!("decode thread: {e}")))?;
     let committed = committer
         .await
         .map_err(|e| Error::Other(format!("committer task: {e}")))?;
-    // A committer failure is the root cause of a consumer-side "committer stopped".
+    // A committer or decoder failure is the root cause of a consumer-side "committer stopped".
     committed?;
+    decoded?;
     let stop = polled?;
     let (events, dead_letters, commits) = stats.totals();
     Ok(IngestSummary {

@@ -15,10 +15,15 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn committed(&self, events: u64, dead_letters: u64) {
+    /// An events commit landed with `events` rows.
+    pub fn committed(&self, events: u64) {
         self.events.fetch_add(events, Ordering::Relaxed);
-        self.dead_letters.fetch_add(dead_letters, Ordering::Relaxed);
         self.commits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A dead-letter commit landed with `rows` rows.
+    pub fn dead_lettered(&self, rows: u64) {
+        self.dead_letters.fetch_add(rows, Ordering::Relaxed);
     }
 
     pub fn totals(&self) -> (u64, u64, u64) {

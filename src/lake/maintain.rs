@@ -115,11 +115,7 @@ pub async fn maintain_table(
         files_removed: compacted.num_files_removed,
         files_added: compacted.num_files_added,
         files_vacuumed: vacuumed.files_deleted.len(),
-        version: table
-            .version()
-            .unwrap_or_default()
-            .try_into()
-            .unwrap_or_default(),
+        version: table.version().unwrap_or_default(),
     })
 }
 
@@ -152,6 +148,45 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn appends_write_a_checkpoint_every_hundred_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path()).unwrap();
+        let mut table = lake.open_or_create(&dead_letters_spec()).await.unwrap();
+        for offset in 0..100 {
+            append(
+                &mut table,
+                DEAD_LETTERS,
+                Some(dead_letters(offset)),
+                vec![marker("t", 0, offset)],
+            )
+            .await
+            .unwrap();
+        }
+        let log = lake.table_path(DEAD_LETTERS).join("_delta_log");
+        let checkpoints = std::fs::read_dir(&log)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().ends_with(".checkpoint.parquet")
+            })
+            .count();
+        assert_eq!(
+            checkpoints, 1,
+            "delta-rs checkpoints every 100 versions by default"
+        );
+        assert!(log.join("_last_checkpoint").exists());
+        let reopened = lake.open(DEAD_LETTERS).await.unwrap().unwrap();
+        let marks = crate::ingest::offsets::committed(&reopened, "t", [0])
+            .await
+            .unwrap();
+        assert_eq!(
+            marks[&0],
+            Some(99),
+            "markers are read back through the checkpoint"
+        );
     }
 
     #[tokio::test]

@@ -98,9 +98,18 @@ impl Lake {
         let url = self.table_url(spec.id)?;
         let path = self.table_path(spec.id);
         if path.join("_delta_log").exists() {
-            return deltalake::open_table(url)
-                .await
-                .map_err(|e| Error::delta(spec.id, e));
+            // Another process may be between creating the folder and committing version 0.
+            let mut attempts = 0;
+            loop {
+                match deltalake::open_table(url.clone()).await {
+                    Ok(table) => return Ok(table),
+                    Err(_) if attempts < 20 => {
+                        attempts += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    Err(e) => return Err(Error::delta(spec.id, e)),
+                }
+            }
         }
         std::fs::create_dir_all(&path).map_err(|e| Error::io(path.display(), e))?;
         let columns: StructType = spec

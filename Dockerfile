@@ -1,0 +1,15 @@
+# The `lake` image: one static-ish binary on a slim Debian.
+FROM rust:1.95-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends cmake && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+RUN cargo build --release --locked --bin lake
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/lake /usr/local/bin/lake
+WORKDIR /lake
+ENV LAKE_DIR=/lake/data
+ENTRYPOINT ["lake"]

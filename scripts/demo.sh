@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds lake (release) and runs `lake demo`: an embedded broker, a few days of history,
+# ingest, then live events until Ctrl-C. Extra arguments go to `lake demo`
+# (e.g. --fresh, --duration 30s, --lake DIR).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${LAKE_CACHE:-$HOME/.cache/lake}/target}
+cargo build --release --quiet --bin lake
+exec "$CARGO_TARGET_DIR/release/lake" demo "$@"
