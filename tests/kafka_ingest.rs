@@ -57,8 +57,6 @@ async fn hundred_thousand_events_land_exactly_once_with_matching_type_counts() {
 async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let topic = topic("crash");
     let dir = tempdir();
-    let lake_dir = dir.path().to_str().expect("utf-8").to_string();
-    let b = brokers();
     // A producer streams in the background while ingest is killed again and again.
     let producer = std::thread::spawn({
         let topic = topic.clone();
@@ -69,24 +67,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let started = Instant::now();
     while kills < 12 {
         let log = dir.path().join(format!("ingest-{kills}.log"));
-        let mut child = spawn(
-            &[
-                "ingest",
-                "--lake",
-                &lake_dir,
-                "--brokers",
-                &b,
-                "--topic",
-                &topic,
-                "--group",
-                &topic,
-                "--instance-id",
-                "crash-worker",
-                "--max-latency-ms",
-                "200",
-            ],
-            &log,
-        );
+        let mut child = spawn_ingest(dir.path(), &topic, &["--instance-id", "crash-worker"], &log);
         std::thread::sleep(Duration::from_millis(rng.random_range(700..2500)));
         child.kill().expect("SIGKILL");
         child.wait().expect("reap");
@@ -177,26 +158,15 @@ async fn assert_exactly_once_mixed(dir: &std::path::Path, goods: i64, deads: i64
 async fn two_workers_one_killed_mid_stream_exactly_once() {
     let topic = topic("group");
     let dir = tempdir();
-    let lake_dir = dir.path().to_str().expect("utf-8").to_string();
     let b = brokers();
     lake::produce::ensure_topic(&b, &topic, 3, &Default::default())
         .await
         .expect("topic");
     let worker = |name: &str| {
-        spawn(
-            &[
-                "ingest",
-                "--lake",
-                &lake_dir,
-                "--brokers",
-                &b,
-                "--topic",
-                &topic,
-                "--group",
-                &topic,
-                "--max-latency-ms",
-                "200",
-            ],
+        spawn_ingest(
+            dir.path(),
+            &topic,
+            &[],
             &dir.path().join(format!("{name}.log")),
         )
     };

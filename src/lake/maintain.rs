@@ -150,21 +150,24 @@ mod tests {
         .unwrap()
     }
 
-    #[tokio::test]
-    async fn appends_write_a_checkpoint_every_hundred_commits() {
+    /// A dead-letter table with `commits` one-row appends, each marking its offset.
+    async fn table_with_commits(commits: i64) -> (tempfile::TempDir, Lake, DeltaTable) {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::new(dir.path()).unwrap();
         let mut table = lake.open_or_create(&dead_letters_spec()).await.unwrap();
-        for offset in 0..100 {
-            append(
-                &mut table,
-                DEAD_LETTERS,
-                Some(dead_letters(offset)),
-                vec![marker("t", 0, offset)],
-            )
-            .await
-            .unwrap();
+        for offset in 0..commits {
+            let rows = Some(dead_letters(offset));
+            let outcome = append(&mut table, DEAD_LETTERS, rows, vec![marker("t", 0, offset)])
+                .await
+                .unwrap();
+            assert!(matches!(outcome, CommitOutcome::Committed(_)));
         }
+        (dir, lake, table)
+    }
+
+    #[tokio::test]
+    async fn appends_write_a_checkpoint_every_hundred_commits() {
+        let (_dir, lake, _) = table_with_commits(100).await;
         let log = lake.table_path(DEAD_LETTERS).join("_delta_log");
         let checkpoints = std::fs::read_dir(&log)
             .unwrap()
@@ -191,20 +194,7 @@ mod tests {
 
     #[tokio::test]
     async fn compaction_merges_small_files_and_keeps_rows_and_markers() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::new(dir.path()).unwrap();
-        let mut table = lake.open_or_create(&dead_letters_spec()).await.unwrap();
-        for offset in 0..5 {
-            let outcome = append(
-                &mut table,
-                DEAD_LETTERS,
-                Some(dead_letters(offset)),
-                vec![marker("t", 0, offset)],
-            )
-            .await
-            .unwrap();
-            assert!(matches!(outcome, CommitOutcome::Committed(_)));
-        }
+        let (_dir, lake, table) = table_with_commits(5).await;
         assert_eq!(table.snapshot().unwrap().log_data().num_files(), 5);
         let r = maintain_table(
             &lake,

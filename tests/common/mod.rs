@@ -53,32 +53,11 @@ pub fn spawn(args: &[&str], log: &Path) -> Child {
         .expect("spawn lake")
 }
 
-pub fn produce_events(topic: &str, n: u64, extra: &[&str]) -> serde_json::Value {
-    let events = n.to_string();
-    let b = brokers();
-    let mut args = vec![
-        "produce",
-        "--brokers",
-        &b,
-        "--topic",
-        topic,
-        "--events",
-        &events,
-        "--json",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect::<Vec<_>>();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run_ok(&args);
-    serde_json::from_slice(&out.stdout).expect("produce --json prints JSON")
-}
-
-pub fn ingest_until_caught_up(lake_dir: &Path, topic: &str, extra: &[&str]) -> Output {
+/// `lake ingest` of `topic` (group = topic) into `lake_dir`, then `extra`.
+fn ingest_args(lake_dir: &Path, topic: &str, extra: &[&str]) -> Vec<String> {
     let dir = lake_dir.to_str().expect("utf-8 path");
     let b = brokers();
-    let mut args = vec![
+    let base = [
         "ingest",
         "--lake",
         dir,
@@ -88,10 +67,44 @@ pub fn ingest_until_caught_up(lake_dir: &Path, topic: &str, extra: &[&str]) -> O
         topic,
         "--group",
         topic,
-        "--until-caught-up",
     ];
-    args.extend_from_slice(extra);
-    run_ok(&args)
+    base.iter().chain(extra).map(|s| s.to_string()).collect()
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// Starts `lake ingest` in the background, committing every 200 ms, logging to `log`.
+pub fn spawn_ingest(lake_dir: &Path, topic: &str, extra: &[&str], log: &Path) -> Child {
+    let mut more = vec!["--max-latency-ms", "200"];
+    more.extend_from_slice(extra);
+    spawn(&strs(&ingest_args(lake_dir, topic, &more)), log)
+}
+
+/// Runs `lake ingest --until-caught-up` to completion.
+pub fn ingest_until_caught_up(lake_dir: &Path, topic: &str, extra: &[&str]) -> Output {
+    let mut more = vec!["--until-caught-up"];
+    more.extend_from_slice(extra);
+    run_ok(&strs(&ingest_args(lake_dir, topic, &more)))
+}
+
+/// Runs `lake produce --json` for `n` events and returns its summary.
+pub fn produce_events(topic: &str, n: u64, extra: &[&str]) -> serde_json::Value {
+    let (b, events) = (brokers(), n.to_string());
+    let base = [
+        "produce",
+        "--brokers",
+        &b,
+        "--topic",
+        topic,
+        "--events",
+        &events,
+        "--json",
+    ];
+    let args: Vec<String> = base.iter().chain(extra).map(|s| s.to_string()).collect();
+    let out = run_ok(&strs(&args));
+    serde_json::from_slice(&out.stdout).expect("produce --json prints JSON")
 }
 
 /// A raw Kafka record: (key, payload), either possibly absent.
