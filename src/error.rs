@@ -1,4 +1,7 @@
 //! The library's error type. The binary maps it to messages and exit codes.
+//!
+//! Each message already carries its cause's text, so no variant also reports the cause as its
+//! `source()`: printed as a chain (anyhow's `{:#}`) the cause would appear twice.
 
 use deltalake::DeltaTableError;
 
@@ -7,41 +10,54 @@ pub enum Error {
     #[error("config: {0}")]
     Config(String),
     #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("delta table {table}: {source}")]
+    Kafka(rdkafka::error::KafkaError),
+    #[error("delta table {table}: {error}")]
     Delta {
         table: String,
-        #[source]
-        source: DeltaTableError,
+        error: DeltaTableError,
     },
     #[error("arrow: {0}")]
-    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    Arrow(datafusion::arrow::error::ArrowError),
     #[error("sql: {0}")]
-    DataFusion(#[from] datafusion::error::DataFusionError),
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    DataFusion(datafusion::error::DataFusionError),
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("{0}")]
     Other(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<rdkafka::error::KafkaError> for Error {
+    fn from(e: rdkafka::error::KafkaError) -> Self {
+        Error::Kafka(e)
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for Error {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        Error::Arrow(e)
+    }
+}
+
+impl From<datafusion::error::DataFusionError> for Error {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        Error::DataFusion(e)
+    }
+}
+
 impl Error {
-    pub fn delta(table: impl std::fmt::Display, source: DeltaTableError) -> Self {
+    pub fn delta(table: impl std::fmt::Display, error: DeltaTableError) -> Self {
         Error::Delta {
             table: table.to_string(),
-            source,
+            error,
         }
     }
 
-    pub fn io(path: impl std::fmt::Display, source: std::io::Error) -> Self {
+    pub fn io(path: impl std::fmt::Display, error: std::io::Error) -> Self {
         Error::Io {
             path: path.to_string(),
-            source,
+            error,
         }
     }
 }

@@ -10,5 +10,6 @@ pub mod event;
 pub mod ingest;
 pub mod lake;
 pub mod produce;
+pub mod sql;
 
 pub use error::{Error, Result};

@@ -12,6 +12,8 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
+use datafusion_cli::print_format::PrintFormat;
+use datafusion_cli::print_options::MaxRows;
 use lake::config::{parse_kafka_override, FileConfig};
 use lake::demo::{self, DemoOptions};
 use lake::event::Contract;
@@ -19,6 +21,7 @@ use lake::ingest::{self, BatchLimits, IngestOptions};
 use lake::lake::maintain::{self, MaintainOptions};
 use lake::lake::Lake;
 use lake::produce::{self, ProduceOptions};
+use lake::sql::{self, SqlOptions};
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +59,36 @@ enum Command {
     Maintain(MaintainArgs),
     /// The pipeline on this machine with an embedded broker: history, ingest, live events.
     Demo(DemoArgs),
+    /// SQL over the lake (datafusion-cli): `-c SQL`, `-f FILE`, or an interactive prompt.
+    Sql(SqlArgs),
+}
+
+#[derive(Args)]
+struct SqlArgs {
+    /// Statement(s) to run, repeatable; without -c or -f an interactive prompt starts
+    #[arg(short = 'c', long = "command")]
+    commands: Vec<String>,
+    /// SQL file(s) to run, repeatable
+    #[arg(short = 'f', long = "file")]
+    files: Vec<PathBuf>,
+    /// Output format: table, csv, tsv, json, ndjson, automatic
+    #[arg(long, default_value = "table", value_parser = parse_format)]
+    format: PrintFormat,
+    /// Rows to print at most, 0 = all
+    #[arg(long, default_value_t = 40)]
+    maxrows: usize,
+    /// Print only results, no timing lines
+    #[arg(short, long)]
+    quiet: bool,
+    /// Allow DDL, DML and SET statements (read-only without it)
+    #[arg(long)]
+    writable: bool,
+}
+
+fn parse_format(s: &str) -> Result<PrintFormat, String> {
+    s.parse::<PrintFormat>().map_err(|_| {
+        format!("unknown format {s:?}: use table, csv, tsv, json, ndjson or automatic")
+    })
 }
 
 #[derive(Args)]
@@ -396,6 +429,24 @@ fn limit_malloc_arenas() {
     }
 }
 
+async fn sql_cmd(cfg: &Resolved, a: SqlArgs) -> anyhow::Result<()> {
+    let lake = Lake::new(&cfg.lake_dir)?;
+    let opts = SqlOptions {
+        commands: a.commands,
+        files: a.files,
+        format: a.format,
+        maxrows: if a.maxrows == 0 {
+            MaxRows::Unlimited
+        } else {
+            MaxRows::Limited(a.maxrows)
+        },
+        quiet: a.quiet,
+        writable: a.writable,
+    };
+    sql::run(&lake, opts).await?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     limit_malloc_arenas();
     match tokio::runtime::Runtime::new() {
@@ -423,6 +474,7 @@ async fn run() -> ExitCode {
             Command::Ingest(a) => ingest_cmd(&cfg, a).await,
             Command::Maintain(a) => maintain_cmd(&cfg, a).await,
             Command::Demo(a) => demo_cmd(&cfg, a).await,
+            Command::Sql(a) => sql_cmd(&cfg, a).await,
         }
     }
     .await;
