@@ -4,6 +4,7 @@
 //! Kafka → [`ingest`] (decode, offsets, writer) → Delta tables under [`lake`] → query.
 
 pub mod config;
+pub mod daily;
 pub mod demo;
 pub mod error;
 pub mod event;

@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use datafusion_cli::print_format::PrintFormat;
 use datafusion_cli::print_options::MaxRows;
 use lake::config::{parse_kafka_override, FileConfig};
+use lake::daily::{self, DailyOptions};
 use lake::demo::{self, DemoOptions};
 use lake::event::Contract;
 use lake::ingest::{self, BatchLimits, IngestOptions};
@@ -61,6 +62,33 @@ enum Command {
     Demo(DemoArgs),
     /// SQL over the lake (datafusion-cli): `-c SQL`, `-f FILE`, or an interactive prompt.
     Sql(SqlArgs),
+    /// Run sql/daily/*.sql for a date (or a range), replacing that date in processed.<name>.
+    Daily(DailyArgs),
+}
+
+#[derive(Args)]
+struct DailyArgs {
+    /// The date to compute [default: yesterday, UTC]
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    date: Option<NaiveDate>,
+    /// First date of a backfill (with --to)
+    #[arg(long, requires = "to")]
+    from: Option<NaiveDate>,
+    /// Last date of a backfill, inclusive (with --from)
+    #[arg(long, requires = "from")]
+    to: Option<NaiveDate>,
+    /// Run only sql/daily/NAME.sql
+    #[arg(long)]
+    only: Option<String>,
+    /// Plan and run every query, write nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Folder with daily/ and checks/ [default: sql]
+    #[arg(long = "sql", env = "LAKE_SQL_DIR")]
+    sql_dir: Option<PathBuf>,
+    /// Print a JSON summary
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -447,6 +475,43 @@ async fn sql_cmd(cfg: &Resolved, a: SqlArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn daily_cmd(cfg: &Resolved, a: DailyArgs) -> anyhow::Result<()> {
+    let yesterday = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
+    let (from, to) = match (a.date, a.from, a.to) {
+        (Some(d), _, _) => (d, d),
+        (None, Some(f), Some(t)) => (f, t),
+        _ => (yesterday, yesterday),
+    };
+    if from > to {
+        anyhow::bail!("--from {from} is after --to {to}");
+    }
+    let lake = Lake::new(&cfg.lake_dir)?;
+    let opts = DailyOptions {
+        sql_dir: a.sql_dir.unwrap_or_else(|| PathBuf::from("sql")),
+        only: a.only,
+        dry_run: a.dry_run,
+    };
+    let mut summary = Vec::new();
+    for date in from.iter_days().take_while(|d| *d <= to) {
+        let tables = daily::run_date(&lake, &opts, date).await?;
+        if !a.json {
+            for t in &tables {
+                let verb = if opts.dry_run { "would write" } else { "wrote" };
+                println!("{date} {}: {verb} {} rows", t.table, t.rows);
+            }
+        }
+        let rows: BTreeMap<String, usize> = tables.into_iter().map(|t| (t.table, t.rows)).collect();
+        summary.push(serde_json::json!({"date": date.to_string(), "rows": rows}));
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"dry_run": opts.dry_run, "dates": summary})
+        );
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     limit_malloc_arenas();
     match tokio::runtime::Runtime::new() {
@@ -475,6 +540,7 @@ async fn run() -> ExitCode {
             Command::Maintain(a) => maintain_cmd(&cfg, a).await,
             Command::Demo(a) => demo_cmd(&cfg, a).await,
             Command::Sql(a) => sql_cmd(&cfg, a).await,
+            Command::Daily(a) => daily_cmd(&cfg, a).await,
         }
     }
     .await;

@@ -4,42 +4,13 @@
 mod common;
 
 use common::*;
-use lake::event::Contract;
-use lake::ingest::buffer::{Message, MessageBuffer};
-use lake::ingest::decode::decode;
-use lake::ingest::offsets::marker;
-use lake::ingest::writer::append;
-use lake::lake::{user_events_spec, Lake, USER_EVENTS};
+use lake::lake::Lake;
 
-/// Appends events (type, timestamp) to raw.user_events as ingest would.
+/// Appends events (type, timestamp) of user 7, session "s" to raw.user_events.
 async fn append_events(lake: &Lake, first_offset: i64, events: &[(&str, &str)]) {
-    let mut buf = MessageBuffer::default();
-    let payloads: Vec<String> = events
-        .iter()
-        .map(|(t, ts)| {
-            format!(r#"{{"user_id": 7, "event_type": "{t}", "timestamp": "{ts}", "page_id": 3, "session_id": "s"}}"#)
-        })
-        .collect();
-    for (i, p) in payloads.iter().enumerate() {
-        buf.push(Message {
-            partition: 0,
-            offset: first_offset + i as i64,
-            timestamp_ms: None,
-            key: None,
-            payload: Some(p.as_bytes()),
-        });
-    }
-    let decoded = decode(&buf, "t", &Contract::default(), 0).unwrap();
-    let mut table = lake.open_or_create(&user_events_spec()).await.unwrap();
-    let last = first_offset + events.len() as i64 - 1;
-    append(
-        &mut table,
-        USER_EVENTS,
-        decoded.events,
-        vec![marker("t", 0, last)],
-    )
-    .await
-    .unwrap();
+    let full: Vec<(i64, &str, &str, &str)> =
+        events.iter().map(|(t, ts)| (7, *t, *ts, "s")).collect();
+    append_raw_events(lake, first_offset, &full).await;
 }
 
 fn sql(dir: &std::path::Path, args: &[&str]) -> std::process::Output {

@@ -8,7 +8,12 @@ use std::time::Duration;
 
 use datafusion::arrow::array::{Array, Int64Array, RecordBatch};
 use datafusion::prelude::SessionContext;
-use lake::lake::{Lake, DEAD_LETTERS, USER_EVENTS};
+use lake::event::Contract;
+use lake::ingest::buffer::{Message, MessageBuffer};
+use lake::ingest::decode::decode;
+use lake::ingest::offsets::marker;
+use lake::ingest::writer::append;
+use lake::lake::{user_events_spec, Lake, DEAD_LETTERS, USER_EVENTS};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
@@ -190,6 +195,42 @@ pub async fn assert_exactly_once(lake_dir: &Path, produced: i64) {
     );
     assert_eq!(span[0], produced, "offsets must be gap-free");
     assert_eq!(span[1], 0, "every partition starts at offset 0");
+}
+
+/// Appends (user_id, event_type, timestamp, session_id) events to raw.user_events of `lake`
+/// exactly as ingest would (decode, then one commit with the partition-0 marker).
+pub async fn append_raw_events(lake: &Lake, first_offset: i64, events: &[(i64, &str, &str, &str)]) {
+    let payloads: Vec<String> = events
+        .iter()
+        .map(|(user, t, ts, session)| {
+            format!(r#"{{"user_id": {user}, "event_type": "{t}", "timestamp": "{ts}", "page_id": 3, "session_id": "{session}"}}"#)
+        })
+        .collect();
+    let mut buf = MessageBuffer::default();
+    for (i, p) in payloads.iter().enumerate() {
+        buf.push(Message {
+            partition: 0,
+            offset: first_offset + i as i64,
+            timestamp_ms: None,
+            key: None,
+            payload: Some(p.as_bytes()),
+        });
+    }
+    let decoded = decode(&buf, "t", &Contract::default(), 0).expect("decode");
+    assert_eq!(decoded.dead_letter_count(), 0);
+    let mut table = lake
+        .open_or_create(&user_events_spec())
+        .await
+        .expect("table");
+    let last = first_offset + events.len() as i64 - 1;
+    append(
+        &mut table,
+        USER_EVENTS,
+        decoded.events,
+        vec![marker("t", 0, last)],
+    )
+    .await
+    .expect("append");
 }
 
 pub fn tempdir() -> tempfile::TempDir {
