@@ -20,7 +20,7 @@ use deltalake::DeltaTableBuilder;
 use crate::error::{Error, Result};
 use crate::lake::catalog;
 use crate::lake::maintain::list_tables;
-use crate::lake::Lake;
+use crate::lake::{dir_url, Lake};
 use sql_file::SqlFile;
 
 #[derive(Debug, Clone)]
@@ -144,8 +144,7 @@ async fn write_date(
     let table_name = format!("processed.{name}");
     let path = lake.root().join("processed").join(name);
     std::fs::create_dir_all(&path).map_err(|e| Error::io(path.display(), e))?;
-    let url = url::Url::from_directory_path(&path)
-        .map_err(|()| Error::Other(format!("not an absolute path: {}", path.display())))?;
+    let url = dir_url(&path)?;
     let exists = path.join("_delta_log").is_dir();
     if !exists && batches.iter().all(|b| b.num_rows() == 0) {
         return Ok(());

@@ -114,9 +114,7 @@ impl SchemaProvider for LakeSchema {
             return Ok(None);
         };
         let path = self.lake.root().join(&schema).join(name);
-        let url = url::Url::from_directory_path(&path).map_err(|()| {
-            DataFusionError::Plan(format!("not an absolute path: {}", path.display()))
-        })?;
+        let url = super::dir_url(&path).map_err(|e| DataFusionError::External(Box::new(e)))?;
         let table = deltalake::open_table(url)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;

@@ -90,9 +90,7 @@ pub async fn maintain_table(
             lake.root().display()
         )));
     }
-    let url = url::Url::from_directory_path(&path)
-        .map_err(|()| Error::Other(format!("not an absolute path: {}", path.display())))?;
-    let table: DeltaTable = deltalake::open_table(url)
+    let table: DeltaTable = deltalake::open_table(super::dir_url(&path)?)
         .await
         .map_err(|e| Error::delta(name, e))?;
     let (table, compacted) = table

@@ -62,6 +62,12 @@ pub fn dead_letters_spec() -> TableSpec {
     }
 }
 
+/// The URL of a table's folder: delta-rs opens tables by URL.
+pub fn dir_url(path: &Path) -> Result<Url> {
+    Url::from_directory_path(path)
+        .map_err(|()| Error::Other(format!("not an absolute path: {}", path.display())))
+}
+
 /// The lake root directory.
 #[derive(Debug, Clone)]
 pub struct Lake {
@@ -88,9 +94,7 @@ impl Lake {
     }
 
     pub fn table_url(&self, id: TableId) -> Result<Url> {
-        let path = self.table_path(id);
-        Url::from_directory_path(&path)
-            .map_err(|()| Error::Other(format!("not an absolute path: {}", path.display())))
+        dir_url(&self.table_path(id))
     }
 
     /// Opens the table, or creates it empty if it does not exist yet. Safe when several
