@@ -46,20 +46,6 @@ fn date32(date: NaiveDate) -> i32 {
     (date - epoch).num_days() as i32
 }
 
-/// Whether a table reference names a table of the lake (`s.t`, `lake.s.t`, or a bare name
-/// that exactly one schema has).
-fn exists_in(tables: &[String], reference: &str) -> bool {
-    let reference = reference.strip_prefix("lake.").unwrap_or(reference);
-    if reference.contains('.') {
-        return tables.iter().any(|t| t == reference);
-    }
-    tables
-        .iter()
-        .filter(|t| t.split_once('.').is_some_and(|(_, n)| n == reference))
-        .count()
-        == 1
-}
-
 /// The daily files in the order they run.
 pub fn plan(lake: &Lake, opts: &DailyOptions) -> Result<Vec<SqlFile>> {
     let files = SqlFile::load_dir(&opts.sql_dir.join("daily"))?;
@@ -70,7 +56,7 @@ pub fn plan(lake: &Lake, opts: &DailyOptions) -> Result<Vec<SqlFile>> {
         )));
     }
     let tables = list_tables(lake)?;
-    let ordered = plan::order(files, |r| exists_in(&tables, r))?;
+    let ordered = plan::order(files, |r| catalog::resolves(&tables, r))?;
     match &opts.only {
         None => Ok(ordered),
         Some(name) => {

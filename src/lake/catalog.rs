@@ -36,23 +36,39 @@ pub struct LakeCatalog {
     lake: Lake,
 }
 
-impl LakeCatalog {
-    /// (schema, table) of every Delta table in the lake.
-    fn tables(&self) -> Vec<(String, String)> {
-        list_tables(&self.lake)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|t| {
-                t.split_once('.')
-                    .map(|(s, n)| (s.to_string(), n.to_string()))
-            })
-            .collect()
+/// Every table of the lake as `schema.table`; a lake that cannot be listed has none.
+fn lake_tables(lake: &Lake) -> Vec<String> {
+    list_tables(lake).unwrap_or_default()
+}
+
+/// The schema holding table `name` among `tables` (`schema.table` names): `schema` itself if
+/// it has the table, or, with no schema given, the only schema that has it.
+pub fn locate(tables: &[String], schema: Option<&str>, name: &str) -> Option<String> {
+    let mut hits = tables.iter().filter_map(|t| {
+        let (s, n) = t.split_once('.')?;
+        (n == name && schema.is_none_or(|mine| mine == s)).then_some(s)
+    });
+    let first = hits.next()?;
+    hits.next().is_none().then(|| first.to_string())
+}
+
+/// Whether a table reference as written in SQL (`t`, `s.t` or `lake.s.t`) names one table.
+pub fn resolves(tables: &[String], reference: &str) -> bool {
+    let reference = reference
+        .strip_prefix(&format!("{CATALOG}."))
+        .unwrap_or(reference);
+    match reference.split_once('.') {
+        Some((schema, name)) => locate(tables, Some(schema), name).is_some(),
+        None => locate(tables, None, reference).is_some(),
     }
 }
 
 impl CatalogProvider for LakeCatalog {
     fn schema_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.tables().into_iter().map(|(s, _)| s).collect();
+        let mut names: Vec<String> = lake_tables(&self.lake)
+            .into_iter()
+            .filter_map(|t| t.split_once('.').map(|(s, _)| s.to_string()))
+            .collect();
         names.dedup();
         names
     }
@@ -79,15 +95,7 @@ pub struct LakeSchema {
 impl LakeSchema {
     /// Where `name` lives: in this folder, or in the one folder that has it.
     fn locate(&self, name: &str) -> Option<String> {
-        let catalog = LakeCatalog {
-            lake: self.lake.clone(),
-        };
-        let mut hits = catalog
-            .tables()
-            .into_iter()
-            .filter(|(s, t)| t == name && self.schema.as_ref().is_none_or(|mine| mine == s));
-        let first = hits.next()?;
-        hits.next().is_none().then_some(first.0)
+        locate(&lake_tables(&self.lake), self.schema.as_deref(), name)
     }
 }
 
@@ -98,14 +106,12 @@ impl SchemaProvider for LakeSchema {
         let Some(mine) = &self.schema else {
             return Vec::new();
         };
-        let catalog = LakeCatalog {
-            lake: self.lake.clone(),
-        };
-        catalog
-            .tables()
+        lake_tables(&self.lake)
             .into_iter()
-            .filter(|(s, _)| s == mine)
-            .map(|(_, t)| t)
+            .filter_map(|t| {
+                let (s, n) = t.split_once('.')?;
+                (s == mine).then(|| n.to_string())
+            })
             .collect()
     }
 
