@@ -48,7 +48,7 @@ fn produce_options(
         partitions: 3,
         events,
         rate,
-        start_date: chrono::Utc::now().date_naive() - chrono::Duration::days(i64::from(days) - 1),
+        start_date: produce::first_of_last_days(days),
         days,
         seed: opts.seed,
         users: 1000,

@@ -311,9 +311,9 @@ async fn produce_cmd(cfg: &Resolved, a: ProduceArgs) -> anyhow::Result<()> {
         anyhow::bail!("--partitions must be at least 1");
     }
     let days = a.days.max(1);
-    let start_date = a.start_date.unwrap_or_else(|| {
-        chrono::Utc::now().date_naive() - chrono::Duration::days(i64::from(days) - 1)
-    });
+    let start_date = a
+        .start_date
+        .unwrap_or_else(|| produce::first_of_last_days(days));
     let opts = ProduceOptions {
         brokers: cfg.brokers(&a.kafka),
         topic: cfg.topic(&a.kafka),

@@ -125,6 +125,11 @@ impl Generator {
     }
 }
 
+/// The first of `days` days ending today (UTC): where timestamps start by default.
+pub fn first_of_last_days(days: u32) -> NaiveDate {
+    chrono::Utc::now().date_naive() - chrono::Duration::days(i64::from(days.max(1)) - 1)
+}
+
 /// Creates `topic` with `partitions` partitions unless it exists.
 pub async fn ensure_topic(
     brokers: &str,
