@@ -11,5 +11,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/lake /usr/local/bin/lake
 WORKDIR /lake
+# The shipped daily SQL and checks; mount your own folder over /lake/sql to change them.
+COPY sql ./sql
 ENV LAKE_DIR=/lake/data
 ENTRYPOINT ["lake"]

@@ -20,6 +20,10 @@ pub struct FileConfig {
     pub topic: Option<String>,
     #[serde(default)]
     pub ingest: IngestSection,
+    #[serde(default)]
+    pub daily: DailySection,
+    #[serde(default)]
+    pub schedule: ScheduleSection,
     /// librdkafka properties passed through to every Kafka client.
     #[serde(default)]
     pub kafka: BTreeMap<String, String>,
@@ -36,6 +40,33 @@ pub struct IngestSection {
     pub max_payload_bytes: Option<usize>,
     pub event_types: Option<Vec<String>>,
     pub stats_interval_s: Option<u64>,
+}
+
+/// `[daily]`: the daily job (`lake daily`, `lake schedule`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DailySection {
+    /// Folder with `daily/` and `checks/`.
+    pub sql_dir: Option<PathBuf>,
+    /// How late events may arrive after their day ends, e.g. "10m".
+    pub lateness: Option<String>,
+    /// How long the sensor waits for a day to complete, e.g. "2h".
+    pub wait: Option<String>,
+    /// Memory queries may hold before spilling to disk, e.g. "1G".
+    pub memory_limit: Option<String>,
+}
+
+/// `[schedule]`: when `lake schedule` runs the daily job.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSection {
+    /// Cron expression, e.g. "0 2 * * *".
+    pub cron: Option<String>,
+    /// IANA timezone of the cron time and of "yesterday", e.g. "Europe/Berlin".
+    pub timezone: Option<String>,
+    pub retries: Option<u32>,
+    /// First retry delay, doubling after, e.g. "1m".
+    pub retry_backoff: Option<String>,
 }
 
 impl FileConfig {
@@ -63,6 +94,14 @@ pub fn parse_kafka_override(s: &str) -> std::result::Result<(String, String), St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_example_file_is_valid() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("lake.toml.example");
+        let c = FileConfig::load(&p, true).unwrap();
+        assert_eq!(c.daily.lateness.as_deref(), Some("10m"));
+        assert_eq!(c.schedule.cron.as_deref(), Some("0 2 * * *"));
+    }
 
     #[test]
     fn unknown_keys_are_rejected_with_the_file_name() {

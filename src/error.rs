@@ -22,6 +22,9 @@ pub enum Error {
     DataFusion(datafusion::error::DataFusionError),
     #[error("{path}: {error}")]
     Io { path: String, error: std::io::Error },
+    /// The sensor's wait ran out before the date was complete.
+    #[error("{0}")]
+    NotComplete(String),
     #[error("{0}")]
     Other(String),
 }

@@ -1,5 +1,6 @@
 //! The `lake` command line: parse flags, resolve configuration, call the library, map errors
-//! to exit codes (0 ok, 1 error, 2 usage).
+//! to exit codes: 0 ok, 1 error (or a failed `error` check), 2 usage, 3 the daily sensor's
+//! wait ran out.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +16,9 @@ use clap::{Args, Parser, Subcommand};
 use datafusion_cli::print_format::PrintFormat;
 use datafusion_cli::print_options::MaxRows;
 use lake::config::{parse_kafka_override, FileConfig};
-use lake::daily::{self, DailyOptions};
+use lake::daily::schedule::{self, ScheduleOptions};
+use lake::daily::sensor::SensorOptions;
+use lake::daily::{self, history::RunStatus, DailyOptions};
 use lake::demo::{self, DemoOptions};
 use lake::event::Contract;
 use lake::ingest::{self, BatchLimits, IngestOptions};
@@ -64,6 +67,75 @@ enum Command {
     Sql(SqlArgs),
     /// Run sql/daily/*.sql for a date (or a range), replacing that date in processed.<name>.
     Daily(DailyArgs),
+    /// Recent daily runs and their check results (system.daily_runs, system.check_results).
+    Runs(RunsArgs),
+    /// Run the daily job every day at a cron time, catching up missed dates.
+    Schedule(ScheduleArgs),
+}
+
+/// Settings shared by `lake daily` and `lake schedule`.
+#[derive(Args)]
+struct JobArgs {
+    /// Folder with daily/ and checks/ [default: sql]
+    #[arg(long = "sql", env = "LAKE_SQL_DIR")]
+    sql_dir: Option<PathBuf>,
+    /// Topic whose ingest progress the sensor reads [default: user_events]
+    #[arg(long, env = "LAKE_TOPIC")]
+    topic: Option<String>,
+    /// How late events may arrive after their day ends, e.g. 10m [default: 10m]
+    #[arg(long, value_parser = parse_duration)]
+    lateness: Option<Duration>,
+    /// How long to wait for the day to be complete, e.g. 30m [default: 0s for daily, 2h for schedule]
+    #[arg(long, value_parser = parse_duration)]
+    wait: Option<Duration>,
+    /// Run without waiting for the day to be complete
+    #[arg(long)]
+    no_sensor: bool,
+    /// Memory queries may hold before spilling to disk, e.g. 1G or 512M [default: no limit]
+    #[arg(long, value_parser = parse_memory)]
+    memory_limit: Option<usize>,
+}
+
+fn parse_memory(s: &str) -> Result<usize, String> {
+    datafusion::execution::context::SessionContext::parse_capacity_limit("--memory-limit", s)
+        .map_err(|e| format!("{e} (use e.g. 512M or 1G)"))
+}
+
+#[derive(Args)]
+struct RunsArgs {
+    /// Runs to show, newest first
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    /// Only runs of this date
+    #[arg(long)]
+    date: Option<NaiveDate>,
+}
+
+#[derive(Args)]
+struct ScheduleArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// Cron time of the daily run (minute hour day month weekday) [default: "0 2 * * *"]
+    #[arg(long)]
+    cron: Option<String>,
+    /// IANA timezone of the cron time and of "yesterday" [default: UTC]
+    #[arg(long)]
+    timezone: Option<String>,
+    /// Attempts after a failed run of a date [default: 3]
+    #[arg(long)]
+    retries: Option<u32>,
+    /// First retry delay, doubling after, e.g. 1m [default: 1m]
+    #[arg(long, value_parser = parse_duration)]
+    retry_backoff: Option<Duration>,
+    /// Catch up the missed dates, then exit
+    #[arg(long)]
+    once: bool,
+    /// With no succeeded run on record, catch up from this date [default: yesterday]
+    #[arg(long)]
+    since: Option<NaiveDate>,
+    /// Pretend today is this date (replays and tests)
+    #[arg(long, hide = true)]
+    today: Option<NaiveDate>,
 }
 
 #[derive(Args)]
@@ -77,15 +149,14 @@ struct DailyArgs {
     /// Last date of a backfill, inclusive (with --from)
     #[arg(long, requires = "from")]
     to: Option<NaiveDate>,
-    /// Run only sql/daily/NAME.sql
+    /// Run only sql/daily/NAME.sql (no checks)
     #[arg(long)]
     only: Option<String>,
-    /// Plan and run every query, write nothing
+    /// Plan and validate every file, run nothing, write nothing
     #[arg(long)]
     dry_run: bool,
-    /// Folder with daily/ and checks/ [default: sql]
-    #[arg(long = "sql", env = "LAKE_SQL_DIR")]
-    sql_dir: Option<PathBuf>,
+    #[command(flatten)]
+    job: JobArgs,
     /// Print a JSON summary
     #[arg(long)]
     json: bool,
@@ -142,19 +213,7 @@ struct DemoArgs {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("expected e.g. 30s, 5m or 1h, got {s:?}"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!(
-            "unknown unit {unit:?} in {s:?} (use ms, s, m or h)"
-        )),
-    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} in {s:?} (use e.g. 30s, 5m or 1h)"))
 }
 
 #[derive(Args)]
@@ -475,6 +534,55 @@ async fn sql_cmd(cfg: &Resolved, a: SqlArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl Resolved {
+    fn job(
+        &self,
+        a: JobArgs,
+        trigger: &str,
+        default_wait: Duration,
+    ) -> anyhow::Result<DailyOptions> {
+        let d = &self.file.daily;
+        let from_file = |v: &Option<String>, key: &str| -> anyhow::Result<Option<Duration>> {
+            v.as_deref()
+                .map(|s| parse_duration(s).map_err(|e| anyhow::anyhow!("[daily] {key}: {e}")))
+                .transpose()
+        };
+        let memory_limit = match a.memory_limit {
+            Some(m) => Some(m),
+            None => d
+                .memory_limit
+                .as_deref()
+                .map(|s| parse_memory(s).map_err(|e| anyhow::anyhow!("[daily] memory_limit: {e}")))
+                .transpose()?,
+        };
+        let sensor = SensorOptions {
+            topic: a
+                .topic
+                .or_else(|| self.file.topic.clone())
+                .unwrap_or_else(|| "user_events".into()),
+            lateness: match a.lateness {
+                Some(l) => l,
+                None => from_file(&d.lateness, "lateness")?.unwrap_or(Duration::from_secs(600)),
+            },
+            wait: match a.wait {
+                Some(w) => w,
+                None => from_file(&d.wait, "wait")?.unwrap_or(default_wait),
+            },
+        };
+        Ok(DailyOptions {
+            sql_dir: a
+                .sql_dir
+                .or_else(|| d.sql_dir.clone())
+                .unwrap_or_else(|| PathBuf::from("sql")),
+            only: None,
+            dry_run: false,
+            sensor: (!a.no_sensor).then_some(sensor),
+            memory_limit,
+            trigger: trigger.into(),
+        })
+    }
+}
+
 async fn daily_cmd(cfg: &Resolved, a: DailyArgs) -> anyhow::Result<()> {
     let yesterday = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
     let (from, to) = match (a.date, a.from, a.to) {
@@ -486,22 +594,34 @@ async fn daily_cmd(cfg: &Resolved, a: DailyArgs) -> anyhow::Result<()> {
         anyhow::bail!("--from {from} is after --to {to}");
     }
     let lake = Lake::new(&cfg.lake_dir)?;
-    let opts = DailyOptions {
-        sql_dir: a.sql_dir.unwrap_or_else(|| PathBuf::from("sql")),
-        only: a.only,
-        dry_run: a.dry_run,
-    };
+    let mut opts = cfg.job(a.job, "cli", Duration::ZERO)?;
+    opts.only = a.only;
+    opts.dry_run = a.dry_run;
     let mut summary = Vec::new();
+    let mut failure = None;
     for date in from.iter_days().take_while(|d| *d <= to) {
-        let tables = daily::run_date(&lake, &opts, date).await?;
+        let run = daily::run_date(&lake, &opts, date).await?;
         if !a.json {
-            for t in &tables {
-                let verb = if opts.dry_run { "would write" } else { "wrote" };
-                println!("{date} {}: {verb} {} rows", t.table, t.rows);
-            }
+            print_run(&run, opts.dry_run);
         }
-        let rows: BTreeMap<String, usize> = tables.into_iter().map(|t| (t.table, t.rows)).collect();
-        summary.push(serde_json::json!({"date": date.to_string(), "rows": rows}));
+        let rows: BTreeMap<&str, Option<usize>> = run
+            .tables
+            .iter()
+            .map(|t| (t.table.as_str(), t.rows))
+            .collect();
+        let checks: Vec<_> = run
+            .checks
+            .iter()
+            .map(|c| serde_json::json!({"check": c.check, "severity": c.severity, "status": c.status, "violations": c.violation_count}))
+            .collect();
+        summary.push(serde_json::json!({
+            "date": date.to_string(), "run_id": run.run_id, "status": run.status.as_str(),
+            "rows": rows, "checks": checks, "error": run.error,
+        }));
+        if run.status != RunStatus::Succeeded {
+            failure = Some(run);
+            break;
+        }
     }
     if a.json {
         println!(
@@ -509,6 +629,72 @@ async fn daily_cmd(cfg: &Resolved, a: DailyArgs) -> anyhow::Result<()> {
             serde_json::json!({"dry_run": opts.dry_run, "dates": summary})
         );
     }
+    match failure {
+        None => Ok(()),
+        Some(run) => {
+            let why = run.error.unwrap_or_default();
+            if run.status == RunStatus::SensorTimeout {
+                Err(lake::error::Error::NotComplete(why).into())
+            } else {
+                Err(anyhow::anyhow!("daily run of {} failed: {why}", run.date))
+            }
+        }
+    }
+}
+
+fn print_run(run: &daily::DateRun, dry_run: bool) {
+    for t in &run.tables {
+        match t.rows {
+            Some(n) => println!("{} {}: wrote {n} rows", run.date, t.table),
+            None if dry_run => println!("{} {}: ok (dry run)", run.date, t.table),
+            None => {}
+        }
+    }
+    for c in &run.checks {
+        println!(
+            "{} check {} ({}): {} ({} violating rows)",
+            run.date, c.check, c.severity, c.status, c.violation_count
+        );
+    }
+}
+
+async fn runs_cmd(cfg: &Resolved, a: RunsArgs) -> anyhow::Result<()> {
+    let lake = Lake::new(&cfg.lake_dir)?;
+    let text = daily::history::recent(&lake, a.limit, a.date).await?;
+    print!("{text}");
+    Ok(())
+}
+
+async fn schedule_cmd(cfg: &Resolved, a: ScheduleArgs) -> anyhow::Result<()> {
+    let s = &cfg.file.schedule;
+    let cron = a
+        .cron
+        .or_else(|| s.cron.clone())
+        .unwrap_or_else(|| "0 2 * * *".into());
+    let timezone = a
+        .timezone
+        .or_else(|| s.timezone.clone())
+        .unwrap_or_else(|| "UTC".into());
+    let backoff = match (a.retry_backoff, &s.retry_backoff) {
+        (Some(b), _) => b,
+        (None, Some(b)) => {
+            parse_duration(b).map_err(|e| anyhow::anyhow!("[schedule] retry_backoff: {e}"))?
+        }
+        (None, None) => Duration::from_secs(60),
+    };
+    let opts = ScheduleOptions {
+        cron: schedule::parse_cron(&cron)?,
+        timezone: schedule::parse_timezone(&timezone)?,
+        retries: a.retries.or(s.retries).unwrap_or(3),
+        backoff,
+        once: a.once,
+        today: a.today,
+        first_date: a.since,
+    };
+    let lake = Lake::new(&cfg.lake_dir)?;
+    let daily = cfg.job(a.job, "schedule", Duration::from_secs(2 * 3600))?;
+    eprintln!("lake schedule: daily job at {cron:?} ({timezone}); Ctrl-C stops");
+    schedule::run(&lake, &daily, &opts, shutdown_flag()).await?;
     Ok(())
 }
 
@@ -541,6 +727,8 @@ async fn run() -> ExitCode {
             Command::Demo(a) => demo_cmd(&cfg, a).await,
             Command::Sql(a) => sql_cmd(&cfg, a).await,
             Command::Daily(a) => daily_cmd(&cfg, a).await,
+            Command::Runs(a) => runs_cmd(&cfg, a).await,
+            Command::Schedule(a) => schedule_cmd(&cfg, a).await,
         }
     }
     .await;
@@ -548,7 +736,10 @@ async fn run() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            match e.downcast_ref::<lake::error::Error>() {
+                Some(lake::error::Error::NotComplete(_)) => ExitCode::from(3),
+                _ => ExitCode::from(1),
+            }
         }
     }
 }

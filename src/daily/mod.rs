@@ -1,64 +1,93 @@
-//! The daily job: for one date, run every `sql/daily/<name>.sql` in dependency order and
-//! replace that date's rows of `processed.<name>` with the result. This is where `--date` is
-//! bound: as the DATE parameter `$date`, never pasted into the SQL text.
-//!
-//! Not yet here: `sql/checks`, the sensor, run history (`system.*`) and the scheduler.
+//! The daily job for one date: wait for the day to be complete ([`sensor`]), run every
+//! `sql/daily/<name>.sql` in dependency order replacing that date of `processed.<name>`
+//! ([`output`]), run `sql/checks/*.sql` ([`checks`]), and record the run ([`history`]).
+//! All queries of a run read one pinned snapshot of each input table ([`query`]), so files and
+//! checks agree with each other while ingest keeps appending. [`schedule`] runs it daily.
 
+pub mod checks;
+pub mod history;
+pub mod output;
 pub mod plan;
+pub mod query;
+pub mod schedule;
+pub mod sensor;
 pub mod sql_file;
 
 use std::path::PathBuf;
 
-use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, Date32Array, RecordBatch};
-use datafusion::common::ScalarValue;
-use datafusion::execution::context::SessionConfig;
-use datafusion::prelude::{col, lit};
-use deltalake::protocol::SaveMode;
-use deltalake::DeltaTableBuilder;
+use chrono::{NaiveDate, Utc};
+use datafusion::arrow::array::{Array, Date32Array};
 
 use crate::error::{Error, Result};
 use crate::lake::catalog;
 use crate::lake::maintain::list_tables;
-use crate::lake::{dir_url, Lake};
+use crate::lake::{dead_letters_spec, user_events_spec, Lake};
+use history::{CheckRecord, RunRecord, RunStatus};
+use query::{date32, require_date_column, JobSession};
+use sensor::SensorOptions;
 use sql_file::SqlFile;
 
 #[derive(Debug, Clone)]
 pub struct DailyOptions {
-    /// The folder holding `daily/` (and later `checks/`).
+    /// The folder holding `daily/` and `checks/`.
     pub sql_dir: PathBuf,
-    /// Run only this file (its dependencies must have run already).
+    /// Run only this daily file (its inputs must exist already) and no checks.
     pub only: Option<String>,
-    /// Plan and run every query, write nothing.
+    /// Plan and validate every file, run nothing, write nothing.
     pub dry_run: bool,
+    /// Wait for the date to be complete first; None runs at once.
+    pub sensor: Option<SensorOptions>,
+    /// Bytes queries may hold before they spill to disk.
+    pub memory_limit: Option<usize>,
+    /// Recorded with the run: `cli`, `schedule`, `api`, `demo`.
+    pub trigger: String,
 }
 
-/// What one file produced for one date.
+/// The files of the job, in the order they run.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub daily: Vec<SqlFile>,
+    pub checks: Vec<SqlFile>,
+}
+
+/// What one daily file produced for one date (None: dry run).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableResult {
     pub table: String,
-    pub rows: usize,
+    pub rows: Option<usize>,
 }
 
-/// DataFusion's DATE: days since 1970-01-01.
-fn date32(date: NaiveDate) -> i32 {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    (date - epoch).num_days() as i32
+/// How the job went for one date.
+#[derive(Debug, Clone)]
+pub struct DateRun {
+    pub run_id: String,
+    pub date: NaiveDate,
+    pub status: RunStatus,
+    pub tables: Vec<TableResult>,
+    pub checks: Vec<CheckRecord>,
+    pub error: Option<String>,
 }
 
-/// The daily files in the order they run.
-pub fn plan(lake: &Lake, opts: &DailyOptions) -> Result<Vec<SqlFile>> {
-    let files = SqlFile::load_dir(&opts.sql_dir.join("daily"))?;
+/// Loads and orders the job's files and checks that every table they read can exist.
+pub fn plan(lake: &Lake, opts: &DailyOptions) -> Result<Job> {
+    let daily_dir = opts.sql_dir.join("daily");
+    let files = SqlFile::load_dir(&daily_dir)?;
     if files.is_empty() {
         return Err(Error::Config(format!(
             "no daily SQL files in {}",
-            opts.sql_dir.join("daily").display()
+            daily_dir.display()
         )));
     }
     let tables = list_tables(lake)?;
-    let ordered = plan::order(files, |r| catalog::resolves(&tables, r))?;
+    let exists = |r: &str| catalog::resolves(&tables, r);
+    let ordered = plan::order(files, exists)?;
+    let checks = SqlFile::load_dir(&opts.sql_dir.join("checks"))?;
+    plan::check_reads(&checks, &ordered, exists)?;
     match &opts.only {
-        None => Ok(ordered),
+        None => Ok(Job {
+            daily: ordered,
+            checks,
+        }),
         Some(name) => {
             let picked: Vec<SqlFile> = ordered.into_iter().filter(|f| &f.name == name).collect();
             if picked.is_empty() {
@@ -66,88 +95,151 @@ pub fn plan(lake: &Lake, opts: &DailyOptions) -> Result<Vec<SqlFile>> {
                     "--only {name}: no sql/daily/{name}.sql"
                 )));
             }
-            Ok(picked)
+            Ok(Job {
+                daily: picked,
+                checks: Vec::new(),
+            })
         }
     }
 }
 
-/// Runs the daily files for `date`; returns the rows written per table.
-pub async fn run_date(
+/// Runs the job for `date` and records the run (except a dry run). Failures of the run itself
+/// (sensor timeout, SQL or write errors, failed `error` checks) are in the returned
+/// [`DateRun`]; an `Err` means the run could not even be recorded.
+pub async fn run_date(lake: &Lake, opts: &DailyOptions, date: NaiveDate) -> Result<DateRun> {
+    // Checks may read the raw tables before ingest ever wrote to them.
+    lake.open_or_create(&user_events_spec()).await?;
+    lake.open_or_create(&dead_letters_spec()).await?;
+    let mut run = DateRun {
+        run_id: uuid::Uuid::new_v4().to_string(),
+        date,
+        status: RunStatus::Succeeded,
+        tables: Vec::new(),
+        checks: Vec::new(),
+        error: None,
+    };
+    if opts.dry_run {
+        validate(lake, opts, date, &mut run).await?;
+        return Ok(run);
+    }
+    let started_at = Utc::now();
+    let outcome = match &opts.sensor {
+        Some(sensor) => sensor::wait_for(lake, sensor, date).await,
+        None => Ok(()),
+    };
+    let outcome = match outcome {
+        Ok(()) => execute(lake, opts, date, &mut run).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(()) => {
+            if let Some(failed) = run.checks.iter().find(|c| c.status == "fail") {
+                run.status = RunStatus::Failed;
+                run.error = Some(format!(
+                    "check {} found {} violating rows",
+                    failed.check, failed.violation_count
+                ));
+            }
+        }
+        Err(Error::NotComplete(why)) => {
+            run.status = RunStatus::SensorTimeout;
+            run.error = Some(why);
+        }
+        Err(e) => {
+            run.status = RunStatus::Failed;
+            run.error = Some(e.to_string());
+        }
+    }
+    let record = RunRecord {
+        run_id: run.run_id.clone(),
+        date,
+        status: run.status,
+        trigger: opts.trigger.clone(),
+        started_at,
+        finished_at: Utc::now(),
+        rows: run
+            .tables
+            .iter()
+            .map(|t| (t.table.clone(), t.rows.unwrap_or(0) as i64))
+            .collect(),
+        error: run.error.clone(),
+    };
+    history::record(lake, &record, &run.checks).await?;
+    Ok(run)
+}
+
+/// The files of the job run for `date`, then its checks, all over one pinned snapshot.
+async fn execute(
     lake: &Lake,
     opts: &DailyOptions,
     date: NaiveDate,
-) -> Result<Vec<TableResult>> {
-    let files = plan(lake, opts)?;
-    let mut results = Vec::new();
-    for file in &files {
-        let batches = query(lake, file, date).await?;
+    run: &mut DateRun,
+) -> Result<()> {
+    let job = plan(lake, opts)?;
+    let session = JobSession::new(lake, opts.memory_limit)?;
+    for file in &job.daily {
+        let batches = session.collect(file, date).await?;
+        require_dates(file, &batches, date)?;
         let rows = batches.iter().map(|b| b.num_rows()).sum();
-        if !opts.dry_run {
-            write_date(lake, &file.name, date, batches).await?;
-        }
-        results.push(TableResult {
-            table: format!("processed.{}", file.name),
-            rows,
+        let table = output::replace_date(lake, &file.name, date, batches).await?;
+        session.refresh(&table);
+        run.tables.push(TableResult {
+            table,
+            rows: Some(rows),
         });
     }
-    Ok(results)
+    for file in &job.checks {
+        run.checks.push(checks::run(&session, file, date).await?);
+    }
+    Ok(())
 }
 
-/// Runs one file with `$date` bound and checks that every row is of that date.
-async fn query(lake: &Lake, file: &SqlFile, date: NaiveDate) -> Result<Vec<RecordBatch>> {
-    let at = |e: &dyn std::fmt::Display| Error::Config(format!("{}: {e}", file.path.display()));
-    let ctx = catalog::session(lake, SessionConfig::new());
-    let df = ctx.sql(&file.text).await.map_err(|e| at(&e))?;
-    let df = df
-        .with_param_values(vec![("date", ScalarValue::Date32(Some(date32(date))))])
-        .map_err(|e| at(&e))?;
-    let batches = df.collect().await.map_err(|e| at(&e))?;
-    for batch in &batches {
-        let Some(column) = batch.column_by_name("date") else {
-            return Err(at(&"the result needs a `date` column"));
-        };
-        let Some(dates) = column.as_any().downcast_ref::<Date32Array>() else {
-            return Err(at(&format!(
-                "`date` must be a DATE, not {}",
-                column.data_type()
-            )));
+/// Plans every file for `date` without running anything.
+async fn validate(
+    lake: &Lake,
+    opts: &DailyOptions,
+    date: NaiveDate,
+    run: &mut DateRun,
+) -> Result<()> {
+    let job = plan(lake, opts)?;
+    let session = JobSession::new(lake, opts.memory_limit)?;
+    for file in &job.daily {
+        let df = session.plan(file, date).await?;
+        require_date_column(file, df.schema().inner())?;
+        run.tables.push(TableResult {
+            table: output::table_name(&file.name),
+            rows: None,
+        });
+    }
+    for file in &job.checks {
+        // A check reading a table no daily run has written yet cannot be planned before one.
+        let tables = list_tables(lake)?;
+        if file.reads.iter().all(|r| catalog::resolves(&tables, r)) {
+            session.plan(file, date).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Every row of a daily file's result must be of the date being computed.
+fn require_dates(
+    file: &SqlFile,
+    batches: &[datafusion::arrow::array::RecordBatch],
+    date: NaiveDate,
+) -> Result<()> {
+    let at = |msg: String| Error::Config(format!("{}: {msg}", file.path.display()));
+    for batch in batches {
+        require_date_column(file, &batch.schema())?;
+        let Some(dates) = batch
+            .column_by_name("date")
+            .and_then(|c| c.as_any().downcast_ref::<Date32Array>())
+        else {
+            return Err(at("the result needs a DATE column `date`".into()));
         };
         let want = date32(date);
         if dates.null_count() > 0 || dates.values().iter().any(|d| *d != want) {
-            return Err(at(&format!("every row's `date` must be {date}")));
+            return Err(at(format!("every row's `date` must be {date}")));
         }
     }
-    Ok(batches)
-}
-
-/// Replaces the rows of `date` in `processed.<name>` with `batches`, in one commit.
-async fn write_date(
-    lake: &Lake,
-    name: &str,
-    date: NaiveDate,
-    batches: Vec<RecordBatch>,
-) -> Result<()> {
-    let table_name = format!("processed.{name}");
-    let path = lake.root().join("processed").join(name);
-    std::fs::create_dir_all(&path).map_err(|e| Error::io(path.display(), e))?;
-    let url = dir_url(&path)?;
-    let exists = path.join("_delta_log").is_dir();
-    if !exists && batches.iter().all(|b| b.num_rows() == 0) {
-        return Ok(());
-    }
-    let table = if exists {
-        deltalake::open_table(url).await
-    } else {
-        DeltaTableBuilder::from_url(url).and_then(|b| b.build())
-    }
-    .map_err(|e| Error::delta(&table_name, e))?;
-    let predicate = col("date").eq(lit(ScalarValue::Date32(Some(date32(date)))));
-    table
-        .write(batches)
-        .with_save_mode(SaveMode::Overwrite)
-        .with_replace_where(predicate)
-        .with_partition_columns(["date"])
-        .await
-        .map_err(|e| Error::delta(&table_name, e))?;
     Ok(())
 }

@@ -73,6 +73,28 @@ pub fn order(files: Vec<SqlFile>, exists: impl Fn(&str) -> bool) -> Result<Vec<S
     Ok(ordered)
 }
 
+/// Checks that every table a check reads exists in the lake or is made by a daily file.
+pub fn check_reads(
+    checks: &[SqlFile],
+    daily: &[SqlFile],
+    exists: impl Fn(&str) -> bool,
+) -> Result<()> {
+    let outputs: BTreeSet<String> = daily.iter().map(|f| f.name.clone()).collect();
+    for c in checks {
+        if let Some(r) = c
+            .reads
+            .iter()
+            .find(|r| produced_by(r, &outputs).is_none() && !exists(r))
+        {
+            return Err(Error::Config(format!(
+                "{}: unknown table {r} (not in the lake and no sql/daily file makes it)",
+                c.path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,14 +4,21 @@
 //!
 //! The schema `public` (DataFusion's default) resolves a bare table name when exactly one
 //! schema has a table of that name, so `SELECT * FROM user_events` works.
+//!
+//! A job that must see one consistent state across several queries (the daily job: its files,
+//! its checks) passes [`Pins`]: each table is then opened once and that snapshot is reused until
+//! the job itself rewrites the table and calls [`Pins::forget`].
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider};
 use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::SessionStateBuilder;
 
 use super::maintain::list_tables;
 use super::Lake;
@@ -20,20 +27,66 @@ pub const CATALOG: &str = "lake";
 /// The schema that resolves unqualified names.
 pub const UNQUALIFIED: &str = "public";
 
-/// A session whose default catalog is the lake.
+/// A session whose default catalog is the lake; every lookup sees the latest snapshot.
 pub fn session(lake: &Lake, config: SessionConfig) -> SessionContext {
+    session_with(lake, config, Arc::new(RuntimeEnv::default()), None)
+}
+
+/// A session over the lake with its own runtime (memory limit, spill files) and, with `pins`,
+/// snapshots that stay fixed across the session's queries.
+pub fn session_with(
+    lake: &Lake,
+    config: SessionConfig,
+    runtime: Arc<RuntimeEnv>,
+    pins: Option<Pins>,
+) -> SessionContext {
     let config = config
         .with_default_catalog_and_schema(CATALOG, UNQUALIFIED)
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(true);
-    let ctx = SessionContext::new_with_config(config);
-    ctx.register_catalog(CATALOG, Arc::new(LakeCatalog { lake: lake.clone() }));
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    let catalog = LakeCatalog {
+        lake: lake.clone(),
+        pins,
+    };
+    ctx.register_catalog(CATALOG, Arc::new(catalog));
     ctx
+}
+
+/// Table snapshots opened once and shared by every query of one job, keyed `schema.table`.
+#[derive(Debug, Clone, Default)]
+pub struct Pins {
+    opened: Arc<Mutex<HashMap<String, Arc<dyn TableProvider>>>>,
+}
+
+impl Pins {
+    /// The next lookup of `table` (`schema.table`) opens its latest snapshot again.
+    pub fn forget(&self, table: &str) {
+        if let Ok(mut opened) = self.opened.lock() {
+            opened.remove(table);
+        }
+    }
+
+    fn get(&self, table: &str) -> Option<Arc<dyn TableProvider>> {
+        self.opened.lock().ok()?.get(table).cloned()
+    }
+
+    fn keep(&self, table: String, provider: Arc<dyn TableProvider>) {
+        if let Ok(mut opened) = self.opened.lock() {
+            opened.entry(table).or_insert(provider);
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct LakeCatalog {
     lake: Lake,
+    pins: Option<Pins>,
 }
 
 /// Every table of the lake as `schema.table`; a lake that cannot be listed has none.
@@ -80,6 +133,7 @@ impl CatalogProvider for LakeCatalog {
             Arc::new(LakeSchema {
                 lake: self.lake.clone(),
                 schema,
+                pins: self.pins.clone(),
             }) as Arc<dyn SchemaProvider>
         })
     }
@@ -90,6 +144,7 @@ impl CatalogProvider for LakeCatalog {
 pub struct LakeSchema {
     lake: Lake,
     schema: Option<String>,
+    pins: Option<Pins>,
 }
 
 impl LakeSchema {
@@ -119,6 +174,10 @@ impl SchemaProvider for LakeSchema {
         let Some(schema) = self.locate(name) else {
             return Ok(None);
         };
+        let key = format!("{schema}.{name}");
+        if let Some(pinned) = self.pins.as_ref().and_then(|p| p.get(&key)) {
+            return Ok(Some(pinned));
+        }
         let path = self.lake.root().join(&schema).join(name);
         let url = super::dir_url(&path).map_err(|e| DataFusionError::External(Box::new(e)))?;
         let table = deltalake::open_table(url)
@@ -128,6 +187,11 @@ impl SchemaProvider for LakeSchema {
             .table_provider()
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        if let Some(pins) = &self.pins {
+            pins.keep(key.clone(), provider.clone());
+            // A concurrent lookup may have pinned first: everyone uses the same snapshot.
+            return Ok(pins.get(&key).or(Some(provider)));
+        }
         Ok(Some(provider))
     }
 

@@ -13,7 +13,7 @@ def compose(*args):
 
 def test_compose_file_is_valid_and_complete():
     config = compose("config")
-    assert set(compose("config", "--services").split()) == {"kafka", "topic", "ingest", "producer"}
+    assert set(compose("config", "--services").split()) == {"kafka", "topic", "ingest", "producer", "schedule"}
     assert "apache/kafka" in config
     assert "--partitions" in config and "user_events" in config
     # The host's ./data is the lake inside the containers.

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Daily-job benchmark: the shipped sql/daily/*.sql for ONE date of N seed events, run three ways on
+# the same raw Delta table, with the three results checked to be identical:
+#   - `lake daily` (release binary; 3 runs),
+#   - DuckDB + its delta extension running the same files (`$date` bound natively; 3 runs),
+#   - PySpark local[2] + delta-spark running the same files (`$date` -> `:date`; 2 runs; each run
+#     is a fresh process, so its wall time includes JVM + SparkSession startup; the time without
+#     startup is reported too).
+# Each engine writes its results as Delta tables partitioned by date (DuckDB through deltalake).
+# The raw table (N events produced into a real Kafka topic, then `lake ingest --until-caught-up`)
+# is cached under $LAKE_CACHE/bench and reused. Writes bench/results/daily-<timestamp>.md and
+# prints it. Exits non-zero when the engines' results differ.
+#
+#   bench/daily.sh [--quick] [--events N] [--memory-limit SIZE] [--runs N] [--spark-runs N]
+#                  [--no-build] [--lake-bin PATH] [--ingest-bin PATH] [--rebuild-table]
+#                  [--with-checks]
+#
+#   --quick            200,000 events, 1 Spark run (default: 10,000,000 events)
+#   --events N         number of events (on one date, 2025-01-10)
+#   --memory-limit S   passed to `lake daily --memory-limit S` when that flag exists (else noted
+#                      in the report and skipped)
+#   --no-build         do not run `cargo build --release`; use $CARGO_TARGET_DIR/release/lake
+#   --lake-bin PATH    the lake binary to time (implies --no-build)
+#   --ingest-bin PATH  binary that produces + ingests when the table is not cached yet (default:
+#                      the timed binary)
+#   --rebuild-table    re-create the cached raw table
+#   --with-checks      let `lake daily` also run sql/checks/*.sql (the other engines never do;
+#                      by default lake gets a --sql folder holding only daily/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+cmdline="bench/daily.sh${*:+ $*}"
+export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LAKE_CACHE/target}
+
+events=10000000 events_set=0 quick=0 memory_limit="" build=1 lake_bin="" ingest_bin=""
+runs=3 spark_runs=2 spark_runs_set=0 rebuild=0 with_checks=0
+date=2025-01-10 seed=42
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) quick=1 ;;
+        --events) events=$2; events_set=1; shift ;;
+        --memory-limit) memory_limit=$2; shift ;;
+        --runs) runs=$2; shift ;;
+        --spark-runs) spark_runs=$2; spark_runs_set=1; shift ;;
+        --no-build) build=0 ;;
+        --lake-bin) lake_bin=$2; shift ;;
+        --ingest-bin) ingest_bin=$2; shift ;;
+        --rebuild-table) rebuild=1 ;;
+        --with-checks) with_checks=1 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ "$quick" = 1 ]; then
+    [ "$events_set" = 1 ] || events=200000
+    [ "$spark_runs_set" = 1 ] || spark_runs=1
+fi
+
+say() { printf '== %s\n' "$*" >&2; }
+
+# --- binaries, venv, jars ---------------------------------------------------------------------
+if [ -z "$lake_bin" ]; then
+    if [ "$build" = 1 ]; then
+        say "cargo build --release"
+        cargo build --release --quiet --bin lake
+    fi
+    lake_bin="$CARGO_TARGET_DIR/release/lake"
+fi
+lake_bin=$(readlink -f "$lake_bin")
+ingest_bin=$(readlink -f "${ingest_bin:-$lake_bin}")
+"$lake_bin" daily --help > /dev/null 2>&1 \
+    || { echo "$lake_bin has no 'daily' command (stale build?)" >&2; exit 1; }
+daily_extra=()
+# The sensor waits for events after the day; the benchmark's single date never gets any.
+if "$lake_bin" daily --help | grep -q -- '--no-sensor'; then daily_extra+=(--no-sensor); fi
+memory_note="not requested"
+if [ -n "$memory_limit" ]; then
+    if "$lake_bin" daily --help | grep -q -- '--memory-limit'; then
+        daily_extra+=(--memory-limit "$memory_limit")
+        memory_note="\`lake daily --memory-limit $memory_limit\` (lake only)"
+    else
+        memory_note="requested ($memory_limit) but \`lake daily\` has no --memory-limit flag: skipped"
+        say "$memory_note"
+    fi
+fi
+
+say "python venv"
+req_sum=$(cksum < tests/python/requirements.txt | cut -d' ' -f1)
+venv="$LAKE_CACHE/venv-$req_sum"
+if [ ! -x "$venv/bin/pytest" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q -r tests/python/requirements.txt
+fi
+py="$venv/bin/python"
+
+say "delta jars for Spark"
+LAKE_SPARK_JARS=$(scripts/spark.sh install)
+export LAKE_SPARK_JARS
+
+# --- the raw table (cached) -------------------------------------------------------------------
+table="$LAKE_CACHE/bench/daily-table-$events-seed$seed-$date"
+if [ "$rebuild" = 1 ] || [ ! -f "$table/.complete" ]; then
+    say "building the raw table: $events events on $date (kafka -> lake ingest) in $table"
+    rm -rf "$table"
+    mkdir -p "$table"
+    scripts/kafka.sh install
+    kdir=$(mktemp -d "${TMPDIR:-/tmp}/lake-bench-kafka.XXXXXX")
+    trap 'scripts/kafka.sh stop "$kdir"; rm -rf "$kdir"' EXIT
+    brokers=$(scripts/kafka.sh start "$kdir")
+    topic=bench_daily
+    "$ingest_bin" produce --brokers "$brokers" --topic "$topic" --events "$events" --days 1 \
+        --start-date "$date" --seed "$seed" --json > "$table/produce.json"
+    /usr/bin/time -v -o "$table/ingest.time" "$ingest_bin" ingest --brokers "$brokers" --topic "$topic" \
+        --group bench --lake "$table/lake" --until-caught-up > "$table/ingest.out" 2> "$table/ingest.err" \
+        || { tail -20 "$table/ingest.err" >&2; exit 1; }
+    scripts/kafka.sh stop "$kdir"; rm -rf "$kdir"; trap - EXIT
+    { echo "binary=$ingest_bin"; echo "version=$("$ingest_bin" --version)";
+      echo "mtime=$(date -u -r "$ingest_bin" +%FT%TZ)"; echo "built=$(date -u +%FT%TZ)"; } > "$table/built-with"
+    touch "$table/.complete"
+fi
+raw="$table/lake/raw/user_events"
+
+# --- runs -------------------------------------------------------------------------------------
+ts=$(date -u +%Y%m%dT%H%M%SZ)
+out="$LAKE_CACHE/bench/daily-runs/$ts"
+rm -rf "$LAKE_CACHE/bench/daily-runs"
+mkdir -p "$out/time" "$out/logs"
+times="$out/times.tsv"
+: > "$times"
+
+# Is the machine shared? Sample load and compiler/JVM processes every 5 s while we run.
+( while true; do
+      printf '%s\t%s\t%s\n' "$(date -u +%T)" "$(cut -d' ' -f1 /proc/loadavg)" \
+          "$(ps -eo comm= | grep -cE '^(cargo|rustc|cc1|ld|clang)' || true)"
+      sleep 5
+  done ) > "$out/busy.tsv" 2>/dev/null &
+sampler=$!
+trap 'kill "$sampler" 2>/dev/null || true' EXIT
+ps -eo pid,pcpu,etime,args --sort=-pcpu | head -8 | cut -c1-160 > "$out/ps-start.txt"
+
+timed() {  # timed ENGINE RUN CMD...
+    local engine=$1 run=$2; shift 2
+    /usr/bin/time -v -o "$out/time/$engine.$run" "$@" > "$out/logs/$engine.$run.out" 2> "$out/logs/$engine.$run.err" \
+        || { echo "$engine run $run failed:" >&2; tail -30 "$out/logs/$engine.$run.err" >&2; exit 1; }
+    printf '%s\t%s\t%s\n' "$engine" "$run" "$out/time/$engine.$run" >> "$times"
+}
+
+mkdir -p "$out/lake"
+ln -s "$table/lake/raw" "$out/lake/raw"   # lake daily writes processed/ next to it, not into the cache
+# The other engines run sql/daily only; so does lake unless --with-checks (sql/checks too).
+lake_sql="$root/sql"
+if [ "$with_checks" = 0 ]; then
+    lake_sql="$out/sql-daily-only"
+    mkdir -p "$lake_sql"
+    ln -s "$root/sql/daily" "$lake_sql/daily"
+fi
+for i in $(seq 1 "$runs"); do
+    say "lake daily run $i/$runs"
+    rm -rf "$out/lake/processed" "$out/lake/system"   # fresh outputs (and run history) each run
+    timed lake "$i" "$lake_bin" daily --lake "$out/lake" --sql "$lake_sql" --date "$date" --json "${daily_extra[@]}"
+done
+for i in $(seq 1 "$runs"); do
+    say "duckdb run $i/$runs"
+    rm -rf "$out/duckdb"
+    timed duckdb "$i" "$py" bench/daily/engine.py duckdb --lake "$table/lake" --sql "$root/sql" --date "$date" \
+        --out "$out/duckdb" --timings "$out/duckdb.$i.json"
+done
+for i in $(seq 1 "$spark_runs"); do
+    say "spark run $i/$spark_runs"
+    rm -rf "$out/spark"
+    timed spark "$i" "$py" bench/daily/engine.py spark --lake "$table/lake" --sql "$root/sql" --date "$date" \
+        --out "$out/spark" --timings "$out/spark.$i.json" --cores 2 --driver-memory "${BENCH_SPARK_DRIVER_MEMORY:-4g}"
+done
+ps -eo pid,pcpu,etime,args --sort=-pcpu | head -8 | cut -c1-160 > "$out/ps-end.txt"
+kill "$sampler" 2>/dev/null || true
+trap - EXIT
+
+say "comparing results"
+set +e
+"$py" bench/daily/engine.py compare --date "$date" --sql "$root/sql" --dump "$out/csv" \
+    lake="$out/lake/processed" duckdb="$out/duckdb" spark="$out/spark" > "$out/compare.json"
+same=$?
+set -e
+
+mkdir -p bench/results
+report="bench/results/daily-$ts.md"
+"$py" bench/daily/report.py --out "$out" --table "$table" --raw "$raw" --events "$events" --date "$date" \
+    --seed "$seed" --lake-bin "$lake_bin" --cmdline "$cmdline" --memory-note "$memory_note" \
+    --runs "$runs" --spark-runs "$spark_runs" --lake-args "${daily_extra[*]:-} (--sql: $([ "$with_checks" = 1 ] && echo 'daily + checks' || echo 'daily only'))" > "$report"
+cat "$report"
+echo >&2
+say "report: $report; outputs: $out"
+if [ "$same" != 0 ]; then
+    echo "RESULTS DIFFER between engines: see $out/compare.json and $out/csv" >&2
+    exit 1
+fi

@@ -1,0 +1,223 @@
+"""Markdown report for bench/daily.sh (reads the run directory it wrote; prints to stdout)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+
+
+def parse_time(path: pathlib.Path) -> dict:
+    """Fields of a `/usr/bin/time -v` report: wall s, user s, sys s, max RSS KiB."""
+    out = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("Elapsed (wall clock) time"):
+            parts = [float(p) for p in line.rsplit(": ", 1)[1].split(":")]
+            out["wall"] = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+        elif line.startswith("User time (seconds):"):
+            out["user"] = float(line.split(": ")[1])
+        elif line.startswith("System time (seconds):"):
+            out["sys"] = float(line.split(": ")[1])
+        elif line.startswith("Maximum resident set size (kbytes):"):
+            out["rss_kb"] = int(line.split(": ")[1])
+    return out
+
+
+def sh(*cmd: str) -> str:
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        return (r.stdout or r.stderr).strip()
+    except Exception as e:  # noqa: BLE001
+        return f"n/a ({e})"
+
+
+def fmt_s(x: float | None) -> str:
+    return "n/a" if x is None else (f"{x:.2f} s" if x < 100 else f"{x:.0f} s")
+
+
+def fmt_mib(kb: float | None) -> str:
+    return "n/a" if not kb else f"{kb / 1024:,.0f} MiB"
+
+
+def stats(xs: list[float]) -> tuple[float | None, float | None]:
+    return (min(xs), statistics.median(xs)) if xs else (None, None)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    for a in ("out", "table", "raw", "events", "date", "seed", "lake-bin", "cmdline", "memory-note",
+              "runs", "spark-runs", "lake-args"):
+        p.add_argument(f"--{a}", required=True)
+    a = p.parse_args()
+    out, table = pathlib.Path(a.out), pathlib.Path(a.table)
+    root = pathlib.Path(__file__).resolve().parents[2]
+
+    runs: dict[str, list[dict]] = {}
+    for line in (out / "times.tsv").read_text().splitlines():
+        engine, run, path = line.split("\t")
+        t = parse_time(pathlib.Path(path))
+        j = out / f"{engine}.{run}.json"
+        if j.exists():
+            t["json"] = json.loads(j.read_text())
+        runs.setdefault(engine, []).append(t)
+
+    compare = json.loads((out / "compare.json").read_text())
+
+    # machine and whether it was shared
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem_kb = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+    busy = [l.split("\t") for l in (out / "busy.tsv").read_text().splitlines() if l.count("\t") == 2]
+    loads = [float(b[1]) for b in busy]
+    compilers = [int(b[2]) for b in busy]
+    ncpu = os.cpu_count() or 1
+    shared = bool(compilers and max(compilers) > 0) or bool(loads and max(loads) > ncpu * 0.75 + 1)
+
+    # table
+    parquet = list(pathlib.Path(a.raw).rglob("*.parquet"))
+    size = sum(f.stat().st_size for f in parquet)
+    built = (table / "built-with").read_text().strip().replace("\n", "; ") if (table / "built-with").exists() else "?"
+    produce = (table / "produce.json").read_text().strip() if (table / "produce.json").exists() else "?"
+    ingest = parse_time(table / "ingest.time") if (table / "ingest.time").exists() else {}
+
+    lake_wall = [r["wall"] for r in runs.get("lake", [])]
+    duck_wall = [r["wall"] for r in runs.get("duckdb", [])]
+    duck_engine = [r["json"]["startup_s"] + r["json"]["job_s"] for r in runs.get("duckdb", [])]
+    spark_wall = [r["wall"] for r in runs.get("spark", [])]
+    spark_job = [r["json"]["job_s"] for r in runs.get("spark", [])]
+    spark_start = [r["json"]["startup_s"] for r in runs.get("spark", [])]
+
+    def cpu_med(rs):
+        # user+sys of the process; for Spark plus the JVM's own (read from /proc before it stops)
+        return statistics.median([r["user"] + r["sys"] + r.get("json", {}).get("jvm_cpu_s", 0)
+                                  for r in rs]) if rs else None
+
+    sj = runs["spark"][0]["json"] if runs.get("spark") else {}
+    dj = runs["duckdb"][0]["json"] if runs.get("duckdb") else {}
+    spark_rss = max((r["json"].get("jvm_peak_rss_kb", 0) + r["json"].get("python_peak_rss_kb", 0)
+                     for r in runs.get("spark", [])), default=None)
+
+    L = []
+    w = L.append
+    w(f"# Daily job benchmark — {int(a.events):,} events on {a.date}")
+    w("")
+    w(f"- Run: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
+    w(f"- Command: `{a.cmdline}`")
+    w(f"- Results identical across lake / DuckDB / Spark: **{'yes' if compare['identical'] else 'NO'}**"
+      " (integers, strings, dates exact; doubles within rel 1e-12 — bit-exact flags below)")
+    w(f"- Memory limit: {a.memory_note}")
+    w(f"- Extra `lake daily` flags: {a.lake_args}")
+    w("")
+    w("## Machine")
+    w("")
+    w(f"- {ncpu} CPUs (`nproc`), {cpu}, {mem_kb / 1024 / 1024:.1f} GiB RAM, {platform.system()} {platform.release()}")
+    if loads:
+        w(f"- Load average (1 min) during the runs: start {loads[0]:.2f}, max {max(loads):.2f}, "
+          f"end {loads[-1]:.2f}; samples with a compiler (cargo/rustc/cc/ld) running: "
+          f"{sum(1 for c in compilers if c)}/{len(compilers)}")
+    w(f"- Machine shared with other work during the runs: **{'YES — figures are pessimistic/noisy' if shared else 'no (idle apart from this benchmark)'}**")
+    w("")
+    w("## Versions")
+    w("")
+    git = sh("git", "-C", str(root), "rev-parse", "--short", "HEAD")
+    dirty = len([l for l in sh("git", "-C", str(root), "status", "--porcelain", "--untracked-files=no").splitlines() if l.strip()])
+    lake_mtime = datetime.datetime.fromtimestamp(os.path.getmtime(a.lake_bin), datetime.timezone.utc)
+    if "/debug/" in a.lake_bin:
+        w("- **WARNING: the timed lake binary is a DEBUG build: its figures are not representative.**")
+    w(f"- lake: `{sh(a.lake_bin, '--version')}` at `{a.lake_bin}` (built {lake_mtime:%Y-%m-%d %H:%M} UTC); "
+      f"git {git}{f' + {dirty} modified tracked files' if dirty else ''}")
+    w(f"- DuckDB {dj.get('version', '?')} + delta extension (duckdb-extension-delta), {dj.get('threads', '?')} threads; "
+      "results written with deltalake")
+    w(f"- PySpark {sj.get('version', '?')} + delta-spark {sj.get('delta_spark', '?')}, "
+      f"{sh('java', '-version').splitlines()[0] if sh('java', '-version') else '?'}; conf: "
+      + ", ".join(f"`{k}={v}`" for k, v in sorted(sj.get("conf", {}).items())))
+    w(f"- Python {platform.python_version()}")
+    w("")
+    w("## Input")
+    w("")
+    w(f"- `raw.user_events`: {len(parquet)} Parquet files, {size / 2**20:,.0f} MiB, at `{a.raw}`")
+    w(f"- Built with {built}")
+    w(f"- produce: `{produce}`")
+    if ingest:
+        w(f"- ingest (`lake ingest --until-caught-up`, at build time): {fmt_s(ingest.get('wall'))} wall, "
+          f"{fmt_mib(ingest.get('rss_kb'))} peak RSS")
+    w("")
+    w("## Results")
+    w("")
+    w("Wall = whole process (`/usr/bin/time -v`), fresh output tables each run, warm page cache.")
+    w("")
+    w("| engine | runs | wall min | wall median | engine-only min / median | peak RSS | CPU (user+sys, median) |")
+    w("|---|---|---|---|---|---|---|")
+    lm, lmed = stats(lake_wall)
+    w(f"| `lake daily` | {len(lake_wall)} | {fmt_s(lm)} | {fmt_s(lmed)} | (same) | "
+      f"{fmt_mib(max((r['rss_kb'] for r in runs.get('lake', [])), default=None))} | {fmt_s(cpu_med(runs.get('lake', [])))} |")
+    dm, dmed = stats(duck_wall)
+    dem, demed = stats(duck_engine)
+    w(f"| DuckDB (Python) | {len(duck_wall)} | {fmt_s(dm)} | {fmt_s(dmed)} | {fmt_s(dem)} / {fmt_s(demed)} ¹ | "
+      f"{fmt_mib(max((r['rss_kb'] for r in runs.get('duckdb', [])), default=None))} | {fmt_s(cpu_med(runs.get('duckdb', [])))} |")
+    sm, smed = stats(spark_wall)
+    sjm, sjmed = stats(spark_job)
+    w(f"| PySpark local[2] | {len(spark_wall)} | {fmt_s(sm)} | {fmt_s(smed)} | {fmt_s(sjm)} / {fmt_s(sjmed)} ² | "
+      f"{fmt_mib(spark_rss)} ³ | {fmt_s(cpu_med(runs.get('spark', [])))} ⁴ |")
+    w("")
+    w("¹ DuckDB connection + delta extension load + the three queries + Delta writes; excludes the Python "
+      "interpreter and module imports.  ")
+    w(f"² Spark without session startup: the three queries + Delta writes in an already started session. "
+      f"Session startup (JVM launch, SparkSession, table registration) took {', '.join(fmt_s(s) for s in spark_start)}; "
+      "the wall columns include it.  ")
+    w("³ JVM peak (VmHWM) + Python driver peak.  ")
+    w("⁴ Python driver + JVM (the JVM is not a waited-for child of Python, so /usr/bin/time misses it; "
+      "its utime+stime is read from /proc before the session stops).")
+    w("")
+    w("Per query (median of runs):")
+    w("")
+    w("| query | DuckDB compute | DuckDB write | Spark compute+write |")
+    w("|---|---|---|---|")
+    for q in sorted(dj.get("queries", {})):
+        dc = statistics.median(r["json"]["queries"][q]["compute_s"] for r in runs["duckdb"])
+        dw = statistics.median(r["json"]["queries"][q]["write_s"] for r in runs["duckdb"])
+        sc = (statistics.median(r["json"]["queries"][q]["compute_and_write_s"] for r in runs["spark"])
+              if runs.get("spark") else None)
+        w(f"| {q} | {fmt_s(dc)} | {fmt_s(dw)} | {fmt_s(sc)} |")
+    w("")
+    w("## Targets")
+    w("")
+
+    def verdict(ok: bool) -> str:
+        return "**met**" if ok else "**missed**"
+
+    if lmed is not None and demed is not None:
+        w(f"- lake ≤ DuckDB: lake median {fmt_s(lmed)} vs DuckDB median {fmt_s(dmed)} (process) / "
+          f"{fmt_s(demed)} (engine-only, the stricter bar): {verdict(lmed <= demed)} "
+          f"(process bar: {verdict(lmed <= dmed)})")
+    if lmed is not None and smed is not None:
+        w(f"- lake ≥ 5× faster than PySpark: incl. session startup {smed / lmed:.1f}× {verdict(smed >= 5 * lmed)}; "
+          f"excl. startup {sjmed / lmed:.1f}× {verdict(sjmed >= 5 * lmed)}")
+    w("")
+    w("## Result equality")
+    w("")
+    w("| query | rows (lake / DuckDB / Spark) | lake = DuckDB bit-exact | lake = Spark bit-exact |")
+    w("|---|---|---|---|")
+    for q, s in sorted(compare["summary"].items()):
+        rows = s.get("rows", {})
+        w(f"| {q} | {rows.get('lake')} / {rows.get('duckdb')} / {rows.get('spark')} | "
+          f"{s.get('lake==duckdb bit-exact')} | {s.get('lake==spark bit-exact')} |")
+    if compare["problems"]:
+        w("")
+        w("Differences:")
+        w("")
+        w("```")
+        L.extend(compare["problems"][:30])
+        w("```")
+    w("")
+    w(f"Outputs and logs of this run: `{out}` (CSV dumps of each engine's rows in `csv/`).")
+    print("\n".join(L))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,288 @@
+//! Run history as Delta tables, queryable like any other: `system.daily_runs` (one row per run of
+//! one date) and `system.check_results` (one row per check of a run). A run's check results are
+//! committed before its run row, so a run row always has its checks beside it. A run that dies
+//! before it is recorded has no row at all and counts as not done.
+
+use std::sync::{Arc, LazyLock};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::arrow::array::{
+    ArrayRef, Date32Array, Int64Array, Int64Builder, MapBuilder, MapFieldNames, RecordBatch,
+    StringArray, StringBuilder, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use deltalake::protocol::SaveMode;
+
+use super::query::{date32, JobSession};
+use crate::error::{Error, Result};
+use crate::lake::{Lake, TableId, TableSpec};
+
+pub const DAILY_RUNS: TableId = TableId {
+    schema: "system",
+    name: "daily_runs",
+};
+pub const CHECK_RESULTS: TableId = TableId {
+    schema: "system",
+    name: "check_results",
+};
+
+/// How a run of one date ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Succeeded,
+    /// A SQL error, a write error or a failed `error` check.
+    Failed,
+    /// The sensor's wait ran out before the date was complete.
+    SensorTimeout,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::SensorTimeout => "sensor_timeout",
+        }
+    }
+}
+
+/// One row of `system.daily_runs`.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub date: NaiveDate,
+    pub status: RunStatus,
+    /// Who started it: `cli`, `schedule`, `api`, `demo`.
+    pub trigger: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// Rows written per table (`processed.<name>`).
+    pub rows: Vec<(String, i64)>,
+    pub error: Option<String>,
+}
+
+/// One row of `system.check_results`.
+#[derive(Debug, Clone)]
+pub struct CheckRecord {
+    pub check: String,
+    pub severity: &'static str,
+    /// `pass`, `fail` (an `error` check found rows), `warn` (a `warn` check found rows).
+    pub status: &'static str,
+    pub violation_count: i64,
+    /// Up to a few violating rows as a JSON array.
+    pub sample: String,
+    pub description: Option<String>,
+}
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// Field names Delta uses for a map, so the written schema equals the table's.
+fn map_names() -> MapFieldNames {
+    MapFieldNames {
+        entry: "key_value".into(),
+        key: "key".into(),
+        value: "value".into(),
+    }
+}
+
+static RUNS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let entries = Field::new(
+        "key_value",
+        DataType::Struct(Fields::from(vec![
+            Field::new("key", DataType::Utf8, false),
+            Field::new("value", DataType::Int64, true),
+        ])),
+        false,
+    );
+    Arc::new(Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("date", DataType::Date32, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("trigger", DataType::Utf8, false),
+        Field::new("started_at", ts(), false),
+        Field::new("finished_at", ts(), false),
+        Field::new("rows", DataType::Map(Arc::new(entries), false), true),
+        Field::new("error", DataType::Utf8, true),
+    ]))
+});
+
+static CHECKS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("date", DataType::Date32, false),
+        Field::new("check", DataType::Utf8, false),
+        Field::new("severity", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("violation_count", DataType::Int64, false),
+        Field::new("sample", DataType::Utf8, false),
+        Field::new("description", DataType::Utf8, true),
+        Field::new("checked_at", ts(), false),
+    ]))
+});
+
+pub fn runs_spec() -> TableSpec {
+    TableSpec {
+        id: DAILY_RUNS,
+        schema: RUNS_SCHEMA.clone(),
+        partition_columns: &[],
+    }
+}
+
+pub fn checks_spec() -> TableSpec {
+    TableSpec {
+        id: CHECK_RESULTS,
+        schema: CHECKS_SCHEMA.clone(),
+        partition_columns: &[],
+    }
+}
+
+/// Stores a finished run: its check results first, then its run row.
+pub async fn record(lake: &Lake, run: &RunRecord, checks: &[CheckRecord]) -> Result<()> {
+    if !checks.is_empty() {
+        append(lake, &checks_spec(), checks_batch(run, checks)?).await?;
+    }
+    append(lake, &runs_spec(), run_batch(run)?).await
+}
+
+async fn append(lake: &Lake, spec: &TableSpec, batch: RecordBatch) -> Result<()> {
+    let table = lake.open_or_create(spec).await?;
+    table
+        .write(vec![batch])
+        .with_save_mode(SaveMode::Append)
+        .await
+        .map_err(|e| Error::delta(spec.id, e))?;
+    Ok(())
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn run_batch(run: &RunRecord) -> Result<RecordBatch> {
+    let mut rows = MapBuilder::new(Some(map_names()), StringBuilder::new(), Int64Builder::new());
+    for (table, n) in &run.rows {
+        rows.keys().append_value(table);
+        rows.values().append_value(*n);
+    }
+    rows.append(true)?;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![run.run_id.as_str()])),
+        Arc::new(Date32Array::from(vec![date32(run.date)])),
+        Arc::new(StringArray::from(vec![run.status.as_str()])),
+        Arc::new(StringArray::from(vec![run.trigger.as_str()])),
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![micros(run.started_at)]).with_timezone("UTC"),
+        ),
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![micros(run.finished_at)]).with_timezone("UTC"),
+        ),
+        Arc::new(rows.finish()),
+        Arc::new(StringArray::from(vec![run.error.as_deref()])),
+    ];
+    Ok(RecordBatch::try_new(RUNS_SCHEMA.clone(), columns)?)
+}
+
+fn checks_batch(run: &RunRecord, checks: &[CheckRecord]) -> Result<RecordBatch> {
+    let n = checks.len();
+    let checked_at = micros(run.finished_at);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![run.run_id.as_str(); n])),
+        Arc::new(Date32Array::from(vec![date32(run.date); n])),
+        Arc::new(StringArray::from_iter_values(
+            checks.iter().map(|c| &c.check),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            checks.iter().map(|c| c.severity),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            checks.iter().map(|c| c.status),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            checks.iter().map(|c| c.violation_count),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            checks.iter().map(|c| &c.sample),
+        )),
+        Arc::new(StringArray::from_iter(
+            checks.iter().map(|c| c.description.as_deref()),
+        )),
+        Arc::new(TimestampMicrosecondArray::from(vec![checked_at; n]).with_timezone("UTC")),
+    ];
+    Ok(RecordBatch::try_new(CHECKS_SCHEMA.clone(), columns)?)
+}
+
+/// Every date that has a succeeded run, ascending.
+pub async fn succeeded_dates(lake: &Lake) -> Result<Vec<NaiveDate>> {
+    if lake.open(DAILY_RUNS).await?.is_none() {
+        return Ok(Vec::new());
+    }
+    let session = JobSession::new(lake, None)?;
+    let batches = session
+        .internal(
+            "SELECT DISTINCT date FROM system.daily_runs WHERE status = 'succeeded' ORDER BY date",
+            None,
+        )
+        .await?;
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    let mut out = Vec::new();
+    for b in &batches {
+        let Some(dates) = b.column(0).as_any().downcast_ref::<Date32Array>() else {
+            return Err(Error::Other(format!("{DAILY_RUNS}: `date` is not a DATE")));
+        };
+        out.extend(
+            dates
+                .iter()
+                .flatten()
+                .map(|d| epoch + chrono::Duration::days(d.into())),
+        );
+    }
+    Ok(out)
+}
+
+/// The latest `limit` runs (of `date` if given), newest first, with their check results, as
+/// printable tables.
+pub async fn recent(lake: &Lake, limit: usize, date: Option<NaiveDate>) -> Result<String> {
+    if lake.open(DAILY_RUNS).await?.is_none() {
+        return Ok("no daily runs recorded yet\n".into());
+    }
+    let session = JobSession::new(lake, None)?;
+    let only_date = if date.is_some() {
+        "WHERE date = $date"
+    } else {
+        ""
+    };
+    // LIMIT takes no placeholder; `limit` is a number, not user text.
+    let runs = session
+        .internal(
+            &format!(
+                "SELECT run_id, date, status, trigger, started_at, \
+                 finished_at - started_at AS took, rows, error \
+                 FROM system.daily_runs {only_date} ORDER BY started_at DESC LIMIT {limit}"
+            ),
+            date,
+        )
+        .await?;
+    let mut out = pretty_format_batches(&runs)?.to_string();
+    out.push('\n');
+    if lake.open(CHECK_RESULTS).await?.is_some() {
+        let checks = session
+            .internal(
+                &format!(
+                    "SELECT c.run_id, c.date, c.check, c.severity, c.status, c.violation_count \
+                     FROM system.check_results c JOIN (SELECT run_id, started_at \
+                     FROM system.daily_runs {only_date} ORDER BY started_at DESC LIMIT {limit}) r \
+                     USING (run_id) ORDER BY r.started_at DESC, c.check"
+                ),
+                date,
+            )
+            .await?;
+        if checks.iter().any(|b| b.num_rows() > 0) {
+            out.push_str(&pretty_format_batches(&checks)?.to_string());
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}

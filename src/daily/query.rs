@@ -1,0 +1,106 @@
+//! Where `--date` is bound: a job's SQL files run in one DataFusion session over pinned lake
+//! snapshots, with the date passed as the DATE parameter `$date` (never pasted into the text).
+//! Errors are reported as `file:line:column: message` when DataFusion knows the place.
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::DataFrame;
+
+use super::sql_file::SqlFile;
+use crate::error::{Error, Result};
+use crate::lake::catalog::{self, Pins};
+use crate::lake::Lake;
+
+/// DataFusion's DATE: days since 1970-01-01.
+pub fn date32(date: NaiveDate) -> i32 {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    (date - epoch).num_days() as i32
+}
+
+/// The session one run of the job uses for all its queries.
+pub struct JobSession {
+    ctx: SessionContext,
+    pins: Pins,
+}
+
+impl JobSession {
+    /// `memory_limit` (bytes) caps what queries hold in memory; past it, sorts and aggregations
+    /// spill to temporary files instead of failing.
+    pub fn new(lake: &Lake, memory_limit: Option<usize>) -> Result<Self> {
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(limit) = memory_limit {
+            runtime = runtime.with_memory_limit(limit, 1.0);
+        }
+        let runtime = runtime.build_arc()?;
+        let mut config = SessionConfig::new();
+        // Spans let planning errors say where in the file they are.
+        config.options_mut().sql_parser.collect_spans = true;
+        let pins = Pins::default();
+        let ctx = catalog::session_with(lake, config, runtime, Some(pins.clone()));
+        Ok(Self { ctx, pins })
+    }
+
+    /// The next query reads `table`'s latest snapshot (the job has just rewritten it).
+    pub fn refresh(&self, table: &str) {
+        self.pins.forget(table);
+    }
+
+    /// Plans `file` with `$date` bound; nothing runs yet.
+    pub async fn plan(&self, file: &SqlFile, date: NaiveDate) -> Result<DataFrame> {
+        let df = self.ctx.sql(&file.text).await.map_err(|e| at(file, &e))?;
+        df.with_param_values(vec![("date", ScalarValue::Date32(Some(date32(date))))])
+            .map_err(|e| at(file, &e))
+    }
+
+    /// Runs `file` for `date` and returns all its rows (at least one batch, maybe empty, so
+    /// that the result's schema is known even without rows).
+    pub async fn collect(&self, file: &SqlFile, date: NaiveDate) -> Result<Vec<RecordBatch>> {
+        let df = self.plan(file, date).await?;
+        let schema: SchemaRef = df.schema().inner().clone();
+        let mut batches = df.collect().await.map_err(|e| at(file, &e))?;
+        if batches.is_empty() {
+            batches.push(RecordBatch::new_empty(schema));
+        }
+        Ok(batches)
+    }
+
+    /// Runs one of lake's own queries (not a user's file), with `$date` bound if given.
+    pub async fn internal(&self, sql: &str, date: Option<NaiveDate>) -> Result<Vec<RecordBatch>> {
+        let mut df = self.ctx.sql(sql).await?;
+        if let Some(date) = date {
+            df = df.with_param_values(vec![("date", ScalarValue::Date32(Some(date32(date))))])?;
+        }
+        Ok(df.collect().await?)
+    }
+}
+
+/// Checks that a daily file's result has a non-null DATE column `date`.
+pub fn require_date_column(file: &SqlFile, schema: &SchemaRef) -> Result<()> {
+    match schema.field_with_name("date") {
+        Err(_) => Err(Error::Config(format!(
+            "{}: the result needs a `date` column",
+            file.path.display()
+        ))),
+        Ok(f) if f.data_type() != &DataType::Date32 => Err(Error::Config(format!(
+            "{}: `date` must be a DATE, not {}",
+            file.path.display(),
+            f.data_type()
+        ))),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// `file[:line:column]: message`, the place taken from DataFusion's diagnostic when it has one.
+pub fn at(file: &SqlFile, e: &DataFusionError) -> Error {
+    let place = e
+        .diagnostic()
+        .and_then(|d| d.span)
+        .map(|s| format!(":{}:{}", s.start.line, s.start.column))
+        .unwrap_or_default();
+    Error::Config(format!("{}{place}: {e}", file.path.display()))
+}

@@ -1,0 +1,131 @@
+//! The sensor: is date D complete? Yes when every topic partition that ingest has written (its
+//! progress marker in `raw.user_events`) has rows with an event time at or past the end of D plus
+//! the allowed lateness — what ingest recorded, not "some file exists". Events of D that arrive
+//! later still are picked up by re-running D.
+//!
+//! A partition that receives no events at all after D holds the sensor until `wait` runs out;
+//! that is the price of judging by event time (see README, troubleshooting).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::arrow::array::{Array, Int32Array, TimestampMicrosecondArray};
+
+use super::query::JobSession;
+use crate::error::{Error, Result};
+use crate::ingest::offsets;
+use crate::lake::{Lake, USER_EVENTS};
+
+#[derive(Debug, Clone)]
+pub struct SensorOptions {
+    /// The topic whose ingest progress counts (markers `lake-ingest:<topic>:<partition>`).
+    pub topic: String,
+    /// How late an event may arrive after its day ended.
+    pub lateness: Duration,
+    /// How long to wait for the day to complete; zero checks once.
+    pub wait: Duration,
+}
+
+/// Partitions are probed 0, 1, ... until one has no marker; topics are far smaller than this.
+const MAX_PARTITIONS: i32 = 10_000;
+
+/// Waits until `date` is complete, or fails with [`Error::NotComplete`] when `wait` runs out.
+pub async fn wait_for(lake: &Lake, opts: &SensorOptions, date: NaiveDate) -> Result<()> {
+    let started = Instant::now();
+    let poll = (opts.wait / 20).clamp(Duration::from_millis(250), Duration::from_secs(10));
+    loop {
+        let behind = behind(lake, opts, date).await?;
+        if behind.is_empty() {
+            return Ok(());
+        }
+        let waited = started.elapsed();
+        if waited >= opts.wait {
+            return Err(Error::NotComplete(format!(
+                "sensor: {date} is not complete after waiting {}: {}",
+                humantime::format_duration(Duration::from_secs(waited.as_secs())),
+                behind.join("; ")
+            )));
+        }
+        tracing::info!(%date, "waiting for ingest: {}", behind.join("; "));
+        tokio::time::sleep(poll.min(opts.wait - waited)).await;
+    }
+}
+
+/// Why `date` is not complete yet, one line per lagging partition (empty: complete).
+pub async fn behind(lake: &Lake, opts: &SensorOptions, date: NaiveDate) -> Result<Vec<String>> {
+    let Some(table) = lake.open(USER_EVENTS).await? else {
+        return Ok(vec![format!("{USER_EVENTS} does not exist yet")]);
+    };
+    let mut partitions = Vec::new();
+    for p in 0..MAX_PARTITIONS {
+        let marker = offsets::committed(&table, &opts.topic, [p]).await?;
+        if marker.get(&p).copied().flatten().is_none() {
+            break;
+        }
+        partitions.push(p);
+    }
+    if partitions.is_empty() {
+        return Ok(vec![format!(
+            "no ingest progress recorded for topic {:?} in {USER_EVENTS}",
+            opts.topic
+        )]);
+    }
+    let needed = end_of(date) + opts.lateness;
+    let watermarks = watermarks(lake, date).await?;
+    Ok(partitions
+        .into_iter()
+        .filter_map(|p| match watermarks.get(&p) {
+            Some(seen) if *seen >= needed => None,
+            Some(seen) => Some(format!(
+                "partition {p} has events up to {}, needs {}",
+                seen.to_rfc3339(),
+                needed.to_rfc3339()
+            )),
+            None => Some(format!(
+                "partition {p} has no events after {date}, needs {}",
+                needed.to_rfc3339()
+            )),
+        })
+        .collect())
+}
+
+/// The first instant after `date` (UTC).
+fn end_of(date: NaiveDate) -> DateTime<Utc> {
+    let next = date.succ_opt().unwrap_or(date);
+    next.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
+}
+
+/// The latest event time per Kafka partition among rows of days after `date`.
+async fn watermarks(lake: &Lake, date: NaiveDate) -> Result<BTreeMap<i32, DateTime<Utc>>> {
+    let session = JobSession::new(lake, None)?;
+    let batches = session
+        .internal(
+            "SELECT kafka_partition, max(event_time) FROM raw.user_events \
+             WHERE event_date > $date GROUP BY kafka_partition",
+            Some(date),
+        )
+        .await?;
+    let mut out = BTreeMap::new();
+    for b in &batches {
+        let (Some(parts), Some(times)) = (
+            b.column(0).as_any().downcast_ref::<Int32Array>(),
+            b.column(1)
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>(),
+        ) else {
+            return Err(Error::Other(
+                "sensor: unexpected column types in raw.user_events".into(),
+            ));
+        };
+        for i in 0..b.num_rows() {
+            if times.is_null(i) {
+                continue;
+            }
+            if let Some(t) = DateTime::from_timestamp_micros(times.value(i)) {
+                out.insert(parts.value(i), t);
+            }
+        }
+    }
+    Ok(out)
+}
