@@ -1,14 +1,19 @@
 //! `lake demo`: the pipeline on one machine with no Docker and no external broker. An embedded
 //! Kafka-compatible broker (librdkafka's mock cluster) gets a few days of history, ingest
-//! catches up, then live events keep flowing until Ctrl-C or `--duration`.
+//! catches up, the daily job runs for every complete day, then live events keep flowing until
+//! Ctrl-C or `--duration`.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
 
+use crate::daily::history::RunStatus;
+use crate::daily::sensor::SensorOptions;
+use crate::daily::{self, shipped, DailyOptions};
 use crate::error::{Error, Result};
 use crate::event::Contract;
 use crate::ingest::{self, BatchLimits, IngestOptions};
@@ -25,6 +30,8 @@ pub struct DemoOptions {
     /// Stop by itself after this long in the live phase (for tests and scripted runs).
     pub duration: Option<Duration>,
     pub seed: u64,
+    /// Folder with daily/ and checks/; the built-in copies when it has no daily/.
+    pub sql_dir: PathBuf,
 }
 
 /// What the demo did.
@@ -126,6 +133,7 @@ pub async fn run(lake: &Lake, opts: DemoOptions, shutdown: Arc<AtomicBool>) -> R
             ingested_events: caught_up.events,
         });
     }
+    run_daily(lake, &opts, &source).await?;
     print_next_steps(lake, &brokers, opts.live_rate);
 
     if let Some(d) = opts.duration {
@@ -173,6 +181,54 @@ pub async fn run(lake: &Lake, opts: DemoOptions, shutdown: Arc<AtomicBool>) -> R
     })
 }
 
+/// Runs the daily job for every day of the history that the sensor finds complete.
+async fn run_daily(lake: &Lake, opts: &DemoOptions, source: &str) -> Result<()> {
+    let sql_dir = if opts.sql_dir.join("daily").is_dir() {
+        opts.sql_dir.clone()
+    } else {
+        let dir = std::env::temp_dir().join(format!("lake-demo-sql-{}", std::process::id()));
+        shipped::write_to(&dir)?;
+        println!(
+            "no {}/daily here: using the built-in SQL files",
+            opts.sql_dir.display()
+        );
+        dir
+    };
+    let daily_opts = DailyOptions {
+        sql_dir,
+        only: None,
+        dry_run: false,
+        sensor: Some(SensorOptions {
+            topic: source.to_string(),
+            lateness: Duration::from_secs(600),
+            wait: Duration::ZERO,
+        }),
+        memory_limit: None,
+        trigger: "demo".into(),
+    };
+    let days = opts.days.max(1);
+    let first = produce::first_of_last_days(days);
+    for date in first.iter_days().take(days as usize) {
+        let run = daily::run_date(lake, &daily_opts, date).await?;
+        let checks_passed = run.checks.iter().filter(|c| c.status == "pass").count();
+        match run.status {
+            RunStatus::Succeeded => println!(
+                "daily job {date}: {} tables written, {checks_passed}/{} checks passed",
+                run.tables.len(),
+                run.checks.len()
+            ),
+            RunStatus::SensorTimeout => {
+                println!("daily job {date}: skipped, the day is not complete yet")
+            }
+            RunStatus::Failed => println!(
+                "daily job {date}: failed: {}",
+                run.error.unwrap_or_default()
+            ),
+        }
+    }
+    Ok(())
+}
+
 fn print_next_steps(lake: &Lake, brokers: &str, rate: u64) {
     let events = lake.table_path(USER_EVENTS);
     let events = events.display();
@@ -186,6 +242,10 @@ fn print_next_steps(lake: &Lake, brokers: &str, rate: u64) {
          Python (deltalake):\n  \
          import deltalake; print(deltalake.DeltaTable('{events}').to_pyarrow_table().num_rows)\n\
          Polars:\n  \
-         import polars as pl; pl.read_delta('{events}').group_by('event_type').len()\n"
+         import polars as pl; pl.read_delta('{events}').group_by('event_type').len()\n\
+         lake sql (the daily tables and the run history):\n  \
+         lake sql --lake {lake} -c \"SELECT * FROM daily_metrics ORDER BY date\"\n  \
+         lake runs --lake {lake}\n",
+        lake = lake.root().display()
     );
 }

@@ -210,6 +210,9 @@ struct DemoArgs {
     /// Random seed of the generated events
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Folder with daily/ and checks/ [default: sql, else the built-in files]
+    #[arg(long = "sql", env = "LAKE_SQL_DIR")]
+    sql_dir: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -500,6 +503,7 @@ async fn demo_cmd(cfg: &Resolved, a: DemoArgs) -> anyhow::Result<()> {
         live_rate: a.rate,
         duration: a.duration,
         seed: a.seed,
+        sql_dir: a.sql_dir.unwrap_or_else(|| PathBuf::from("sql")),
     };
     demo::run(&lake, opts, shutdown_flag()).await?;
     Ok(())

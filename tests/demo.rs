@@ -42,6 +42,26 @@ async fn demo_runs_the_pipeline_and_a_second_run_continues_on_the_same_lake() {
     )
     .await[0];
     assert_eq!(dates, 3);
+    // The two complete days of history went through the daily job and its checks.
+    assert!(
+        stdout.contains("daily job") && stdout.contains("3 tables written, 6/6 checks passed"),
+        "{stdout}"
+    );
+    let out = run_ok(&[
+        "sql",
+        "--lake",
+        lake_dir,
+        "-q",
+        "--format",
+        "csv",
+        "-c",
+        "SELECT count(*) AS days FROM daily_metrics",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "days\n2",
+        "{stdout}"
+    );
 
     // Same lake, new embedded broker whose offsets start at 0 again: nothing may be skipped.
     run();
@@ -59,5 +79,5 @@ fn bad_duration_is_a_usage_error() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("expected e.g. 30s"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use e.g. 30s"));
 }

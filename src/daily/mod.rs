@@ -11,6 +11,7 @@ pub mod plan;
 pub mod query;
 pub mod schedule;
 pub mod sensor;
+pub mod shipped;
 pub mod sql_file;
 
 use std::path::PathBuf;
