@@ -24,6 +24,8 @@ pub struct FileConfig {
     pub daily: DailySection,
     #[serde(default)]
     pub schedule: ScheduleSection,
+    #[serde(default)]
+    pub serve: ServeSection,
     /// librdkafka properties passed through to every Kafka client.
     #[serde(default)]
     pub kafka: BTreeMap<String, String>,
@@ -67,6 +69,25 @@ pub struct ScheduleSection {
     pub retries: Option<u32>,
     /// First retry delay, doubling after, e.g. "1m".
     pub retry_backoff: Option<String>,
+}
+
+/// `[serve]`: `lake serve` (Flight SQL).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSection {
+    /// Address to listen on, e.g. "127.0.0.1:50051".
+    pub addr: Option<String>,
+    /// Login required when both are set (prefer LAKE_SERVE_PASSWORD for the password).
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// PEM files; TLS is on when both are set.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Longest a query may run, e.g. "60s".
+    pub query_timeout: Option<String>,
+    /// Memory all queries together may hold, e.g. "2G".
+    pub memory_limit: Option<String>,
+    pub max_concurrent_queries: Option<usize>,
 }
 
 impl FileConfig {

@@ -11,6 +11,7 @@ pub mod event;
 pub mod ingest;
 pub mod lake;
 pub mod produce;
+pub mod serve;
 pub mod sql;
 
 pub use error::{Error, Result};

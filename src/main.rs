@@ -25,6 +25,7 @@ use lake::ingest::{self, BatchLimits, IngestOptions};
 use lake::lake::maintain::{self, MaintainOptions};
 use lake::lake::Lake;
 use lake::produce::{self, ProduceOptions};
+use lake::serve::{self, auth::Credentials, ServeOptions};
 use lake::sql::{self, SqlOptions};
 
 #[derive(Parser)]
@@ -71,6 +72,39 @@ enum Command {
     Runs(RunsArgs),
     /// Run the daily job every day at a cron time, catching up missed dates.
     Schedule(ScheduleArgs),
+    /// Serve the lake over Arrow Flight SQL (JDBC, ADBC, pyarrow), read-only.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:50051]
+    #[arg(long, env = "LAKE_SERVE_ADDR")]
+    addr: Option<std::net::SocketAddr>,
+    /// User name clients log in with (with --password)
+    #[arg(long, env = "LAKE_SERVE_USER")]
+    user: Option<String>,
+    /// Password clients log in with (prefer the environment variable)
+    #[arg(long, env = "LAKE_SERVE_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Serve a non-loopback address without auth
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// TLS certificate chain (PEM), with --tls-key
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM), with --tls-cert
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Longest a query may run [default: 60s]
+    #[arg(long, value_parser = parse_duration)]
+    query_timeout: Option<Duration>,
+    /// Memory all running queries may hold together, e.g. 2G [default: no limit]
+    #[arg(long, value_parser = parse_memory)]
+    memory_limit: Option<usize>,
+    /// Queries running at once; more are refused with RESOURCE_EXHAUSTED [default: 8]
+    #[arg(long)]
+    max_concurrent_queries: Option<usize>,
 }
 
 /// Settings shared by `lake daily` and `lake schedule`.
@@ -702,6 +736,80 @@ async fn schedule_cmd(cfg: &Resolved, a: ScheduleArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn serve_cmd(cfg: &Resolved, a: ServeArgs) -> anyhow::Result<()> {
+    let s = &cfg.file.serve;
+    let addr = match (a.addr, &s.addr) {
+        (Some(a), _) => a,
+        (None, Some(text)) => text
+            .parse()
+            .with_context(|| format!("[serve] addr {text:?}"))?,
+        (None, None) => std::net::SocketAddr::from(([127, 0, 0, 1], 50051)),
+    };
+    let credentials = match (a.user.or(s.user.clone()), a.password.or(s.password.clone())) {
+        (Some(user), Some(password)) => Some(Credentials { user, password }),
+        (None, None) => None,
+        _ => anyhow::bail!("set both a user and a password for lake serve, or neither"),
+    };
+    let tls = match (
+        a.tls_cert.or(s.tls_cert.clone()),
+        a.tls_key.or(s.tls_key.clone()),
+    ) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => anyhow::bail!("TLS needs both a certificate and a key"),
+    };
+    let query_timeout = match (a.query_timeout, &s.query_timeout) {
+        (Some(t), _) => t,
+        (None, Some(t)) => {
+            parse_duration(t).map_err(|e| anyhow::anyhow!("[serve] query_timeout: {e}"))?
+        }
+        (None, None) => Duration::from_secs(60),
+    };
+    let memory_limit = match (a.memory_limit, &s.memory_limit) {
+        (Some(m), _) => Some(m),
+        (None, Some(m)) => {
+            Some(parse_memory(m).map_err(|e| anyhow::anyhow!("[serve] memory_limit: {e}"))?)
+        }
+        (None, None) => None,
+    };
+    let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
+    let auth_note = if credentials.is_some() {
+        "login required"
+    } else {
+        "no auth"
+    };
+    let opts = ServeOptions {
+        addr,
+        credentials,
+        allow_public_without_auth: a.insecure_no_auth,
+        tls,
+        query_timeout,
+        memory_limit,
+        max_concurrent_queries: a
+            .max_concurrent_queries
+            .or(s.max_concurrent_queries)
+            .unwrap_or(8),
+    };
+    let lake = Lake::new(&cfg.lake_dir)?;
+    let stop = shutdown_flag();
+    let shutdown = async move {
+        while !stop.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    serve::run(
+        &lake,
+        opts,
+        |bound| {
+            // Tests and scripts read this line for the port.
+            println!("Flight SQL on {scheme}://{bound} ({auth_note}); Ctrl-C stops");
+        },
+        shutdown,
+    )
+    .await?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     limit_malloc_arenas();
     match tokio::runtime::Runtime::new() {
@@ -733,6 +841,7 @@ async fn run() -> ExitCode {
             Command::Daily(a) => daily_cmd(&cfg, a).await,
             Command::Runs(a) => runs_cmd(&cfg, a).await,
             Command::Schedule(a) => schedule_cmd(&cfg, a).await,
+            Command::Serve(a) => serve_cmd(&cfg, a).await,
         }
     }
     .await;

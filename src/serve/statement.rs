@@ -1,0 +1,278 @@
+//! How a served query is planned and run: read-only policy, bound parameters, and the limits
+//! (timeout, memory, concurrent queries). Results stream batch by batch; nothing is collected.
+//!
+//! Prepared statements are stateless: the handle carries the SQL text and the bound
+//! parameters (Arrow IPC), so handles stay valid across executes and server restarts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::{SQLOptions, SessionConfig};
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::common::Column;
+use datafusion::prelude::{cast, DataFrame, Expr};
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::Status;
+
+use crate::lake::{catalog, Lake};
+
+/// A query and its bound parameters, as carried in tickets and prepared-statement handles.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Handle {
+    pub sql: String,
+    /// One row of parameter values as an Arrow IPC stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Vec<u8>>,
+}
+
+impl Handle {
+    pub fn new(sql: impl Into<String>) -> Self {
+        Self {
+            sql: sql.into(),
+            params: None,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, Status> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            Status::invalid_argument(format!("not a statement handle of this server: {e}"))
+        })
+    }
+
+    /// Binds the first row of `batch` as the parameters `$1, $2, ...`.
+    pub fn with_params(mut self, batch: &RecordBatch) -> Result<Self, Status> {
+        let mut bytes = Vec::new();
+        let mut writer = StreamWriter::try_new(&mut bytes, &batch.schema())
+            .map_err(|e| Status::invalid_argument(format!("parameters: {e}")))?;
+        writer
+            .write(&batch.slice(0, batch.num_rows().min(1)))
+            .and_then(|()| writer.finish())
+            .map_err(|e| Status::invalid_argument(format!("parameters: {e}")))?;
+        drop(writer);
+        self.params = Some(bytes);
+        Ok(self)
+    }
+
+    fn param_values(&self) -> Result<Option<ParamValues>, Status> {
+        let Some(bytes) = &self.params else {
+            return Ok(None);
+        };
+        let bad = |e: &dyn std::fmt::Display| Status::invalid_argument(format!("parameters: {e}"));
+        let reader = StreamReader::try_new(bytes.as_slice(), None).map_err(|e| bad(&e))?;
+        let mut values = Vec::new();
+        for batch in reader {
+            let batch = batch.map_err(|e| bad(&e))?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            for column in batch.columns() {
+                values.push(ScalarValue::try_from_array(column, 0).map_err(|e| bad(&e))?);
+            }
+            break;
+        }
+        Ok(Some(ParamValues::from(values)))
+    }
+}
+
+/// Limits every served query obeys.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub max_concurrent: usize,
+}
+
+/// Plans and runs queries over the lake for the server.
+#[derive(Debug)]
+pub struct Engine {
+    lake: Lake,
+    runtime: Arc<RuntimeEnv>,
+    limits: Limits,
+    running: Arc<Semaphore>,
+}
+
+/// Read-only: no DDL (CREATE [EXTERNAL] TABLE, DROP, ...), no DML (INSERT, COPY), no SET.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// The gRPC status for a DataFusion error.
+pub fn status(e: &DataFusionError) -> Status {
+    match e.find_root() {
+        DataFusionError::ResourcesExhausted(m) => {
+            Status::resource_exhausted(format!("query memory limit reached: {m}"))
+        }
+        DataFusionError::SQL(..)
+        | DataFusionError::Plan(_)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::NotImplemented(_)
+        | DataFusionError::Configuration(_) => Status::invalid_argument(e.to_string()),
+        _ => Status::internal(e.to_string()),
+    }
+}
+
+impl Engine {
+    pub fn new(lake: Lake, runtime: Arc<RuntimeEnv>, limits: Limits) -> Self {
+        let running = Arc::new(Semaphore::new(limits.max_concurrent.max(1)));
+        Self {
+            lake,
+            runtime,
+            limits,
+            running,
+        }
+    }
+
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
+    /// Plans `handle`'s query (read-only checked, parameters bound if any).
+    pub async fn plan(&self, handle: &Handle) -> Result<DataFrame, Status> {
+        let ctx =
+            catalog::session_with(&self.lake, SessionConfig::new(), self.runtime.clone(), None);
+        let df = ctx
+            .sql_with_options(&handle.sql, read_only())
+            .await
+            .map_err(|e| match e.find_root() {
+                DataFusionError::Plan(m) if m.contains("not supported") => {
+                    Status::invalid_argument(format!("this server is read-only: {e}"))
+                }
+                _ => status(&e),
+            })?;
+        let df = match handle.param_values()? {
+            Some(values) => df.with_param_values(values).map_err(|e| status(&e))?,
+            None => df,
+        };
+        without_views(df).map_err(|e| status(&e))
+    }
+
+    /// The result schema of a query.
+    pub async fn schema(&self, handle: &Handle) -> Result<SchemaRef, Status> {
+        Ok(self.plan(handle).await?.schema().inner().clone())
+    }
+
+    /// The parameters a query takes, `$1, $2, ...` in order (unknown types as Utf8).
+    pub async fn parameter_schema(&self, handle: &Handle) -> Result<Schema, Status> {
+        let df = self.plan(handle).await?;
+        let types = df
+            .logical_plan()
+            .get_parameter_types()
+            .map_err(|e| status(&e))?;
+        let mut names: Vec<(String, Option<DataType>)> = types.into_iter().collect();
+        // `$10` after `$9`: order by the number, then by name for named parameters.
+        names.sort_by_key(|(n, _)| {
+            (
+                n.trim_start_matches('$').parse::<u64>().unwrap_or(u64::MAX),
+                n.clone(),
+            )
+        });
+        Ok(Schema::new(
+            names
+                .into_iter()
+                .map(|(n, t)| Field::new(n, t.unwrap_or(DataType::Utf8), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    /// Runs a query: a stream of its batches that ends with DeadlineExceeded when the query
+    /// runs past the timeout. ResourceExhausted when too many queries run already.
+    pub async fn execute(
+        &self,
+        handle: &Handle,
+    ) -> Result<
+        (
+            SchemaRef,
+            impl Stream<Item = Result<RecordBatch, Status>> + Send + 'static,
+        ),
+        Status,
+    > {
+        let permit = self.running.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "too many concurrent queries (limit {}): retry later",
+                self.limits.max_concurrent
+            ))
+        })?;
+        let deadline = tokio::time::Instant::now() + self.limits.timeout;
+        let df = self.plan(handle).await?;
+        let schema = df.schema().inner().clone();
+        let stream = tokio::time::timeout_at(deadline, df.execute_stream())
+            .await
+            .map_err(|_| self.timed_out())?
+            .map_err(|e| status(&e))?;
+        Ok((
+            schema,
+            limited(stream, deadline, self.limits.timeout, permit),
+        ))
+    }
+
+    fn timed_out(&self) -> Status {
+        Status::deadline_exceeded(format!(
+            "query ran longer than the {} limit",
+            humantime::format_duration(self.limits.timeout)
+        ))
+    }
+}
+
+/// The result with Utf8View / BinaryView columns cast to Utf8 / Binary: the JDBC driver and
+/// older Arrow clients cannot read view types, which DataFusion's Parquet scan produces.
+fn without_views(df: DataFrame) -> datafusion::error::Result<DataFrame> {
+    let plain = |t: &DataType| match t {
+        DataType::Utf8View => Some(DataType::Utf8),
+        DataType::BinaryView => Some(DataType::Binary),
+        _ => None,
+    };
+    if !df.schema().fields().iter().any(|f| plain(f.data_type()).is_some()) {
+        return Ok(df);
+    }
+    let exprs: Vec<Expr> = df
+        .schema()
+        .iter()
+        .map(|(qualifier, field)| {
+            let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+            match plain(field.data_type()) {
+                Some(t) => cast(column, t).alias(field.name()),
+                None => column,
+            }
+        })
+        .collect();
+    df.select(exprs)
+}
+
+/// The batches of `stream` until `deadline`; holds the concurrency permit until it ends.
+fn limited(
+    stream: SendableRecordBatchStream,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    permit: OwnedSemaphorePermit,
+) -> impl Stream<Item = Result<RecordBatch, Status>> + Send + 'static {
+    futures::stream::unfold(Some((stream, permit)), move |state| async move {
+        let (mut stream, permit) = state?;
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => Some((
+                Err(Status::deadline_exceeded(format!(
+                    "query ran longer than the {} limit",
+                    humantime::format_duration(timeout)
+                ))),
+                None,
+            )),
+            Ok(None) => None,
+            Ok(Some(Ok(batch))) => Some((Ok(batch), Some((stream, permit)))),
+            Ok(Some(Err(e))) => Some((Err(status(&e)), None)),
+        }
+    })
+}

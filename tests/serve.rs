@@ -1,0 +1,378 @@
+//! `lake serve` with the arrow-flight Flight SQL client: login, queries over raw, processed and
+//! system tables, prepared statements with bound parameters, metadata, fresh snapshots, and the
+//! security limits (auth failures, read-only, timeout, concurrency).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables};
+use arrow_flight::FlightInfo;
+use common::*;
+use datafusion::arrow::array::{Array, Date32Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use futures::TryStreamExt;
+use lake::lake::Lake;
+use tonic::transport::Channel;
+
+// tonic prints a status code as its description.
+const UNAUTHENTICATED: &str = "valid authentication credentials";
+const INVALID_ARGUMENT: &str = "invalid argument";
+const RESOURCE_EXHAUSTED: &str = "resource has been exhausted";
+const DEADLINE_EXCEEDED: &str = "Deadline expired";
+
+/// A running `lake serve`, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path, extra: &[&str]) -> Server {
+    let mut child = lake()
+        .args([
+            "serve",
+            "--lake",
+            dir.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start lake serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read banner");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("grpc://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .replace("grpc://", "http://");
+    Server { child, url }
+}
+
+async fn client(server: &Server) -> FlightSqlServiceClient<Channel> {
+    let channel = Channel::from_shared(server.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect");
+    FlightSqlServiceClient::new(channel)
+}
+
+async fn fetch(
+    c: &mut FlightSqlServiceClient<Channel>,
+    info: FlightInfo,
+) -> Result<Vec<RecordBatch>, String> {
+    let mut out = Vec::new();
+    for endpoint in info.endpoint {
+        let ticket = endpoint.ticket.expect("ticket");
+        let stream = c.do_get(ticket).await.map_err(|e| e.to_string())?;
+        out.extend(
+            stream
+                .try_collect::<Vec<_>>()
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    Ok(out)
+}
+
+async fn query(
+    c: &mut FlightSqlServiceClient<Channel>,
+    sql: &str,
+) -> Result<Vec<RecordBatch>, String> {
+    let info = c
+        .execute(sql.to_string(), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    fetch(c, info).await
+}
+
+fn first_i64(batches: &[RecordBatch]) -> i64 {
+    let b = batches.iter().find(|b| b.num_rows() > 0).expect("a row");
+    b.column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("BIGINT")
+        .value(0)
+}
+
+fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let c = b.column_by_name(column).expect("column");
+            let s = c.as_any().downcast_ref::<StringArray>().expect("strings");
+            (0..s.len())
+                .map(|i| s.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A lake with 6 events on 2025-01-10 (one of them a purchase) and the daily tables for it.
+async fn lake_with_daily(dir: &Path) {
+    let lake = Lake::new(dir).unwrap();
+    append_raw_events(
+        &lake,
+        0,
+        &[
+            (1, "click", "2025-01-10T08:00:00", "s1"),
+            (1, "view", "2025-01-10T08:01:00", "s1"),
+            (1, "purchase", "2025-01-10T08:02:00", "s1"),
+            (2, "view", "2025-01-10T09:00:00", "s2"),
+            (2, "login", "2025-01-10T09:01:00", "s2"),
+            (2, "logout", "2025-01-10T23:59:59", "s3"),
+        ],
+    )
+    .await;
+    let sql = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    run_ok(&[
+        "daily",
+        "--lake",
+        dir.to_str().unwrap(),
+        "--sql",
+        sql.to_str().unwrap(),
+        "--date",
+        "2025-01-10",
+        "--no-sensor",
+    ]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_log_in_query_every_schema_and_see_new_commits() {
+    let dir = tempdir();
+    lake_with_daily(dir.path()).await;
+    let server = serve(dir.path(), &["--user", "ann", "--password", "s3cret"]);
+    let mut c = client(&server).await;
+    c.handshake("ann", "s3cret").await.expect("login");
+
+    assert_eq!(
+        first_i64(
+            &query(&mut c, "SELECT count(*) FROM raw.user_events")
+                .await
+                .unwrap()
+        ),
+        6
+    );
+    assert_eq!(
+        first_i64(
+            &query(
+                &mut c,
+                "SELECT total_events FROM lake.processed.daily_metrics"
+            )
+            .await
+            .unwrap()
+        ),
+        6
+    );
+    let runs = query(&mut c, "SELECT status FROM system.daily_runs")
+        .await
+        .unwrap();
+    assert_eq!(strings(&runs, "status"), vec!["succeeded"]);
+
+    // A prepared statement with a bound DATE, executed twice with different values.
+    let mut stmt = c
+        .prepare(
+            "SELECT total_events FROM daily_metrics WHERE date = $1".into(),
+            None,
+        )
+        .await
+        .expect("prepare");
+    assert_eq!(
+        stmt.parameter_schema().unwrap().field(0).data_type(),
+        &DataType::Date32
+    );
+    assert_eq!(
+        stmt.dataset_schema().unwrap().field(0).name(),
+        "total_events"
+    );
+    let date = |days: i32| {
+        let schema = Arc::new(Schema::new(vec![Field::new("$1", DataType::Date32, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Date32Array::from(vec![days]))]).unwrap()
+    };
+    stmt.set_parameters(date(20098)).unwrap(); // 2025-01-10
+    let info = stmt.execute().await.expect("execute");
+    assert_eq!(first_i64(&fetch(&mut c, info).await.unwrap()), 6);
+    stmt.set_parameters(date(20099)).unwrap();
+    let info = stmt.execute().await.expect("execute");
+    let rows: usize = fetch(&mut c, info)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(rows, 0);
+    stmt.close().await.expect("close");
+
+    // Metadata: schemas without a catalog (as ADBC asks), tables with their schemas.
+    let info = c.get_catalogs().await.unwrap();
+    assert_eq!(
+        strings(&fetch(&mut c, info).await.unwrap(), "catalog_name"),
+        vec!["lake"]
+    );
+    let info = c
+        .get_db_schemas(CommandGetDbSchemas {
+            catalog: None,
+            db_schema_filter_pattern: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        strings(&fetch(&mut c, info).await.unwrap(), "db_schema_name"),
+        vec!["processed", "raw", "system"]
+    );
+    let info = c
+        .get_tables(CommandGetTables {
+            catalog: Some("lake".into()),
+            db_schema_filter_pattern: Some("raw".into()),
+            table_name_filter_pattern: None,
+            table_types: vec![],
+            include_schema: true,
+        })
+        .await
+        .unwrap();
+    let tables = fetch(&mut c, info).await.unwrap();
+    assert_eq!(
+        strings(&tables, "table_name"),
+        vec!["user_events", "user_events_dead_letters"]
+    );
+    assert_eq!(strings(&tables, "table_type"), vec!["TABLE", "TABLE"]);
+
+    // A new commit is visible to the next query without a restart.
+    let lake = Lake::new(dir.path()).unwrap();
+    append_raw_events(&lake, 6, &[(3, "click", "2025-01-11T00:00:00", "s4")]).await;
+    assert_eq!(
+        first_i64(
+            &query(&mut c, "SELECT count(*) FROM user_events")
+                .await
+                .unwrap()
+        ),
+        7
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_forbidden_statements_and_limits_get_grpc_errors() {
+    let dir = tempdir();
+    lake_with_daily(dir.path()).await;
+    let server = serve(
+        dir.path(),
+        &[
+            "--user",
+            "ann",
+            "--password",
+            "s3cret",
+            "--query-timeout",
+            "2s",
+            "--max-concurrent-queries",
+            "1",
+        ],
+    );
+    let mut anonymous = client(&server).await;
+    let e = query(&mut anonymous, "SELECT 1").await.unwrap_err();
+    assert!(e.contains(UNAUTHENTICATED), "{e}");
+    let e = anonymous
+        .handshake("ann", "wrong")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("wrong user name or password"),
+        "{e}"
+    );
+    anonymous.set_token("forged".into());
+    let e = query(&mut anonymous, "SELECT 1").await.unwrap_err();
+    assert!(e.contains(UNAUTHENTICATED), "{e}");
+
+    let mut c = client(&server).await;
+    c.handshake("ann", "s3cret").await.expect("login");
+    for forbidden in [
+        "CREATE TABLE t AS SELECT 1",
+        "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'",
+        "INSERT INTO raw.user_events SELECT * FROM raw.user_events",
+        "COPY (SELECT 1) TO '/tmp/lake-copy.csv'",
+        "DROP TABLE raw.user_events",
+        "SET datafusion.execution.batch_size = 1",
+    ] {
+        let e = query(&mut c, forbidden).await.unwrap_err();
+        assert!(
+            e.contains(INVALID_ARGUMENT) && e.contains("read-only"),
+            "{forbidden}: {e}"
+        );
+    }
+    let e = query(&mut c, "SELECT * FROM '/etc/passwd'")
+        .await
+        .unwrap_err();
+    assert!(e.contains(INVALID_ARGUMENT), "{e}");
+    let e = query(&mut c, "SELECT nope FROM raw.user_events")
+        .await
+        .unwrap_err();
+    assert!(e.contains(INVALID_ARGUMENT) && e.contains("nope"), "{e}");
+
+    // A runaway query holds the only slot: a second one is refused, then the first times out.
+    let info = c
+        .execute("SELECT count(*) FROM range(1, 1000000000000)".into(), None)
+        .await
+        .expect("plan");
+    let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+    let mut runaway_client = client(&server).await;
+    runaway_client.handshake("ann", "s3cret").await.unwrap();
+    let runaway = tokio::spawn(async move {
+        let stream = runaway_client
+            .do_get(ticket)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(|e| e.to_string())
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let e = query(&mut c, "SELECT 1").await.unwrap_err();
+    assert!(
+        e.contains(RESOURCE_EXHAUSTED) && e.contains("too many concurrent"),
+        "{e}"
+    );
+    let e = runaway.await.unwrap().unwrap_err();
+    assert!(e.contains(DEADLINE_EXCEEDED), "{e}");
+    // The slot is free again.
+    assert_eq!(
+        first_i64(
+            &query(&mut c, "SELECT count(*) FROM raw.user_events")
+                .await
+                .unwrap()
+        ),
+        6
+    );
+}
+
+#[test]
+fn a_public_address_without_auth_is_refused() {
+    let out = lake()
+        .args([
+            "serve",
+            "--lake",
+            tempdir().path().to_str().unwrap(),
+            "--addr",
+            "0.0.0.0:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to serve"));
+}
