@@ -25,7 +25,7 @@ use lake::ingest::{self, BatchLimits, IngestOptions};
 use lake::lake::maintain::{self, MaintainOptions};
 use lake::lake::Lake;
 use lake::produce::{self, ProduceOptions};
-use lake::serve::{self, auth::Credentials, ServeOptions};
+use lake::serve::{self, auth::Credentials, control::ControlOptions, ServeOptions};
 use lake::sql::{self, SqlOptions};
 
 #[derive(Parser)]
@@ -105,6 +105,12 @@ struct ServeArgs {
     /// Queries running at once; more are refused with RESOURCE_EXHAUSTED [default: 8]
     #[arg(long)]
     max_concurrent_queries: Option<usize>,
+    /// Folder with daily/ and checks/ for the control API's daily runs [default: sql]
+    #[arg(long = "sql", env = "LAKE_SQL_DIR")]
+    sql_dir: Option<PathBuf>,
+    /// Topic whose ingest progress the control API reports [default: user_events]
+    #[arg(long, env = "LAKE_TOPIC")]
+    topic: Option<String>,
 }
 
 /// Settings shared by `lake daily` and `lake schedule`.
@@ -573,6 +579,14 @@ async fn sql_cmd(cfg: &Resolved, a: SqlArgs) -> anyhow::Result<()> {
 }
 
 impl Resolved {
+    /// `[daily] lateness`, default 10 minutes.
+    fn lateness(&self) -> anyhow::Result<Duration> {
+        match &self.file.daily.lateness {
+            Some(l) => parse_duration(l).map_err(|e| anyhow::anyhow!("[daily] lateness: {e}")),
+            None => Ok(Duration::from_secs(600)),
+        }
+    }
+
     fn job(
         &self,
         a: JobArgs,
@@ -600,7 +614,7 @@ impl Resolved {
                 .unwrap_or_else(|| "user_events".into()),
             lateness: match a.lateness {
                 Some(l) => l,
-                None => from_file(&d.lateness, "lateness")?.unwrap_or(Duration::from_secs(600)),
+                None => self.lateness()?,
             },
             wait: match a.wait {
                 Some(w) => w,
@@ -772,6 +786,27 @@ async fn serve_cmd(cfg: &Resolved, a: ServeArgs) -> anyhow::Result<()> {
         }
         (None, None) => None,
     };
+    let daily = cfg.job(
+        JobArgs {
+            sql_dir: a.sql_dir,
+            topic: a.topic,
+            lateness: None,
+            wait: None,
+            no_sensor: false,
+            memory_limit,
+        },
+        "api",
+        Duration::ZERO,
+    )?;
+    let control = ControlOptions {
+        sql_dir: daily.sql_dir,
+        topic: daily
+            .sensor
+            .map(|s| s.topic)
+            .unwrap_or_else(|| "user_events".into()),
+        lateness: cfg.lateness()?,
+        memory_limit,
+    };
     let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
     let auth_note = if credentials.is_some() {
         "login required"
@@ -789,6 +824,7 @@ async fn serve_cmd(cfg: &Resolved, a: ServeArgs) -> anyhow::Result<()> {
             .max_concurrent_queries
             .or(s.max_concurrent_queries)
             .unwrap_or(8),
+        control,
     };
     let lake = Lake::new(&cfg.lake_dir)?;
     let stop = shutdown_flag();

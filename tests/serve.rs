@@ -291,10 +291,7 @@ async fn bad_credentials_forbidden_statements_and_limits_get_grpc_errors() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(
-        e.contains("wrong user name or password"),
-        "{e}"
-    );
+    assert!(e.contains("wrong user name or password"), "{e}");
     anonymous.set_token("forged".into());
     let e = query(&mut anonymous, "SELECT 1").await.unwrap_err();
     assert!(e.contains(UNAUTHENTICATED), "{e}");
@@ -375,4 +372,164 @@ fn a_public_address_without_auth_is_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to serve"));
+}
+
+/// A control API client sending `token` as a bearer token.
+async fn control(
+    server: &Server,
+    token: Option<String>,
+) -> lake::serve::control::proto::control_client::ControlClient<
+    tonic::service::interceptor::InterceptedService<Channel, impl tonic::service::Interceptor>,
+> {
+    let channel = Channel::from_shared(server.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect");
+    let header: Option<tonic::metadata::MetadataValue<_>> =
+        token.map(|t| format!("Bearer {t}").parse().unwrap());
+    lake::serve::control::proto::control_client::ControlClient::with_interceptor(
+        channel,
+        move |mut req: tonic::Request<()>| {
+            if let Some(h) = &header {
+                req.metadata_mut().insert("authorization", h.clone());
+            }
+            Ok(req)
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_api_triggers_runs_and_reports_tables_runs_and_ingest() {
+    use lake::serve::control::proto;
+    let dir = tempdir();
+    lake_with_daily(dir.path()).await;
+    let sql = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    let server = serve(
+        dir.path(),
+        &[
+            "--user",
+            "ann",
+            "--password",
+            "s3cret",
+            "--sql",
+            sql.to_str().unwrap(),
+            "--topic",
+            "t",
+        ],
+    );
+    let mut flight = client(&server).await;
+    flight.handshake("ann", "s3cret").await.expect("login");
+    let token = flight.token().cloned();
+
+    let mut anonymous = control(&server, None).await;
+    let e = anonymous
+        .list_tables(proto::ListTablesRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated);
+
+    let mut c = control(&server, token).await;
+    let tables = c
+        .list_tables(proto::ListTablesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .tables;
+    let events = tables
+        .iter()
+        .find(|t| t.name == "raw.user_events")
+        .expect("raw table");
+    assert_eq!(events.rows, 6);
+    assert!(events.version >= 1 && events.files >= 1 && !events.last_commit_time.is_empty());
+    let metrics = tables
+        .iter()
+        .find(|t| t.name == "processed.daily_metrics")
+        .expect("metrics");
+    assert_eq!(metrics.rows, 1);
+
+    let runs = c
+        .trigger_daily_run(proto::TriggerDailyRunRequest {
+            date: "2025-01-10".into(),
+            no_sensor: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .runs;
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    assert_eq!(
+        (run.status.as_str(), run.trigger.as_str()),
+        ("succeeded", "api")
+    );
+    assert_eq!(run.rows["processed.daily_metrics"], 1);
+    assert_eq!(run.checks.len(), 6);
+    assert!(
+        run.checks.iter().all(|c| c.status == "pass"),
+        "{:?}",
+        run.checks
+    );
+
+    let again = c
+        .get_run(proto::GetRunRequest {
+            run_id: run.run_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(&again, run);
+    let e = c
+        .get_run(proto::GetRunRequest {
+            run_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+
+    let listed = c
+        .list_runs(proto::ListRunsRequest {
+            limit: 10,
+            date: "2025-01-10".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .runs;
+    assert_eq!(listed.len(), 2, "the CLI run and the API run");
+    assert_eq!(listed[0].run_id, run.run_id, "newest first");
+
+    // The sensor is on unless asked otherwise: 2025-01-10 needs events past 00:10 next day.
+    let runs = c
+        .trigger_daily_run(proto::TriggerDailyRunRequest {
+            date: "2025-01-10".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .runs;
+    assert_eq!(runs[0].status, "sensor_timeout");
+
+    let e = c
+        .trigger_daily_run(proto::TriggerDailyRunRequest {
+            date: "10/01/2025".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+
+    let status = c
+        .ingest_status(proto::IngestStatusRequest {
+            topic: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.topic, "t");
+    assert_eq!(status.partitions.len(), 1);
+    assert_eq!(status.partitions[0].last_offset, 5);
+    assert_eq!(status.partitions[0].watermark, "2025-01-10T23:59:59+00:00");
 }

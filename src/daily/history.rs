@@ -286,3 +286,140 @@ pub async fn recent(lake: &Lake, limit: usize, date: Option<NaiveDate>) -> Resul
     }
     Ok(out)
 }
+
+/// A run as stored, its values as text (dates `YYYY-MM-DD`, times RFC 3339).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredRun {
+    pub run_id: String,
+    pub date: String,
+    pub status: String,
+    pub trigger: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub rows: Vec<(String, i64)>,
+    pub error: Option<String>,
+    pub checks: Vec<StoredCheck>,
+}
+
+/// A check result as stored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredCheck {
+    pub check: String,
+    pub severity: String,
+    pub status: String,
+    pub violation_count: i64,
+    pub sample: String,
+    pub description: Option<String>,
+}
+
+/// Which runs to load.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub run_id: Option<String>,
+    pub date: Option<NaiveDate>,
+    pub limit: usize,
+}
+
+/// Text of row `i` of `column` (None when NULL).
+fn text(column: &dyn datafusion::arrow::array::Array, i: usize) -> Result<Option<String>> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    if column.is_null(i) {
+        return Ok(None);
+    }
+    let f = ArrayFormatter::try_new(column, &FormatOptions::default())?;
+    Ok(Some(f.value(i).to_string()))
+}
+
+fn int(column: &dyn datafusion::arrow::array::Array, i: usize) -> Result<i64> {
+    Ok(text(column, i)?.and_then(|t| t.parse().ok()).unwrap_or(0))
+}
+
+/// Loads runs (newest first) with their check results.
+pub async fn load_runs(lake: &Lake, filter: &RunFilter) -> Result<Vec<StoredRun>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::common::ScalarValue;
+    if lake.open(DAILY_RUNS).await?.is_none() {
+        return Ok(Vec::new());
+    }
+    let session = JobSession::new(lake, None)?;
+    let mut conditions = Vec::new();
+    let mut params = Vec::new();
+    if let Some(id) = &filter.run_id {
+        conditions.push("run_id = $run_id");
+        params.push(("run_id", ScalarValue::Utf8(Some(id.clone()))));
+    }
+    if let Some(d) = filter.date {
+        conditions.push("date = $date");
+        params.push(("date", ScalarValue::Date32(Some(date32(d)))));
+    }
+    let filter_sql = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    // LIMIT takes no placeholder; `limit` is a number, not user text.
+    let sql = format!(
+        "SELECT run_id, date, status, trigger, started_at, finished_at, rows, error \
+         FROM system.daily_runs {filter_sql} ORDER BY started_at DESC LIMIT {}",
+        filter.limit.max(1)
+    );
+    let params_again = params.clone();
+    let batches = session.internal_with(&sql, params).await?;
+    let mut runs = Vec::new();
+    for b in &batches {
+        for i in 0..b.num_rows() {
+            let t = |c: usize| text(b.column(c).as_ref(), i).map(Option::unwrap_or_default);
+            let mut rows = Vec::new();
+            let map = b.column(6).as_map_opt();
+            if let Some(map) = map.filter(|m| !m.is_null(i)) {
+                let entries = map.value(i);
+                for j in 0..entries.len() {
+                    let key = text(entries.column(0).as_ref(), j)?.unwrap_or_default();
+                    rows.push((key, int(entries.column(1).as_ref(), j)?));
+                }
+            }
+            runs.push(StoredRun {
+                run_id: t(0)?,
+                date: t(1)?,
+                status: t(2)?,
+                trigger: t(3)?,
+                started_at: t(4)?,
+                finished_at: t(5)?,
+                rows,
+                error: text(b.column(7).as_ref(), i)?,
+                checks: Vec::new(),
+            });
+        }
+    }
+    if runs.is_empty() || lake.open(CHECK_RESULTS).await?.is_none() {
+        return Ok(runs);
+    }
+    let checks = session
+        .internal_with(
+            &format!(
+                "SELECT run_id, \"check\", severity, status, violation_count, sample, description \
+                 FROM system.check_results WHERE run_id IN (SELECT run_id FROM ({sql})) \
+                 ORDER BY \"check\""
+            ),
+            params_again,
+        )
+        .await?;
+    for b in &checks {
+        for i in 0..b.num_rows() {
+            let t = |c: usize| text(b.column(c).as_ref(), i).map(Option::unwrap_or_default);
+            let run_id = t(0)?;
+            let check = StoredCheck {
+                check: t(1)?,
+                severity: t(2)?,
+                status: t(3)?,
+                violation_count: int(b.column(4).as_ref(), i)?,
+                sample: t(5)?,
+                description: text(b.column(6).as_ref(), i)?,
+            };
+            if let Some(run) = runs.iter_mut().find(|r| r.run_id == run_id) {
+                run.checks.push(check);
+            }
+        }
+    }
+    Ok(runs)
+}

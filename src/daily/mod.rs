@@ -212,9 +212,9 @@ async fn validate(
             rows: None,
         });
     }
+    // A check reading a table no daily run has written yet cannot be planned before one.
+    let tables = list_tables(lake)?;
     for file in &job.checks {
-        // A check reading a table no daily run has written yet cannot be planned before one.
-        let tables = list_tables(lake)?;
         if file.reads.iter().all(|r| catalog::resolves(&tables, r)) {
             session.plan(file, date).await?;
         }

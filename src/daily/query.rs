@@ -71,9 +71,21 @@ impl JobSession {
 
     /// Runs one of lake's own queries (not a user's file), with `$date` bound if given.
     pub async fn internal(&self, sql: &str, date: Option<NaiveDate>) -> Result<Vec<RecordBatch>> {
+        let params = date
+            .map(|d| vec![("date", ScalarValue::Date32(Some(date32(d))))])
+            .unwrap_or_default();
+        self.internal_with(sql, params).await
+    }
+
+    /// Runs one of lake's own queries with named parameters (`$name`).
+    pub async fn internal_with(
+        &self,
+        sql: &str,
+        params: Vec<(&str, ScalarValue)>,
+    ) -> Result<Vec<RecordBatch>> {
         let mut df = self.ctx.sql(sql).await?;
-        if let Some(date) = date {
-            df = df.with_param_values(vec![("date", ScalarValue::Date32(Some(date32(date))))])?;
+        if !params.is_empty() {
+            df = df.with_param_values(params)?;
         }
         Ok(df.collect().await?)
     }

@@ -27,9 +27,6 @@ pub struct SensorOptions {
     pub wait: Duration,
 }
 
-/// Partitions are probed 0, 1, ... until one has no marker; topics are far smaller than this.
-const MAX_PARTITIONS: i32 = 10_000;
-
 /// Waits until `date` is complete, or fails with [`Error::NotComplete`] when `wait` runs out.
 pub async fn wait_for(lake: &Lake, opts: &SensorOptions, date: NaiveDate) -> Result<()> {
     let started = Instant::now();
@@ -57,14 +54,11 @@ pub async fn behind(lake: &Lake, opts: &SensorOptions, date: NaiveDate) -> Resul
     let Some(table) = lake.open(USER_EVENTS).await? else {
         return Ok(vec![format!("{USER_EVENTS} does not exist yet")]);
     };
-    let mut partitions = Vec::new();
-    for p in 0..MAX_PARTITIONS {
-        let marker = offsets::committed(&table, &opts.topic, [p]).await?;
-        if marker.get(&p).copied().flatten().is_none() {
-            break;
-        }
-        partitions.push(p);
-    }
+    let partitions: Vec<i32> = offsets::all_committed(&table, &opts.topic)
+        .await?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
     if partitions.is_empty() {
         return Ok(vec![format!(
             "no ingest progress recorded for topic {:?} in {USER_EVENTS}",
@@ -72,7 +66,7 @@ pub async fn behind(lake: &Lake, opts: &SensorOptions, date: NaiveDate) -> Resul
         )]);
     }
     let needed = end_of(date) + opts.lateness;
-    let watermarks = watermarks(lake, date).await?;
+    let watermarks = watermarks(lake, Some(date)).await?;
     Ok(partitions
         .into_iter()
         .filter_map(|p| match watermarks.get(&p) {
@@ -96,14 +90,24 @@ fn end_of(date: NaiveDate) -> DateTime<Utc> {
     next.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
 }
 
-/// The latest event time per Kafka partition among rows of days after `date`.
-async fn watermarks(lake: &Lake, date: NaiveDate) -> Result<BTreeMap<i32, DateTime<Utc>>> {
+/// The latest event time per Kafka partition, among rows of days after `after` if given.
+pub async fn watermarks(
+    lake: &Lake,
+    after: Option<NaiveDate>,
+) -> Result<BTreeMap<i32, DateTime<Utc>>> {
     let session = JobSession::new(lake, None)?;
+    let only_after = if after.is_some() {
+        "WHERE event_date > $date"
+    } else {
+        ""
+    };
     let batches = session
         .internal(
-            "SELECT kafka_partition, max(event_time) FROM raw.user_events \
-             WHERE event_date > $date GROUP BY kafka_partition",
-            Some(date),
+            &format!(
+                "SELECT kafka_partition, max(event_time) FROM raw.user_events \
+                 {only_after} GROUP BY kafka_partition"
+            ),
+            after,
         )
         .await?;
     let mut out = BTreeMap::new();

@@ -40,6 +40,27 @@ pub async fn committed(
     Ok(out)
 }
 
+/// Partitions are probed 0, 1, ... until one has no marker; topics are far smaller than this.
+const MAX_PARTITIONS: i32 = 10_000;
+
+/// Every partition of `topic` with a marker in `table`, and its last committed offset. Kafka
+/// numbers partitions from 0 without gaps, so probing stops at the first without a marker.
+pub async fn all_committed(table: &DeltaTable, topic: &str) -> Result<Vec<(i32, i64)>> {
+    let mut out = Vec::new();
+    for p in 0..MAX_PARTITIONS {
+        match committed(table, topic, [p])
+            .await?
+            .get(&p)
+            .copied()
+            .flatten()
+        {
+            Some(offset) => out.push((p, offset)),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn table_name(table: &DeltaTable) -> String {
     table.table_url().to_string()
 }

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use base64::prelude::{Engine, BASE64_STANDARD};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::{alphabet, Engine};
 use futures::future::BoxFuture;
 use http::HeaderMap;
 use rand::RngCore;
@@ -38,6 +40,12 @@ pub struct Auth {
     tokens: Mutex<HashMap<String, Instant>>,
 }
 
+/// Standard base64 with or without `=` padding: ADBC's Go driver sends Basic unpadded.
+const BASE64_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
 /// Byte-wise comparison whose time does not depend on where the inputs differ.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -63,7 +71,7 @@ impl Auth {
         let encoded = authorization
             .and_then(|h| h.strip_prefix("Basic "))
             .ok_or_else(|| Status::unauthenticated("log in with Basic user:password"))?;
-        let decoded = BASE64_STANDARD
+        let decoded = BASE64_ANY_PADDING
             .decode(encoded.trim())
             .map_err(|_| Status::unauthenticated("malformed Basic credentials"))?;
         let expected = format!("{}:{}", creds.user, creds.password);
@@ -162,6 +170,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::prelude::BASE64_STANDARD;
 
     fn basic(user: &str, password: &str) -> String {
         format!(
@@ -188,6 +197,8 @@ mod tests {
         assert_eq!(token.len(), 64);
         assert!(auth.check(&headers(&format!("Bearer {token}"))).is_ok());
         assert!(auth.check(&headers(&basic("ann", "s3cret"))).is_ok());
+        // ADBC sends "ann:s3cret" (10 bytes) as base64 without the `==` padding.
+        assert!(auth.check(&headers("Basic YW5uOnMzY3JldA")).is_ok());
         let e = auth.check(&headers("Bearer forged")).unwrap_err();
         assert_eq!(e.code(), tonic::Code::Unauthenticated);
         assert!(auth.check(&HeaderMap::new()).is_err());

@@ -140,7 +140,8 @@ async fn table_schema(lake: &Lake, schema: &str, name: &str) -> Result<Schema, S
         .table_provider()
         .await
         .map_err(|e| Status::internal(format!("{schema}.{name}: {e}")))?;
-    Ok(provider.schema().as_ref().clone())
+    // As queries return it (view types cast to plain ones).
+    Ok(super::statement::plain_schema(provider.schema().as_ref()))
 }
 
 /// Schema of GetPrimaryKeys answers.

@@ -3,9 +3,11 @@
 //! - [`auth`]: login and the check in front of every call;
 //! - [`statement`]: planning and running queries under the limits;
 //! - [`metadata`]: catalogs, schemas, tables, SqlInfo, type info;
-//! - [`flight_sql`]: the protocol mapping.
+//! - [`flight_sql`]: the protocol mapping;
+//! - [`control`]: the control API (`proto/lake/v1/control.proto`) on the same port.
 
 pub mod auth;
+pub mod control;
 pub mod flight_sql;
 pub mod metadata;
 pub mod statement;
@@ -23,6 +25,8 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
 use auth::{Auth, AuthLayer, Credentials};
+use control::proto::control_server::ControlServer;
+use control::{ControlOptions, ControlService};
 use flight_sql::LakeFlightSql;
 use statement::{Engine, Limits};
 
@@ -41,6 +45,8 @@ pub struct ServeOptions {
     /// Bytes all running queries may hold together; past it they spill or fail.
     pub memory_limit: Option<usize>,
     pub max_concurrent_queries: usize,
+    /// How the control API runs the daily job.
+    pub control: ControlOptions,
 }
 
 /// Serves until `shutdown` completes; `ready` gets the bound address (port 0 picks one).
@@ -73,6 +79,10 @@ pub async fn run(
         },
     );
     let auth = Arc::new(Auth::new(opts.credentials.clone()));
+    let control = ControlServer::new(ControlService {
+        lake: lake.clone(),
+        opts: opts.control.clone(),
+    });
     let service = LakeFlightSql {
         engine: Arc::new(engine),
         auth: auth.clone(),
@@ -97,6 +107,7 @@ pub async fn run(
     server
         .layer(AuthLayer { auth })
         .add_service(flight)
+        .add_service(control)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await
         .map_err(|e| Error::Other(format!("serve: {e}")))

@@ -11,12 +11,12 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::common::Column;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::{SQLOptions, SessionConfig};
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::common::Column;
 use datafusion::prelude::{cast, DataFrame, Expr};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -37,7 +37,7 @@ pub struct Handle {
 impl Handle {
     pub fn new(sql: impl Into<String>) -> Self {
         Self {
-            sql: sql.into(),
+            sql: numbered_placeholders(&sql.into()),
             params: None,
         }
     }
@@ -84,6 +84,54 @@ impl Handle {
             break;
         }
         Ok(Some(ParamValues::from(values)))
+    }
+}
+
+/// `?` placeholders (JDBC, ADBC's qmark style) become DataFusion's `$1, $2, ...`; string
+/// literals, quoted names and comments are left alone because the SQL tokenizer finds them.
+pub fn numbered_placeholders(sql: &str) -> String {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+        return sql.to_string(); // the planner reports the syntax error
+    };
+    if !tokens
+        .iter()
+        .any(|t| matches!(t, Token::Placeholder(p) if p == "?"))
+    {
+        return sql.to_string();
+    }
+    let mut n = 0;
+    tokens
+        .into_iter()
+        .map(|t| match t {
+            Token::Placeholder(p) if p == "?" => {
+                n += 1;
+                format!("${n}")
+            }
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+/// The schema with Utf8View / BinaryView fields as Utf8 / Binary: what [`Engine`] returns.
+pub fn plain_schema(schema: &Schema) -> Schema {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match plain_type(f.data_type()) {
+            Some(t) => f.as_ref().clone().with_data_type(t),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+fn plain_type(t: &DataType) -> Option<DataType> {
+    match t {
+        DataType::Utf8View => Some(DataType::Utf8),
+        DataType::BinaryView => Some(DataType::Binary),
+        _ => None,
     }
 }
 
@@ -231,12 +279,13 @@ impl Engine {
 /// The result with Utf8View / BinaryView columns cast to Utf8 / Binary: the JDBC driver and
 /// older Arrow clients cannot read view types, which DataFusion's Parquet scan produces.
 fn without_views(df: DataFrame) -> datafusion::error::Result<DataFrame> {
-    let plain = |t: &DataType| match t {
-        DataType::Utf8View => Some(DataType::Utf8),
-        DataType::BinaryView => Some(DataType::Binary),
-        _ => None,
-    };
-    if !df.schema().fields().iter().any(|f| plain(f.data_type()).is_some()) {
+    let plain = plain_type;
+    if !df
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| plain(f.data_type()).is_some())
+    {
         return Ok(df);
     }
     let exprs: Vec<Expr> = df
@@ -275,4 +324,19 @@ fn limited(
             Ok(Some(Err(e))) => Some((Err(status(&e)), None)),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn question_marks_become_numbered_placeholders_outside_strings() {
+        assert_eq!(
+            numbered_placeholders("SELECT '?' AS q, a FROM t WHERE a = ? AND b > ?"),
+            "SELECT '?' AS q, a FROM t WHERE a = $1 AND b > $2"
+        );
+        let plain = "SELECT 1 -- what?\n";
+        assert_eq!(numbered_placeholders(plain), plain);
+    }
 }

@@ -29,3 +29,19 @@ def run(*args, **kw):
     out = subprocess.run(args, capture_output=True, text=True, **kw)
     assert out.returncode == 0, f"{args} failed ({out.returncode}):\n{out.stderr}"
     return out
+
+
+@pytest.fixture(scope="session")
+def flight_lake(tmp_path_factory, lake_bin, brokers):
+    """A small lake shared by the Flight SQL client tests (see flight_serve.py)."""
+    import flight_serve
+    return flight_serve.make_lake(lake_bin, brokers, tmp_path_factory.mktemp("flight") / "lake")
+
+
+@pytest.fixture(scope="session")
+def flight_server(flight_lake, lake_bin):
+    """`lake serve` over flight_lake with a user and password, on a free port; killed at the end."""
+    import flight_serve
+    server = flight_serve.start_server(lake_bin, flight_lake)
+    yield server
+    server.stop()

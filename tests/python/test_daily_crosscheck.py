@@ -14,9 +14,12 @@ def test_daily_metrics_match_duckdb(tmp_path, lake_bin, brokers, topic):
         "--days", "2", "--start-date", "2025-01-10", "--seed", "4", "--json")
     run(lake_bin, "ingest", "--lake", str(tmp_path), "--brokers", brokers, "--topic", topic,
         "--group", topic, "--until-caught-up")
+    # The sensor reads this topic's progress: 2025-01-11's events make 2025-01-10 complete.
     out = run(lake_bin, "daily", "--lake", str(tmp_path), "--sql", str(SQL), "--date", "2025-01-10",
-              "--json")
-    assert json.loads(out.stdout)["dates"][0]["rows"]["processed.daily_metrics"] == 1
+              "--topic", topic, "--json")
+    day = json.loads(out.stdout)["dates"][0]
+    assert day["rows"]["processed.daily_metrics"] == 1
+    assert [c["status"] for c in day["checks"]] == ["pass"] * 6, day["checks"]
 
     raw = str(tmp_path / "raw" / "user_events")
     con = connect()

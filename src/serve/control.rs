@@ -1,0 +1,253 @@
+//! The control API (`proto/lake/v1/control.proto`): trigger the daily job, read run history,
+//! list tables, see ingest progress. Served beside Flight SQL, behind the same [`super::auth`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use tonic::{Request, Response, Status};
+
+use crate::daily::history::{self, RunFilter, StoredRun};
+use crate::daily::sensor::{self, SensorOptions};
+use crate::daily::{self, DailyOptions};
+use crate::ingest::offsets;
+use crate::lake::maintain::list_tables;
+use crate::lake::{dir_url, Lake, USER_EVENTS};
+
+/// Code generated from `proto/lake/v1/control.proto` at build time.
+pub mod proto {
+    tonic::include_proto!("lake.v1");
+}
+
+use proto::control_server::Control;
+
+/// Settings the API's daily runs use.
+#[derive(Debug, Clone)]
+pub struct ControlOptions {
+    pub sql_dir: PathBuf,
+    pub topic: String,
+    pub lateness: Duration,
+    pub memory_limit: Option<usize>,
+}
+
+pub struct ControlService {
+    pub lake: Lake,
+    pub opts: ControlOptions,
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(e.to_string())
+}
+
+fn parse_date(field: &str, text: &str) -> Result<NaiveDate, Status> {
+    text.parse().map_err(|_| {
+        Status::invalid_argument(format!("{field}: expected YYYY-MM-DD, got {text:?}"))
+    })
+}
+
+fn to_proto(run: StoredRun) -> proto::Run {
+    proto::Run {
+        run_id: run.run_id,
+        date: run.date,
+        status: run.status,
+        trigger: run.trigger,
+        started_at: run.started_at,
+        finished_at: run.finished_at,
+        rows: run.rows.into_iter().collect(),
+        error: run.error.unwrap_or_default(),
+        checks: run
+            .checks
+            .into_iter()
+            .map(|c| proto::CheckResult {
+                check: c.check,
+                severity: c.severity,
+                status: c.status,
+                violation_count: c.violation_count,
+                sample: c.sample,
+                description: c.description.unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+impl ControlService {
+    async fn run_by_id(&self, run_id: &str) -> Result<Option<proto::Run>, Status> {
+        let filter = RunFilter {
+            run_id: Some(run_id.to_string()),
+            date: None,
+            limit: 1,
+        };
+        let runs = history::load_runs(&self.lake, &filter)
+            .await
+            .map_err(internal)?;
+        Ok(runs.into_iter().next().map(to_proto))
+    }
+}
+
+#[tonic::async_trait]
+impl Control for ControlService {
+    async fn trigger_daily_run(
+        &self,
+        request: Request<proto::TriggerDailyRunRequest>,
+    ) -> Result<Response<proto::TriggerDailyRunResponse>, Status> {
+        let r = request.into_inner();
+        let (from, to) = match (r.date.as_str(), r.from_date.as_str(), r.to_date.as_str()) {
+            (d, "", "") if !d.is_empty() => (parse_date("date", d)?, parse_date("date", d)?),
+            ("", f, t) if !f.is_empty() && !t.is_empty() => {
+                (parse_date("from_date", f)?, parse_date("to_date", t)?)
+            }
+            _ => {
+                return Err(Status::invalid_argument(
+                    "give either date, or from_date and to_date",
+                ))
+            }
+        };
+        if from > to {
+            return Err(Status::invalid_argument(format!(
+                "from_date {from} is after to_date {to}"
+            )));
+        }
+        let opts = DailyOptions {
+            sql_dir: self.opts.sql_dir.clone(),
+            only: (!r.only.is_empty()).then_some(r.only),
+            dry_run: false,
+            sensor: (!r.no_sensor).then(|| SensorOptions {
+                topic: self.opts.topic.clone(),
+                lateness: self.opts.lateness,
+                wait: Duration::from_secs(r.wait_seconds.into()),
+            }),
+            memory_limit: self.opts.memory_limit,
+            trigger: "api".into(),
+        };
+        let mut runs = Vec::new();
+        for date in from.iter_days().take_while(|d| *d <= to) {
+            let run = daily::run_date(&self.lake, &opts, date)
+                .await
+                .map_err(internal)?;
+            let succeeded = run.status == history::RunStatus::Succeeded;
+            match self.run_by_id(&run.run_id).await? {
+                Some(stored) => runs.push(stored),
+                None => {
+                    return Err(Status::internal(format!(
+                        "run {} was not recorded",
+                        run.run_id
+                    )))
+                }
+            }
+            if !succeeded {
+                break;
+            }
+        }
+        Ok(Response::new(proto::TriggerDailyRunResponse { runs }))
+    }
+
+    async fn get_run(
+        &self,
+        request: Request<proto::GetRunRequest>,
+    ) -> Result<Response<proto::Run>, Status> {
+        let id = request.into_inner().run_id;
+        match self.run_by_id(&id).await? {
+            Some(run) => Ok(Response::new(run)),
+            None => Err(Status::not_found(format!("no run {id:?}"))),
+        }
+    }
+
+    async fn list_runs(
+        &self,
+        request: Request<proto::ListRunsRequest>,
+    ) -> Result<Response<proto::ListRunsResponse>, Status> {
+        let r = request.into_inner();
+        let filter = RunFilter {
+            run_id: None,
+            date: match r.date.as_str() {
+                "" => None,
+                d => Some(parse_date("date", d)?),
+            },
+            limit: if r.limit == 0 { 20 } else { r.limit as usize },
+        };
+        let runs = history::load_runs(&self.lake, &filter)
+            .await
+            .map_err(internal)?;
+        Ok(Response::new(proto::ListRunsResponse {
+            runs: runs.into_iter().map(to_proto).collect(),
+        }))
+    }
+
+    async fn list_tables(
+        &self,
+        _request: Request<proto::ListTablesRequest>,
+    ) -> Result<Response<proto::ListTablesResponse>, Status> {
+        let mut tables = Vec::new();
+        for name in list_tables(&self.lake).map_err(internal)? {
+            let Some((schema, table)) = name.split_once('.') else {
+                continue;
+            };
+            let url = dir_url(&self.lake.root().join(schema).join(table)).map_err(internal)?;
+            let delta = deltalake::open_table(url).await.map_err(internal)?;
+            let Some(version) = delta.version() else {
+                continue; // created but no commit yet
+            };
+            let files = delta.get_file_uris().map_err(internal)?.count() as i64;
+            let last_commit_time = delta
+                .snapshot()
+                .ok()
+                .and_then(|s| s.version_timestamp(version))
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
+            let provider = delta.table_provider().await.map_err(internal)?;
+            let ctx = datafusion::prelude::SessionContext::new();
+            let rows = ctx
+                .read_table(provider)
+                .map_err(internal)?
+                .count()
+                .await
+                .map_err(internal)? as i64;
+            tables.push(proto::Table {
+                name,
+                version: i64::try_from(version).unwrap_or(i64::MAX),
+                files,
+                rows,
+                last_commit_time,
+            });
+        }
+        Ok(Response::new(proto::ListTablesResponse { tables }))
+    }
+
+    async fn ingest_status(
+        &self,
+        request: Request<proto::IngestStatusRequest>,
+    ) -> Result<Response<proto::IngestStatusResponse>, Status> {
+        let topic = match request.into_inner().topic {
+            t if t.is_empty() => self.opts.topic.clone(),
+            t => t,
+        };
+        let Some(table) = self.lake.open(USER_EVENTS).await.map_err(internal)? else {
+            return Ok(Response::new(proto::IngestStatusResponse {
+                topic,
+                partitions: Vec::new(),
+            }));
+        };
+        let committed = offsets::all_committed(&table, &topic)
+            .await
+            .map_err(internal)?;
+        let watermarks = sensor::watermarks(&self.lake, None)
+            .await
+            .map_err(internal)?;
+        let partitions = committed
+            .into_iter()
+            .map(|(partition, last_offset)| proto::PartitionStatus {
+                partition,
+                last_offset,
+                watermark: watermarks
+                    .get(&partition)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        Ok(Response::new(proto::IngestStatusResponse {
+            topic,
+            partitions,
+        }))
+    }
+}
