@@ -1,9 +1,10 @@
 //! `lake demo`: the pipeline on one machine with no Docker and no external broker. An embedded
 //! Kafka-compatible broker (librdkafka's mock cluster) gets a few days of history, ingest
-//! catches up, the daily job runs for every complete day, then live events keep flowing until
-//! Ctrl-C or `--duration`.
+//! catches up, the daily job runs for every complete day, then Flight SQL serves the lake on
+//! loopback (no auth) while live events keep flowing until Ctrl-C or `--duration`.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use crate::event::Contract;
 use crate::ingest::{self, BatchLimits, IngestOptions};
 use crate::lake::{Lake, USER_EVENTS};
 use crate::produce::{self, ProduceOptions};
+use crate::serve::control::ControlOptions;
+use crate::serve::{self, ServeOptions};
 
 pub const TOPIC: &str = "user_events";
 
@@ -32,6 +35,8 @@ pub struct DemoOptions {
     pub seed: u64,
     /// Folder with daily/ and checks/; the built-in copies when it has no daily/.
     pub sql_dir: PathBuf,
+    /// Where Flight SQL listens (loopback, no auth); port 0 or a taken port picks a free one.
+    pub flight_addr: SocketAddr,
 }
 
 /// What the demo did.
@@ -133,8 +138,10 @@ pub async fn run(lake: &Lake, opts: DemoOptions, shutdown: Arc<AtomicBool>) -> R
             ingested_events: caught_up.events,
         });
     }
-    run_daily(lake, &opts, &source).await?;
-    print_next_steps(lake, &brokers, opts.live_rate);
+    let sql_dir = run_daily(lake, &opts, &source).await?;
+    let (flight_url, flight) =
+        start_flight_sql(lake, &opts, &source, sql_dir, shutdown.clone()).await?;
+    print_next_steps(lake, &brokers, &flight_url, opts.live_rate);
 
     if let Some(d) = opts.duration {
         let stop = shutdown.clone();
@@ -173,6 +180,9 @@ pub async fn run(lake: &Lake, opts: DemoOptions, shutdown: Arc<AtomicBool>) -> R
         produced.delivered,
         lake.root().display()
     );
+    if let Ok(Err(e)) = flight.await {
+        tracing::warn!("Flight SQL server: {e}");
+    }
     drop(mock);
     Ok(DemoSummary {
         brokers,
@@ -181,8 +191,66 @@ pub async fn run(lake: &Lake, opts: DemoOptions, shutdown: Arc<AtomicBool>) -> R
     })
 }
 
-/// Runs the daily job for every day of the history that the sensor finds complete.
-async fn run_daily(lake: &Lake, opts: &DemoOptions, source: &str) -> Result<()> {
+/// Starts Flight SQL on `opts.flight_addr` (or a free port if that one is taken); returns its
+/// URL and the server task, which ends when `shutdown` is set.
+async fn start_flight_sql(
+    lake: &Lake,
+    opts: &DemoOptions,
+    source: &str,
+    sql_dir: PathBuf,
+    shutdown: Arc<AtomicBool>,
+) -> Result<(String, tokio::task::JoinHandle<Result<()>>)> {
+    let mut addr = opts.flight_addr;
+    if std::net::TcpListener::bind(addr).is_err() {
+        println!("{addr} is taken: serving Flight SQL on a free port instead");
+        addr.set_port(0);
+    }
+    let serve_opts = ServeOptions {
+        addr,
+        credentials: None,
+        allow_public_without_auth: false,
+        tls: None,
+        query_timeout: Duration::from_secs(300),
+        memory_limit: None,
+        max_concurrent_queries: 8,
+        control: ControlOptions {
+            sql_dir,
+            topic: source.to_string(),
+            lateness: Duration::from_secs(600),
+            memory_limit: None,
+        },
+    };
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let lake = lake.clone();
+    let task = tokio::spawn(async move {
+        let stopped = async move {
+            while !shutdown.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        serve::run(
+            &lake,
+            serve_opts,
+            |bound| {
+                // Nobody listens any more only if the demo already gave up.
+                let _ = bound_tx.send(bound);
+            },
+            stopped,
+        )
+        .await
+    });
+    match bound_rx.await {
+        Ok(bound) => Ok((format!("grpc://{bound}"), task)),
+        Err(_) => match task.await {
+            Ok(Err(e)) => Err(e),
+            _ => Err(Error::Other("the Flight SQL server did not start".into())),
+        },
+    }
+}
+
+/// Runs the daily job for every day of the history that the sensor finds complete; returns the
+/// SQL folder it used.
+async fn run_daily(lake: &Lake, opts: &DemoOptions, source: &str) -> Result<PathBuf> {
     let sql_dir = if opts.sql_dir.join("daily").is_dir() {
         opts.sql_dir.clone()
     } else {
@@ -195,7 +263,7 @@ async fn run_daily(lake: &Lake, opts: &DemoOptions, source: &str) -> Result<()> 
         dir
     };
     let daily_opts = DailyOptions {
-        sql_dir,
+        sql_dir: sql_dir.clone(),
         only: None,
         dry_run: false,
         sensor: Some(SensorOptions {
@@ -227,26 +295,32 @@ async fn run_daily(lake: &Lake, opts: &DemoOptions, source: &str) -> Result<()> 
             ),
         }
     }
-    Ok(())
+    Ok(sql_dir)
 }
 
-fn print_next_steps(lake: &Lake, brokers: &str, rate: u64) {
+fn print_next_steps(lake: &Lake, brokers: &str, flight_url: &str, rate: u64) {
     let events = lake.table_path(USER_EVENTS);
     let events = events.display();
+    let port = flight_url.rsplit(':').next().unwrap_or("50051");
     println!(
-        "\nlive: producing about {rate} events/s and ingesting them every 0.5 s. Ctrl-C stops.\n\
+        "\nFlight SQL: {flight_url} (loopback, no auth). Live: about {rate} events/s, committed \
+         every 0.5 s. Ctrl-C stops.\n\
          \n\
-         Kafka clients (librdkafka-based, e.g. kcat, confluent-kafka) can use the broker:\n  \
-         kcat -b {brokers} -t {TOPIC} -C -c 5\n\
-         DuckDB (delta extension):\n  \
-         SELECT event_date, event_type, count(*) FROM delta_scan('{events}') GROUP BY ALL ORDER BY ALL;\n\
-         Python (deltalake):\n  \
-         import deltalake; print(deltalake.DeltaTable('{events}').to_pyarrow_table().num_rows)\n\
-         Polars:\n  \
-         import polars as pl; pl.read_delta('{events}').group_by('event_type').len()\n\
          lake sql (the daily tables and the run history):\n  \
          lake sql --lake {lake} -c \"SELECT * FROM daily_metrics ORDER BY date\"\n  \
-         lake runs --lake {lake}\n",
+         lake runs --lake {lake}\n\
+         Python ADBC (pip install adbc-driver-flightsql pyarrow):\n  \
+         import adbc_driver_flightsql.dbapi as f; c = f.connect('{flight_url}').cursor()\n  \
+         c.execute('SELECT event_type, count(*) FROM raw.user_events GROUP BY 1'); print(c.fetchall())\n\
+         pyarrow Flight SQL is the same protocol; DBeaver (Flight SQL JDBC driver) URL:\n  \
+         jdbc:arrow-flight-sql://127.0.0.1:{port}/?useEncryption=false\n\
+         Kafka clients (librdkafka-based, e.g. kcat, confluent-kafka) can use the broker:\n  \
+         kcat -b {brokers} -t {TOPIC} -C -c 5\n\
+         DuckDB (delta extension) reads the tables directly:\n  \
+         SELECT event_date, event_type, count(*) FROM delta_scan('{events}') GROUP BY ALL ORDER BY ALL;\n\
+         Python deltalake / Polars:\n  \
+         import deltalake; print(deltalake.DeltaTable('{events}').to_pyarrow_table().num_rows)\n  \
+         import polars as pl; pl.read_delta('{events}').group_by('event_type').len()\n",
         lake = lake.root().display()
     );
 }

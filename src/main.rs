@@ -253,6 +253,9 @@ struct DemoArgs {
     /// Folder with daily/ and checks/ [default: sql, else the built-in files]
     #[arg(long = "sql", env = "LAKE_SQL_DIR")]
     sql_dir: Option<PathBuf>,
+    /// Flight SQL port on 127.0.0.1 (a free one if taken; 0 picks one)
+    #[arg(long, default_value_t = 50051)]
+    port: u16,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -544,6 +547,7 @@ async fn demo_cmd(cfg: &Resolved, a: DemoArgs) -> anyhow::Result<()> {
         duration: a.duration,
         seed: a.seed,
         sql_dir: a.sql_dir.unwrap_or_else(|| PathBuf::from("sql")),
+        flight_addr: std::net::SocketAddr::from(([127, 0, 0, 1], a.port)),
     };
     demo::run(&lake, opts, shutdown_flag()).await?;
     Ok(())

@@ -22,6 +22,8 @@ async fn demo_runs_the_pipeline_and_a_second_run_continues_on_the_same_lake() {
             "500",
             "--duration",
             "3s",
+            "--port",
+            "0",
         ])
     };
     let out = run();
@@ -70,6 +72,45 @@ async fn demo_runs_the_pipeline_and_a_second_run_continues_on_the_same_lake() {
         again > rows + 20_000,
         "second run appended its history: {rows} -> {again}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_answers_flight_sql_queries_while_it_runs() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempdir();
+    let mut demo = lake()
+        .args([
+            "demo",
+            "--lake",
+            dir.path().to_str().unwrap(),
+            "--events",
+            "5000",
+        ])
+        .args(["--rate", "100", "--duration", "8s", "--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start lake demo");
+    let stdout = BufReader::new(demo.stdout.take().expect("stdout"));
+    let mut lines = stdout.lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("demo ended before serving")
+            .expect("read");
+        if let Some(rest) = line.strip_prefix("Flight SQL: grpc://") {
+            let addr = rest.split_whitespace().next().unwrap_or_default();
+            break format!("http://{addr}");
+        }
+    };
+    let mut c = common::flight::client(&url).await;
+    let events = common::flight::query(&mut c, "SELECT count(*) FROM raw.user_events").await;
+    assert!(common::flight::first_i64(&events.unwrap()) >= 5000);
+    let days = common::flight::query(&mut c, "SELECT count(*) FROM daily_metrics").await;
+    assert_eq!(common::flight::first_i64(&days.unwrap()), 2);
+    for line in lines.map_while(Result::ok) {
+        let _ = line; // drain so the demo never blocks on a full pipe
+    }
+    assert!(demo.wait().expect("wait").success());
 }
 
 #[test]

@@ -9,11 +9,10 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::Arc;
 
-use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables};
-use arrow_flight::FlightInfo;
+use common::flight::*;
 use common::*;
-use datafusion::arrow::array::{Array, Date32Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{Date32Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use futures::TryStreamExt;
 use lake::lake::Lake;
@@ -64,66 +63,6 @@ fn serve(dir: &Path, extra: &[&str]) -> Server {
     Server { child, url }
 }
 
-async fn client(server: &Server) -> FlightSqlServiceClient<Channel> {
-    let channel = Channel::from_shared(server.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect");
-    FlightSqlServiceClient::new(channel)
-}
-
-async fn fetch(
-    c: &mut FlightSqlServiceClient<Channel>,
-    info: FlightInfo,
-) -> Result<Vec<RecordBatch>, String> {
-    let mut out = Vec::new();
-    for endpoint in info.endpoint {
-        let ticket = endpoint.ticket.expect("ticket");
-        let stream = c.do_get(ticket).await.map_err(|e| e.to_string())?;
-        out.extend(
-            stream
-                .try_collect::<Vec<_>>()
-                .await
-                .map_err(|e| e.to_string())?,
-        );
-    }
-    Ok(out)
-}
-
-async fn query(
-    c: &mut FlightSqlServiceClient<Channel>,
-    sql: &str,
-) -> Result<Vec<RecordBatch>, String> {
-    let info = c
-        .execute(sql.to_string(), None)
-        .await
-        .map_err(|e| e.to_string())?;
-    fetch(c, info).await
-}
-
-fn first_i64(batches: &[RecordBatch]) -> i64 {
-    let b = batches.iter().find(|b| b.num_rows() > 0).expect("a row");
-    b.column(0)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .expect("BIGINT")
-        .value(0)
-}
-
-fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
-    batches
-        .iter()
-        .flat_map(|b| {
-            let c = b.column_by_name(column).expect("column");
-            let s = c.as_any().downcast_ref::<StringArray>().expect("strings");
-            (0..s.len())
-                .map(|i| s.value(i).to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 /// A lake with 6 events on 2025-01-10 (one of them a purchase) and the daily tables for it.
 async fn lake_with_daily(dir: &Path) {
     let lake = Lake::new(dir).unwrap();
@@ -158,7 +97,7 @@ async fn clients_log_in_query_every_schema_and_see_new_commits() {
     let dir = tempdir();
     lake_with_daily(dir.path()).await;
     let server = serve(dir.path(), &["--user", "ann", "--password", "s3cret"]);
-    let mut c = client(&server).await;
+    let mut c = client(&server.url).await;
     c.handshake("ann", "s3cret").await.expect("login");
 
     assert_eq!(
@@ -283,7 +222,7 @@ async fn bad_credentials_forbidden_statements_and_limits_get_grpc_errors() {
             "1",
         ],
     );
-    let mut anonymous = client(&server).await;
+    let mut anonymous = client(&server.url).await;
     let e = query(&mut anonymous, "SELECT 1").await.unwrap_err();
     assert!(e.contains(UNAUTHENTICATED), "{e}");
     let e = anonymous
@@ -296,7 +235,7 @@ async fn bad_credentials_forbidden_statements_and_limits_get_grpc_errors() {
     let e = query(&mut anonymous, "SELECT 1").await.unwrap_err();
     assert!(e.contains(UNAUTHENTICATED), "{e}");
 
-    let mut c = client(&server).await;
+    let mut c = client(&server.url).await;
     c.handshake("ann", "s3cret").await.expect("login");
     for forbidden in [
         "CREATE TABLE t AS SELECT 1",
@@ -327,7 +266,7 @@ async fn bad_credentials_forbidden_statements_and_limits_get_grpc_errors() {
         .await
         .expect("plan");
     let ticket = info.endpoint[0].ticket.clone().expect("ticket");
-    let mut runaway_client = client(&server).await;
+    let mut runaway_client = client(&server.url).await;
     runaway_client.handshake("ann", "s3cret").await.unwrap();
     let runaway = tokio::spawn(async move {
         let stream = runaway_client
@@ -418,7 +357,7 @@ async fn the_control_api_triggers_runs_and_reports_tables_runs_and_ingest() {
             "t",
         ],
     );
-    let mut flight = client(&server).await;
+    let mut flight = client(&server.url).await;
     flight.handshake("ann", "s3cret").await.expect("login");
     let token = flight.token().cloned();
 

@@ -2,6 +2,8 @@
 //! test lake.
 #![allow(dead_code)]
 
+pub mod flight;
+
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;

@@ -1,20 +1,34 @@
 """docker-compose.yml is valid (checked by docker-compose itself) and has the whole stack."""
+import os
 import pathlib
 import subprocess
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def compose(*args):
-    out = subprocess.run(["docker-compose", *args], cwd=ROOT, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
+def compose(*args, password="pw-from-env"):
+    env = {k: v for k, v in os.environ.items() if k != "LAKE_SERVE_PASSWORD"}
+    if password is not None:
+        env["LAKE_SERVE_PASSWORD"] = password
+    return subprocess.run(["docker-compose", *args], cwd=ROOT, capture_output=True, text=True,
+                          env=env)
 
 
 def test_compose_file_is_valid_and_complete():
-    config = compose("config")
-    assert set(compose("config", "--services").split()) == {"kafka", "topic", "ingest", "producer", "schedule"}
+    out = compose("config")
+    assert out.returncode == 0, out.stderr
+    config = out.stdout
+    services = compose("config", "--services").stdout.split()
+    assert set(services) == {"kafka", "topic", "ingest", "producer", "schedule", "serve"}
     assert "apache/kafka" in config
     assert "--partitions" in config and "user_events" in config
     # The host's ./data is the lake inside the containers.
     assert f"{ROOT}/data:/lake/data" in config
+    # Flight SQL is published, with the password from the environment.
+    assert "50051:50051" in config and "pw-from-env" in config
+
+
+def test_compose_refuses_to_publish_flight_sql_without_a_password():
+    out = compose("config", password=None)
+    assert out.returncode != 0
+    assert "set LAKE_SERVE_PASSWORD" in out.stderr
