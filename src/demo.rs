@@ -223,11 +223,6 @@ async fn start_flight_sql(
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
     let lake = lake.clone();
     let task = tokio::spawn(async move {
-        let stopped = async move {
-            while !shutdown.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        };
         serve::run(
             &lake,
             serve_opts,
@@ -235,7 +230,7 @@ async fn start_flight_sql(
                 // Nobody listens any more only if the demo already gave up.
                 let _ = bound_tx.send(bound);
             },
-            stopped,
+            shutdown,
         )
         .await
     });

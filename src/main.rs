@@ -831,12 +831,6 @@ async fn serve_cmd(cfg: &Resolved, a: ServeArgs) -> anyhow::Result<()> {
         control,
     };
     let lake = Lake::new(&cfg.lake_dir)?;
-    let stop = shutdown_flag();
-    let shutdown = async move {
-        while !stop.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
     serve::run(
         &lake,
         opts,
@@ -844,7 +838,7 @@ async fn serve_cmd(cfg: &Resolved, a: ServeArgs) -> anyhow::Result<()> {
             // Tests and scripts read this line for the port.
             println!("Flight SQL on {scheme}://{bound} ({auth_note}); Ctrl-C stops");
         },
-        shutdown,
+        shutdown_flag(),
     )
     .await?;
     Ok(())

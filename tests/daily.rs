@@ -8,23 +8,12 @@ use std::path::Path;
 use common::*;
 use lake::lake::Lake;
 
-/// 2025-01-10: users 1 and 2, sessions s1..s3, six events; 2025-01-11: one click.
+/// [`HAND_CHECKABLE_DAY`] on 2025-01-10, then one click on 2025-01-11 (offsets 0..=6).
 async fn hand_checkable(dir: &Path) {
     let lake = Lake::new(dir).unwrap();
-    append_raw_events(
-        &lake,
-        0,
-        &[
-            (1, "click", "2025-01-10T08:00:00", "s1"),
-            (1, "view", "2025-01-10T08:01:00", "s1"),
-            (1, "purchase", "2025-01-10T08:02:00", "s1"),
-            (2, "view", "2025-01-10T09:00:00", "s2"),
-            (2, "login", "2025-01-10T09:01:00", "s2"),
-            (2, "logout", "2025-01-10T23:59:59+00:00", "s3"),
-            (3, "click", "2025-01-11T00:00:00", "s4"),
-        ],
-    )
-    .await;
+    let mut events = HAND_CHECKABLE_DAY.to_vec();
+    events.push((3, "click", "2025-01-11T00:00:00", "s4"));
+    append_raw_events(&lake, 0, &events).await;
 }
 
 /// `lake daily` without the sensor (the data here is complete by construction).

@@ -66,19 +66,7 @@ fn serve(dir: &Path, extra: &[&str]) -> Server {
 /// A lake with 6 events on 2025-01-10 (one of them a purchase) and the daily tables for it.
 async fn lake_with_daily(dir: &Path) {
     let lake = Lake::new(dir).unwrap();
-    append_raw_events(
-        &lake,
-        0,
-        &[
-            (1, "click", "2025-01-10T08:00:00", "s1"),
-            (1, "view", "2025-01-10T08:01:00", "s1"),
-            (1, "purchase", "2025-01-10T08:02:00", "s1"),
-            (2, "view", "2025-01-10T09:00:00", "s2"),
-            (2, "login", "2025-01-10T09:01:00", "s2"),
-            (2, "logout", "2025-01-10T23:59:59", "s3"),
-        ],
-    )
-    .await;
+    append_raw_events(&lake, 0, &HAND_CHECKABLE_DAY).await;
     let sql = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
     run_ok(&[
         "daily",

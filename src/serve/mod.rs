@@ -14,6 +14,7 @@ pub mod statement;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,12 +50,12 @@ pub struct ServeOptions {
     pub control: ControlOptions,
 }
 
-/// Serves until `shutdown` completes; `ready` gets the bound address (port 0 picks one).
+/// Serves until `stop` is set; `ready` gets the bound address (port 0 picks one).
 pub async fn run(
     lake: &Lake,
     opts: ServeOptions,
     ready: impl FnOnce(SocketAddr),
-    shutdown: impl std::future::Future<Output = ()>,
+    stop: Arc<AtomicBool>,
 ) -> Result<()> {
     if opts.credentials.is_none()
         && !opts.addr.ip().is_loopback()
@@ -104,6 +105,11 @@ pub async fn run(
         .map_err(|e| Error::io(opts.addr, e))?;
     let bound = listener.local_addr().map_err(|e| Error::io(opts.addr, e))?;
     ready(bound);
+    let shutdown = async move {
+        while !stop.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
     server
         .layer(AuthLayer { auth })
         .add_service(flight)

@@ -201,6 +201,17 @@ pub async fn assert_exactly_once(lake_dir: &Path, produced: i64) {
 
 /// Appends (user_id, event_type, timestamp, session_id) events to raw.user_events of `lake`
 /// exactly as ingest would (decode, then one commit with the partition-0 marker).
+/// 2025-01-10 by hand: users 1 and 2, sessions s1..s3, one event of each type and two views
+/// (user, type, timestamp, session); the last one has an explicit UTC offset.
+pub const HAND_CHECKABLE_DAY: [(i64, &str, &str, &str); 6] = [
+    (1, "click", "2025-01-10T08:00:00", "s1"),
+    (1, "view", "2025-01-10T08:01:00", "s1"),
+    (1, "purchase", "2025-01-10T08:02:00", "s1"),
+    (2, "view", "2025-01-10T09:00:00", "s2"),
+    (2, "login", "2025-01-10T09:01:00", "s2"),
+    (2, "logout", "2025-01-10T23:59:59+00:00", "s3"),
+];
+
 pub async fn append_raw_events(lake: &Lake, first_offset: i64, events: &[(i64, &str, &str, &str)]) {
     let payloads: Vec<String> = events
         .iter()
