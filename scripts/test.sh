@@ -38,6 +38,11 @@ export LAKE_TEST_BROKERS
 echo "broker at $LAKE_TEST_BROKERS"
 
 step "format and lints"
+# Every dependency change leaves the old test binaries (~1 GB each with debug info) in the
+# cached target dir; drop the ones not rebuilt for two days so the cache does not fill the disk.
+if [ -d "$CARGO_TARGET_DIR/debug/deps" ]; then
+    find "$CARGO_TARGET_DIR/debug/deps" -maxdepth 1 -type f -perm -u+x ! -name '*.so' -mtime +2 -delete
+fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 
