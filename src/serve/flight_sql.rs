@@ -47,11 +47,12 @@ pub struct LakeFlightSql {
 
 /// A FlightInfo answering `command` with `schema`; the ticket is the command itself.
 fn info(
-    command: Vec<u8>,
+    command: &impl ProstMessageExt,
     schema: &Schema,
     descriptor: FlightDescriptor,
 ) -> Result<Response<FlightInfo>, Status> {
-    let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(command));
+    let ticket = Ticket::new(command.as_any().encode_to_vec());
+    let endpoint = FlightEndpoint::new().with_ticket(ticket);
     let info = FlightInfo::new()
         .try_with_schema(schema)
         .map_err(|e| Status::internal(format!("encoding schema: {e}")))?
@@ -71,6 +72,11 @@ fn stream(
         .build(batches.map_err(FlightError::from))
         .map_err(Status::from);
     Response::new(Box::pin(flight))
+}
+
+/// An answer with no rows.
+fn empty(schema: SchemaRef) -> Result<Response<DoGetStream>, Status> {
+    one(Ok::<_, Status>(RecordBatch::new_empty(schema)))
 }
 
 /// Streams one ready batch.
@@ -147,11 +153,7 @@ impl FlightSqlService for LakeFlightSql {
         let ticket = TicketStatementQuery {
             statement_handle: handle.encode().into(),
         };
-        info(
-            ticket.as_any().encode_to_vec(),
-            &schema,
-            request.into_inner(),
-        )
+        info(&ticket, &schema, request.into_inner())
     }
 
     async fn do_get_statement(
@@ -171,7 +173,7 @@ impl FlightSqlService for LakeFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let handle = Handle::decode(&cmd.prepared_statement_handle)?;
         let schema = self.engine.schema(&handle).await?;
-        info(cmd.as_any().encode_to_vec(), &schema, request.into_inner())
+        info(&cmd, &schema, request.into_inner())
     }
 
     async fn do_get_prepared_statement(
@@ -228,8 +230,7 @@ impl FlightSqlService for LakeFlightSql {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let handle = Handle::new(query.query);
         // Always the real result schema: JDBC takes an empty one for an update statement.
-        let dataset = self.engine.schema(&handle).await?;
-        let parameters = self.engine.parameter_schema(&handle).await?;
+        let (dataset, parameters) = self.engine.describe(&handle).await?;
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.encode().into(),
             dataset_schema: schema_bytes(&dataset)?,
@@ -252,11 +253,7 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.into_builder().schema();
-        info(
-            query.as_any().encode_to_vec(),
-            &schema,
-            request.into_inner(),
-        )
+        info(&query, &schema, request.into_inner())
     }
 
     async fn do_get_catalogs(
@@ -275,11 +272,7 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        info(
-            query.as_any().encode_to_vec(),
-            &schema,
-            request.into_inner(),
-        )
+        info(&query, &schema, request.into_inner())
     }
 
     async fn do_get_schemas(
@@ -297,11 +290,7 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        info(
-            query.as_any().encode_to_vec(),
-            &schema,
-            request.into_inner(),
-        )
+        info(&query, &schema, request.into_inner())
     }
 
     async fn do_get_tables(
@@ -319,11 +308,7 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.into_builder().schema();
-        info(
-            query.as_any().encode_to_vec(),
-            &schema,
-            request.into_inner(),
-        )
+        info(&query, &schema, request.into_inner())
     }
 
     async fn do_get_table_types(
@@ -342,11 +327,7 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(sql_info()?).schema();
-        info(
-            query.as_any().encode_to_vec(),
-            &schema,
-            request.into_inner(),
-        )
+        info(&query, &schema, request.into_inner())
     }
 
     async fn do_get_sql_info(
@@ -363,11 +344,7 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = xdbc_types()?.schema();
-        info(
-            query.as_any().encode_to_vec(),
-            &schema,
-            request.into_inner(),
-        )
+        info(&query, &schema, request.into_inner())
     }
 
     async fn do_get_xdbc_type_info(
@@ -384,11 +361,7 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = metadata::primary_keys_schema();
-        info(
-            query.as_any().encode_to_vec(),
-            &schema,
-            request.into_inner(),
-        )
+        info(&query, &schema, request.into_inner())
     }
 
     async fn do_get_primary_keys(
@@ -396,9 +369,7 @@ impl FlightSqlService for LakeFlightSql {
         _query: CommandGetPrimaryKeys,
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        one(Ok::<_, Status>(RecordBatch::new_empty(
-            metadata::primary_keys_schema(),
-        )))
+        empty(metadata::primary_keys_schema())
     }
 
     async fn get_flight_info_exported_keys(
@@ -407,11 +378,7 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = metadata::foreign_keys_schema();
-        info(
-            query.as_any().encode_to_vec(),
-            &schema,
-            request.into_inner(),
-        )
+        info(&query, &schema, request.into_inner())
     }
 
     async fn do_get_exported_keys(
@@ -419,9 +386,7 @@ impl FlightSqlService for LakeFlightSql {
         _query: CommandGetExportedKeys,
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        one(Ok::<_, Status>(RecordBatch::new_empty(
-            metadata::foreign_keys_schema(),
-        )))
+        empty(metadata::foreign_keys_schema())
     }
 
     async fn get_flight_info_imported_keys(
@@ -430,11 +395,7 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = metadata::foreign_keys_schema();
-        info(
-            query.as_any().encode_to_vec(),
-            &schema,
-            request.into_inner(),
-        )
+        info(&query, &schema, request.into_inner())
     }
 
     async fn do_get_imported_keys(
@@ -442,9 +403,7 @@ impl FlightSqlService for LakeFlightSql {
         _query: CommandGetImportedKeys,
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        one(Ok::<_, Status>(RecordBatch::new_empty(
-            metadata::foreign_keys_schema(),
-        )))
+        empty(metadata::foreign_keys_schema())
     }
 
     async fn get_flight_info_cross_reference(
@@ -453,11 +412,7 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = metadata::foreign_keys_schema();
-        info(
-            query.as_any().encode_to_vec(),
-            &schema,
-            request.into_inner(),
-        )
+        info(&query, &schema, request.into_inner())
     }
 
     async fn do_get_cross_reference(
@@ -465,9 +420,7 @@ impl FlightSqlService for LakeFlightSql {
         _query: CommandGetCrossReference,
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        one(Ok::<_, Status>(RecordBatch::new_empty(
-            metadata::foreign_keys_schema(),
-        )))
+        empty(metadata::foreign_keys_schema())
     }
 
     async fn do_get_fallback(

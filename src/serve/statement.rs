@@ -214,9 +214,11 @@ impl Engine {
         Ok(self.plan(handle).await?.schema().inner().clone())
     }
 
-    /// The parameters a query takes, `$1, $2, ...` in order (unknown types as Utf8).
-    pub async fn parameter_schema(&self, handle: &Handle) -> Result<Schema, Status> {
+    /// What a prepared statement returns and the parameters it takes (`$1, $2, ...` in order,
+    /// unknown types as Utf8), from one plan.
+    pub async fn describe(&self, handle: &Handle) -> Result<(SchemaRef, Schema), Status> {
         let df = self.plan(handle).await?;
+        let dataset = df.schema().inner().clone();
         let types = df
             .logical_plan()
             .get_parameter_types()
@@ -229,12 +231,13 @@ impl Engine {
                 n.clone(),
             )
         });
-        Ok(Schema::new(
+        let parameters = Schema::new(
             names
                 .into_iter()
                 .map(|(n, t)| Field::new(n, t.unwrap_or(DataType::Utf8), true))
                 .collect::<Vec<_>>(),
-        ))
+        );
+        Ok((dataset, parameters))
     }
 
     /// Runs a query: a stream of its batches that ends with DeadlineExceeded when the query
@@ -260,20 +263,20 @@ impl Engine {
         let schema = df.schema().inner().clone();
         let stream = tokio::time::timeout_at(deadline, df.execute_stream())
             .await
-            .map_err(|_| self.timed_out())?
+            .map_err(|_| timed_out(self.limits.timeout))?
             .map_err(|e| status(&e))?;
         Ok((
             schema,
             limited(stream, deadline, self.limits.timeout, permit),
         ))
     }
+}
 
-    fn timed_out(&self) -> Status {
-        Status::deadline_exceeded(format!(
-            "query ran longer than the {} limit",
-            humantime::format_duration(self.limits.timeout)
-        ))
-    }
+fn timed_out(timeout: Duration) -> Status {
+    Status::deadline_exceeded(format!(
+        "query ran longer than the {} limit",
+        humantime::format_duration(timeout)
+    ))
 }
 
 /// The result with Utf8View / BinaryView columns cast to Utf8 / Binary: the JDBC driver and
@@ -312,13 +315,7 @@ fn limited(
     futures::stream::unfold(Some((stream, permit)), move |state| async move {
         let (mut stream, permit) = state?;
         match tokio::time::timeout_at(deadline, stream.next()).await {
-            Err(_) => Some((
-                Err(Status::deadline_exceeded(format!(
-                    "query ran longer than the {} limit",
-                    humantime::format_duration(timeout)
-                ))),
-                None,
-            )),
+            Err(_) => Some((Err(timed_out(timeout)), None)),
             Ok(None) => None,
             Ok(Some(Ok(batch))) => Some((Ok(batch), Some((stream, permit)))),
             Ok(Some(Err(e))) => Some((Err(status(&e)), None)),
