@@ -94,6 +94,8 @@ pub async fn run(
 
     let mut server = Server::builder();
     if let Some((cert, key)) = &opts.tls {
+        // Err only means a provider is installed already, which is what we want.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let read = |p: &PathBuf| std::fs::read(p).map_err(|e| Error::io(p.display(), e));
         let identity = Identity::from_pem(read(cert)?, read(key)?);
         server = server

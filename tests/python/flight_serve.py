@@ -50,10 +50,11 @@ class Server:
     password: str | None
     banner: str
     log: pathlib.Path
+    scheme: str = "grpc"
 
     @property
     def uri(self) -> str:
-        return f"grpc://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -78,9 +79,10 @@ def start_server(lake_bin: str, lake_dir: pathlib.Path, user: str | None = USER,
         p.wait()
         raise AssertionError(f"`lake serve` printed no banner within {timeout}s (exit code "
                              f"{p.returncode}): {log.read_text(errors='replace')[-2000:]}")
-    addr = next((w for w in line.split() if w.startswith("grpc://")), None)
-    assert addr, f"no grpc:// address in the banner {line!r}"
-    host, port = addr.removeprefix("grpc://").rsplit(":", 1)
+    addr = next((w for w in line.split() if w.startswith(("grpc://", "grpc+tls://"))), None)
+    assert addr, f"no grpc:// or grpc+tls:// address in the banner {line!r}"
+    scheme, hostport = addr.split("://", 1)
+    host, port = hostport.rsplit(":", 1)
     # Keep draining stdout so the server never blocks on a full pipe.
     threading.Thread(target=lambda: [None for _ in p.stdout], daemon=True).start()
-    return Server(p, host, int(port), user, password, line.strip(), log)
+    return Server(p, host, int(port), user, password, line.strip(), log, scheme)

@@ -2,10 +2,12 @@
 Python's DB-API) and through pyarrow.flight: login, queries over raw, processed and system tables
 whose values equal what deltalake and DuckDB read from the Delta tables directly, metadata
 (adbc_get_objects, adbc_get_table_schema), prepared statements with a bound DATE, wrong
-passwords and read-only refusals.
+passwords, read-only refusals, TLS and the memory limit.
 
 The lake and the server are session fixtures (conftest.py, flight_serve.py).
 """
+
+import subprocess
 
 import adbc_driver_flightsql.dbapi as flight_sql
 import adbc_driver_manager.dbapi
@@ -222,3 +224,80 @@ def test_pyarrow_flight_and_adbc_read_a_full_table(flight_server, conn, flight_l
         got = t.sort_by([(k, "ascending") for k in keys]).column(column)
         want = expected.sort_by([(k, "ascending") for k in keys]).column(column)
         assert pc.all(pc.equal(got.cast(want.type), want)).as_py(), column
+
+
+def self_signed_cert(directory) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and localhost and its key (PEM), made with the openssl CLI."""
+    cert, key = directory / "server.crt", directory / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert),
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def test_tls_with_adbc_and_pyarrow(flight_lake, lake_bin, tmp_path):
+    cert, key = self_signed_cert(tmp_path)
+    server = flight_serve.start_server(lake_bin, flight_lake, flight_serve.USER,
+                                       flight_serve.PASSWORD, "--tls-cert", cert, "--tls-key", key)
+    try:
+        assert server.uri.startswith("grpc+tls://127.0.0.1:"), server.banner
+        pem = open(cert).read()
+        # ADBC trusting our certificate: login and a query over TLS.
+        with flight_sql.connect(server.uri, db_kwargs={
+                "username": server.user, "password": server.password,
+                "adbc.flight.sql.client_option.tls_root_certs": pem}, autocommit=True) as c:
+            assert query(c, "SELECT count(*) AS n FROM raw.user_events").column("n").to_pylist() == [EVENTS]
+        # pyarrow.flight (Arrow C++'s gRPC client) the same way.
+        client = flight.connect(server.uri, tls_root_certs=pem.encode())
+        token = client.authenticate_basic_token(server.user.encode(), server.password.encode())
+        descriptor = flight.FlightDescriptor.for_command(
+            _any_command("CommandStatementQuery", "SELECT count(*) AS n FROM raw.user_events"))
+        options = flight.FlightCallOptions(headers=[token])
+        info = client.get_flight_info(descriptor, options)
+        assert client.do_get(info.endpoints[0].ticket, options).read_all().column("n").to_pylist() == [EVENTS]
+        client.close()
+        # A client that does not trust the certificate is refused before any credential is sent.
+        with pytest.raises(adbc_driver_manager.dbapi.Error) as e:
+            with flight_sql.connect(server.uri, db_kwargs={
+                    "username": server.user, "password": server.password}, autocommit=True) as c:
+                query(c, "SELECT 1")
+        assert "certificate" in str(e.value).lower(), str(e.value)
+        # Plaintext gRPC to the TLS port gets no answer.
+        with pytest.raises(adbc_driver_manager.dbapi.Error):
+            with flight_sql.connect(f"grpc://127.0.0.1:{server.port}", db_kwargs={
+                    "username": server.user, "password": server.password}, autocommit=True) as c:
+                query(c, "SELECT 1")
+    finally:
+        server.stop()
+
+
+def test_tls_with_an_unreadable_key_is_a_clear_startup_error(flight_lake, lake_bin, tmp_path):
+    cert, _ = self_signed_cert(tmp_path)
+    bad_key = tmp_path / "bad.key"
+    bad_key.write_text("not a key\n")
+    for key, expected in [(str(bad_key), "TLS"), (str(tmp_path / "missing.key"), "missing.key")]:
+        r = subprocess.run([lake_bin, "serve", "--lake", str(flight_lake), "--addr", "127.0.0.1:0",
+                            "--tls-cert", cert, "--tls-key", key], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+        assert expected in r.stderr and "Flight SQL on" not in r.stdout, r.stderr
+
+
+def test_memory_limit_refuses_a_query_and_the_server_goes_on(flight_lake, lake_bin):
+    # 8 MiB for all queries: a hash join of 2M keys cannot fit and cannot spill.
+    server = flight_serve.start_server(lake_bin, flight_lake, flight_serve.USER,
+                                       flight_serve.PASSWORD, "--memory-limit", "8M")
+    try:
+        with adbc_connect(server) as c:
+            with pytest.raises(adbc_driver_manager.dbapi.Error) as e:
+                query(c, "SELECT count(*) FROM range(2000000) a JOIN range(2000000) b "
+                         "ON a.value = b.value")
+            # ADBC files gRPC's RESOURCE_EXHAUSTED under its INTERNAL status and names the gRPC
+            # code in the message.
+            assert "(ResourceExhausted;" in str(e.value) and "query memory limit reached" in str(e.value), str(e.value)
+            # The failed query gave its memory back: the next one runs.
+            assert query(c, "SELECT count(*) AS n FROM raw.user_events").column("n").to_pylist() == [EVENTS]
+    finally:
+        server.stop()
