@@ -441,8 +441,13 @@ async fn bad_files_fail_with_exit_1_naming_the_file() {
         ),
         (
             "wrong_date.sql",
-            "SELECT event_date AS date FROM raw.user_events",
+            "SELECT event_date AS date, user_id FROM raw.user_events",
             "every row's `date` must be 2025-01-10",
+        ),
+        (
+            "only_date.sql",
+            "SELECT $date AS date",
+            "needs a column besides `date`",
         ),
     ];
     for (name, text, want) in cases {

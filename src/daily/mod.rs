@@ -5,6 +5,7 @@
 //! checks agree with each other while ingest keeps appending. [`schedule`] runs it daily.
 
 pub mod checks;
+pub mod date_guard;
 pub mod history;
 pub mod output;
 pub mod plan;
@@ -17,14 +18,13 @@ pub mod sql_file;
 use std::path::PathBuf;
 
 use chrono::{NaiveDate, Utc};
-use datafusion::arrow::array::{Array, Date32Array};
 
 use crate::error::{Error, Result};
 use crate::lake::catalog;
 use crate::lake::maintain::list_tables;
 use crate::lake::{dead_letters_spec, user_events_spec, Lake};
 use history::{CheckRecord, RunRecord, RunStatus};
-use query::{date32, require_date_column, JobSession};
+use query::{require_date_column, JobSession};
 use sensor::SensorOptions;
 use sql_file::SqlFile;
 
@@ -179,10 +179,10 @@ async fn execute(
     let job = plan(lake, opts)?;
     let session = JobSession::new(lake, opts.memory_limit)?;
     for file in &job.daily {
-        let batches = session.collect(file, date).await?;
-        require_dates(file, &batches, date)?;
-        let rows = batches.iter().map(|b| b.num_rows()).sum();
-        let table = output::replace_date(lake, &file.name, date, batches).await?;
+        let result = session.daily_result(file, date).await?;
+        let (table, rows) = output::replace_date(lake, &file.name, date, result)
+            .await
+            .map_err(|e| from_file(file, e))?;
         session.refresh(&table);
         run.tables.push(TableResult {
             table,
@@ -222,25 +222,12 @@ async fn validate(
     Ok(())
 }
 
-/// Every row of a daily file's result must be of the date being computed.
-fn require_dates(
-    file: &SqlFile,
-    batches: &[datafusion::arrow::array::RecordBatch],
-    date: NaiveDate,
-) -> Result<()> {
-    let at = |msg: String| Error::Config(format!("{}: {msg}", file.path.display()));
-    for batch in batches {
-        require_date_column(file, &batch.schema())?;
-        let Some(dates) = batch
-            .column_by_name("date")
-            .and_then(|c| c.as_any().downcast_ref::<Date32Array>())
-        else {
-            return Err(at("the result needs a DATE column `date`".into()));
-        };
-        let want = date32(date);
-        if dates.null_count() > 0 || dates.values().iter().any(|d| *d != want) {
-            return Err(at(format!("every row's `date` must be {date}")));
-        }
+/// The date guard's error about `file`, met by the writer, is reported from the file's name on,
+/// without the layers of wrapping it came through.
+fn from_file(file: &SqlFile, e: Error) -> Error {
+    let text = e.to_string();
+    match text.find(&format!("{}: {}", file.path.display(), date_guard::MESSAGE)) {
+        Some(at) => Error::Config(text[at..].to_string()),
+        None => e,
     }
-    Ok(())
 }

@@ -5,15 +5,17 @@
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::Column;
 use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::DataFrame;
+use datafusion::prelude::{col, DataFrame, Expr};
 
+use super::date_guard::guarded_date;
 use super::sql_file::SqlFile;
 use crate::error::{Error, Result};
-use crate::lake::catalog::{self, Pins};
+use crate::lake::catalog::{self, Lookup, Pins};
 use crate::lake::Lake;
 
 /// DataFusion's DATE: days since 1970-01-01.
@@ -41,7 +43,7 @@ impl JobSession {
         // Spans let planning errors say where in the file they are.
         config.options_mut().sql_parser.collect_spans = true;
         let pins = Pins::default();
-        let ctx = catalog::session_with(lake, config, runtime, Some(pins.clone()));
+        let ctx = catalog::session_with(lake, config, runtime, Lookup::Pinned(pins.clone()));
         Ok(Self { ctx, pins })
     }
 
@@ -55,6 +57,23 @@ impl JobSession {
         let df = self.ctx.sql(&file.text).await.map_err(|e| at(file, &e))?;
         df.with_param_values(vec![("date", ScalarValue::Date32(Some(date32(date))))])
             .map_err(|e| at(file, &e))
+    }
+
+    /// `file`'s result for `date`, to be streamed into its table: it must have a DATE column
+    /// `date`, and every row must be of `date` (checked as the rows go by).
+    pub async fn daily_result(&self, file: &SqlFile, date: NaiveDate) -> Result<DataFrame> {
+        let df = self.plan(file, date).await?;
+        require_date_column(file, df.schema().inner())?;
+        let columns: Vec<Expr> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "date" => guarded_date(&file.path.display().to_string(), date).alias("date"),
+                name => col(Column::from_name(name)),
+            })
+            .collect();
+        df.select(columns).map_err(|e| at(file, &e))
     }
 
     /// Runs `file` for `date` and returns all its rows (at least one batch, maybe empty, so
@@ -91,7 +110,7 @@ impl JobSession {
     }
 }
 
-/// Checks that a daily file's result has a non-null DATE column `date`.
+/// Checks that a daily file's result has a DATE column `date` and at least one other column.
 pub fn require_date_column(file: &SqlFile, schema: &SchemaRef) -> Result<()> {
     match schema.field_with_name("date") {
         Err(_) => Err(Error::Config(format!(
@@ -102,6 +121,11 @@ pub fn require_date_column(file: &SqlFile, schema: &SchemaRef) -> Result<()> {
             "{}: `date` must be a DATE, not {}",
             file.path.display(),
             f.data_type()
+        ))),
+        // `date` is the partition column, kept in folder names, not in the Parquet files.
+        Ok(_) if schema.fields().len() < 2 => Err(Error::Config(format!(
+            "{}: the result needs a column besides `date`",
+            file.path.display()
         ))),
         Ok(_) => Ok(()),
     }

@@ -5,9 +5,11 @@
 //! The schema `public` (DataFusion's default) resolves a bare table name when exactly one
 //! schema has a table of that name, so `SELECT * FROM user_events` works.
 //!
-//! A job that must see one consistent state across several queries (the daily job: its files,
-//! its checks) passes [`Pins`]: each table is then opened once and that snapshot is reused until
-//! the job itself rewrites the table and calls [`Pins::forget`].
+//! How a lookup finds the snapshot is the session's [`Lookup`]: the latest one, read afresh
+//! (`lake sql`) or from tables kept open ([`Snapshots`], `lake serve`); or, for a job that must
+//! see one consistent state across several queries (the daily job: its files, its checks),
+//! [`Pins`]: each table is then opened once and that snapshot is reused until the job itself
+//! rewrites the table and calls [`Pins::forget`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,26 +21,44 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::SessionStateBuilder;
+use deltalake::DeltaTable;
 
 use super::maintain::list_tables;
+use super::snapshots::Snapshots;
 use super::Lake;
 
 pub const CATALOG: &str = "lake";
 /// The schema that resolves unqualified names.
 pub const UNQUALIFIED: &str = "public";
 
-/// A session whose default catalog is the lake; every lookup sees the latest snapshot.
-pub fn session(lake: &Lake, config: SessionConfig) -> SessionContext {
-    session_with(lake, config, Arc::new(RuntimeEnv::default()), None)
+/// Which snapshot of a table a lookup returns.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// The latest, opened afresh.
+    Latest,
+    /// The latest, from tables the process keeps open.
+    Cached(Snapshots),
+    /// The one the first lookup opened, for every query of the session.
+    Pinned(Pins),
 }
 
-/// A session over the lake with its own runtime (memory limit, spill files) and, with `pins`,
-/// snapshots that stay fixed across the session's queries.
+/// A session whose default catalog is the lake; every lookup sees the latest snapshot.
+pub fn session(lake: &Lake, config: SessionConfig) -> SessionContext {
+    session_with(
+        lake,
+        config,
+        Arc::new(RuntimeEnv::default()),
+        Lookup::Latest,
+    )
+}
+
+/// A session over the lake with its own runtime (memory limit, spill files) whose lookups
+/// follow `lookup`.
 pub fn session_with(
     lake: &Lake,
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
-    pins: Option<Pins>,
+    lookup: Lookup,
 ) -> SessionContext {
     let config = config
         .with_default_catalog_and_schema(CATALOG, UNQUALIFIED)
@@ -52,7 +72,7 @@ pub fn session_with(
     let ctx = SessionContext::new_with_state(state);
     let catalog = LakeCatalog {
         lake: lake.clone(),
-        pins,
+        lookup,
     };
     ctx.register_catalog(CATALOG, Arc::new(catalog));
     ctx
@@ -86,7 +106,7 @@ impl Pins {
 #[derive(Debug)]
 pub struct LakeCatalog {
     lake: Lake,
-    pins: Option<Pins>,
+    lookup: Lookup,
 }
 
 /// Every table of the lake as `schema.table`; a lake that cannot be listed has none.
@@ -133,7 +153,7 @@ impl CatalogProvider for LakeCatalog {
             Arc::new(LakeSchema {
                 lake: self.lake.clone(),
                 schema,
-                pins: self.pins.clone(),
+                lookup: self.lookup.clone(),
             }) as Arc<dyn SchemaProvider>
         })
     }
@@ -144,7 +164,7 @@ impl CatalogProvider for LakeCatalog {
 pub struct LakeSchema {
     lake: Lake,
     schema: Option<String>,
-    pins: Option<Pins>,
+    lookup: Lookup,
 }
 
 impl LakeSchema {
@@ -152,6 +172,14 @@ impl LakeSchema {
     fn locate(&self, name: &str) -> Option<String> {
         locate(&lake_tables(&self.lake), self.schema.as_deref(), name)
     }
+}
+
+/// The latest snapshot of the table at `path`.
+async fn open(path: &std::path::Path) -> Result<DeltaTable> {
+    let url = super::dir_url(path).map_err(|e| DataFusionError::External(Box::new(e)))?;
+    deltalake::open_table(url)
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))
 }
 
 #[async_trait]
@@ -175,24 +203,33 @@ impl SchemaProvider for LakeSchema {
             return Ok(None);
         };
         let key = format!("{schema}.{name}");
-        if let Some(pinned) = self.pins.as_ref().and_then(|p| p.get(&key)) {
-            return Ok(Some(pinned));
-        }
         let path = self.lake.root().join(&schema).join(name);
-        let url = super::dir_url(&path).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let table = deltalake::open_table(url)
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let provider = table
-            .table_provider()
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        if let Some(pins) = &self.pins {
-            pins.keep(key.clone(), provider.clone());
-            // A concurrent lookup may have pinned first: everyone uses the same snapshot.
-            return Ok(pins.get(&key).or(Some(provider)));
-        }
-        Ok(Some(provider))
+        let table = match &self.lookup {
+            Lookup::Pinned(pins) => {
+                if let Some(pinned) = pins.get(&key) {
+                    return Ok(Some(pinned));
+                }
+                let provider = open(&path)
+                    .await?
+                    .table_provider()
+                    .await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                pins.keep(key.clone(), provider.clone());
+                // A concurrent lookup may have pinned first: everyone uses the same snapshot.
+                return Ok(pins.get(&key).or(Some(provider)));
+            }
+            Lookup::Cached(snapshots) => snapshots
+                .latest(&path)
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?,
+            Lookup::Latest => open(&path).await?,
+        };
+        Ok(Some(
+            table
+                .table_provider()
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?,
+        ))
     }
 
     fn table_exist(&self, name: &str) -> bool {

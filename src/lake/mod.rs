@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod maintain;
+pub mod snapshots;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -116,7 +116,11 @@ pub async fn run(
         .layer(AuthLayer { auth })
         .add_service(flight)
         .add_service(control)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        // Without TCP_NODELAY each small answer waits for the client's delayed ACK (~40 ms).
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await
         .map_err(|e| Error::Other(format!("serve: {e}")))
 }

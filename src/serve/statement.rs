@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
-use crate::lake::{catalog, Lake};
+use crate::lake::catalog::{self, Lookup};
+use crate::lake::snapshots::Snapshots;
+use crate::lake::Lake;
 
 /// A query and its bound parameters, as carried in tickets and prepared-statement handles.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -146,6 +148,8 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Engine {
     lake: Lake,
+    /// Tables kept open between queries; each query still sees the latest commit.
+    snapshots: Snapshots,
     runtime: Arc<RuntimeEnv>,
     limits: Limits,
     running: Arc<Semaphore>,
@@ -179,6 +183,7 @@ impl Engine {
         let running = Arc::new(Semaphore::new(limits.max_concurrent.max(1)));
         Self {
             lake,
+            snapshots: Snapshots::default(),
             runtime,
             limits,
             running,
@@ -191,8 +196,12 @@ impl Engine {
 
     /// Plans `handle`'s query (read-only checked, parameters bound if any).
     pub async fn plan(&self, handle: &Handle) -> Result<DataFrame, Status> {
-        let ctx =
-            catalog::session_with(&self.lake, SessionConfig::new(), self.runtime.clone(), None);
+        let ctx = catalog::session_with(
+            &self.lake,
+            SessionConfig::new(),
+            self.runtime.clone(),
+            Lookup::Cached(self.snapshots.clone()),
+        );
         let df = ctx
             .sql_with_options(&handle.sql, read_only())
             .await
