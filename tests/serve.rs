@@ -243,6 +243,15 @@ async fn bad_credentials_forbidden_statements_and_limits_get_grpc_errors() {
         .await
         .unwrap_err();
     assert!(e.contains(INVALID_ARGUMENT), "{e}");
+    // Quoted names are table names, never paths out of the lake.
+    for outside in [
+        r#"SELECT * FROM raw."../raw/user_events""#,
+        r#"SELECT * FROM "..".raw.user_events"#,
+        r#"SELECT * FROM lake."..".tmp"#,
+    ] {
+        let e = query(&mut c, outside).await.unwrap_err();
+        assert!(e.contains(INVALID_ARGUMENT) && e.contains("not found"), "{outside}: {e}");
+    }
     let e = query(&mut c, "SELECT nope FROM raw.user_events")
         .await
         .unwrap_err();

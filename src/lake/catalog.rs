@@ -114,6 +114,12 @@ fn lake_tables(lake: &Lake) -> Vec<String> {
     list_tables(lake).unwrap_or_default()
 }
 
+/// Whether `name` can be a folder of the lake: one path component, so that a quoted name
+/// such as `"../x"` cannot reach outside it.
+fn is_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\'])
+}
+
 /// The schema holding table `name` among `tables` (`schema.table` names): `schema` itself if
 /// it has the table, or, with no schema given, the only schema that has it.
 pub fn locate(tables: &[String], schema: Option<&str>, name: &str) -> Option<String> {
@@ -148,7 +154,8 @@ impl CatalogProvider for LakeCatalog {
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         let schema = (name != UNQUALIFIED).then(|| name.to_string());
-        let known = schema.is_none() || self.schema_names().iter().any(|s| s == name);
+        // One stat, not a listing of the lake: this runs for every table a query names.
+        let known = schema.is_none() || (is_name(name) && self.lake.root().join(name).is_dir());
         known.then(|| {
             Arc::new(LakeSchema {
                 lake: self.lake.clone(),
@@ -168,9 +175,15 @@ pub struct LakeSchema {
 }
 
 impl LakeSchema {
-    /// Where `name` lives: in this folder, or in the one folder that has it.
+    /// Where `name` lives: in this folder (one stat), or in the one folder that has it.
     fn locate(&self, name: &str) -> Option<String> {
-        locate(&lake_tables(&self.lake), self.schema.as_deref(), name)
+        match &self.schema {
+            Some(schema) => {
+                let log = self.lake.root().join(schema).join(name).join("_delta_log");
+                (is_name(name) && log.is_dir()).then(|| schema.clone())
+            }
+            None => locate(&lake_tables(&self.lake), None, name),
+        }
     }
 }
 

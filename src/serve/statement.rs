@@ -14,7 +14,7 @@ use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::common::Column;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::error::DataFusionError;
-use datafusion::execution::context::{SQLOptions, SessionConfig};
+use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::{cast, DataFrame, Expr};
@@ -145,14 +145,23 @@ pub struct Limits {
 }
 
 /// Plans and runs queries over the lake for the server.
-#[derive(Debug)]
 pub struct Engine {
     lake: Lake,
-    /// Tables kept open between queries; each query still sees the latest commit.
-    snapshots: Snapshots,
-    runtime: Arc<RuntimeEnv>,
+    /// One session for every query: building one (its hundreds of functions) costs more than
+    /// planning a point query. Queries cannot change it (no SET, no DDL), and its catalog keeps
+    /// tables open between queries while each query still sees the latest commit.
+    ctx: SessionContext,
     limits: Limits,
     running: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("lake", &self.lake)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Read-only: no DDL (CREATE [EXTERNAL] TABLE, DROP, ...), no DML (INSERT, COPY), no SET.
@@ -180,11 +189,16 @@ pub fn status(e: &DataFusionError) -> Status {
 
 impl Engine {
     pub fn new(lake: Lake, runtime: Arc<RuntimeEnv>, limits: Limits) -> Self {
+        let ctx = catalog::session_with(
+            &lake,
+            SessionConfig::new(),
+            runtime,
+            Lookup::Cached(Snapshots::default()),
+        );
         let running = Arc::new(Semaphore::new(limits.max_concurrent.max(1)));
         Self {
             lake,
-            snapshots: Snapshots::default(),
-            runtime,
+            ctx,
             limits,
             running,
         }
@@ -196,13 +210,8 @@ impl Engine {
 
     /// Plans `handle`'s query (read-only checked, parameters bound if any).
     pub async fn plan(&self, handle: &Handle) -> Result<DataFrame, Status> {
-        let ctx = catalog::session_with(
-            &self.lake,
-            SessionConfig::new(),
-            self.runtime.clone(),
-            Lookup::Cached(self.snapshots.clone()),
-        );
-        let df = ctx
+        let df = self
+            .ctx
             .sql_with_options(&handle.sql, read_only())
             .await
             .map_err(|e| match e.find_root() {
