@@ -8,14 +8,16 @@
 #     startup is reported too).
 # Each engine writes its results as Delta tables partitioned by date (DuckDB through deltalake).
 # The raw table (N events produced into a real Kafka topic, then `lake ingest --until-caught-up`)
-# is cached under $LAKE_CACHE/bench and reused. Writes bench/results/daily-<timestamp>.md and
-# prints it. Exits non-zero when the engines' results differ.
+# is cached under $LAKE_CACHE/bench and reused. Writes bench/results/daily-<timestamp>.md
+# (daily-quick-<timestamp>.md with --quick) and prints it. Exits non-zero when the engines' results
+# differ.
 #
 #   bench/daily.sh [--quick] [--events N] [--memory-limit SIZE] [--runs N] [--spark-runs N]
 #                  [--no-build] [--lake-bin PATH] [--ingest-bin PATH] [--rebuild-table]
-#                  [--with-checks]
+#                  [--with-checks] [--table-only]
 #
-#   --quick            200,000 events, 1 Spark run (default: 10,000,000 events)
+#   --quick            200,000 events, 1 run of each engine (default: 10,000,000 events, 3 runs of
+#                      lake and DuckDB, 2 of Spark)
 #   --events N         number of events (on one date, 2025-01-10)
 #   --memory-limit S   passed to `lake daily --memory-limit S` when that flag exists (else noted
 #                      in the report and skipped)
@@ -26,6 +28,8 @@
 #   --rebuild-table    re-create the cached raw table
 #   --with-checks      let `lake daily` also run sql/checks/*.sql (the other engines never do;
 #                      by default lake gets a --sql folder holding only daily/)
+#   --table-only       build (or find) the cached raw table, print its directory and exit: no
+#                      runs, no report (bench/flight.sh and bench/scale.sh read that table)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -34,20 +38,21 @@ export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LAKE_CACHE/target}
 
 events=10000000 events_set=0 quick=0 memory_limit="" build=1 lake_bin="" ingest_bin=""
-runs=3 spark_runs=2 spark_runs_set=0 rebuild=0 with_checks=0
+runs=3 runs_set=0 spark_runs=2 spark_runs_set=0 rebuild=0 with_checks=0 table_only=0
 date=2025-01-10 seed=42
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1 ;;
         --events) events=$2; events_set=1; shift ;;
         --memory-limit) memory_limit=$2; shift ;;
-        --runs) runs=$2; shift ;;
+        --runs) runs=$2; runs_set=1; shift ;;
         --spark-runs) spark_runs=$2; spark_runs_set=1; shift ;;
         --no-build) build=0 ;;
         --lake-bin) lake_bin=$2; shift ;;
         --ingest-bin) ingest_bin=$2; shift ;;
         --rebuild-table) rebuild=1 ;;
         --with-checks) with_checks=1 ;;
+        --table-only) table_only=1 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -55,50 +60,16 @@ while [ $# -gt 0 ]; do
 done
 if [ "$quick" = 1 ]; then
     [ "$events_set" = 1 ] || events=200000
+    [ "$runs_set" = 1 ] || runs=1
     [ "$spark_runs_set" = 1 ] || spark_runs=1
 fi
 
-say() { printf '== %s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
-# --- binaries, venv, jars ---------------------------------------------------------------------
-if [ -z "$lake_bin" ]; then
-    if [ "$build" = 1 ]; then
-        say "cargo build --release"
-        cargo build --release --quiet --bin lake
-    fi
-    lake_bin="$CARGO_TARGET_DIR/release/lake"
-fi
-lake_bin=$(readlink -f "$lake_bin")
+# --- binaries ---------------------------------------------------------------------------------
+bench_lake_bin "$build" "$lake_bin"
 ingest_bin=$(readlink -f "${ingest_bin:-$lake_bin}")
-"$lake_bin" daily --help > /dev/null 2>&1 \
-    || { echo "$lake_bin has no 'daily' command (stale build?)" >&2; exit 1; }
-daily_extra=()
-# The sensor waits for events after the day; the benchmark's single date never gets any.
-if "$lake_bin" daily --help | grep -q -- '--no-sensor'; then daily_extra+=(--no-sensor); fi
-memory_note="not requested"
-if [ -n "$memory_limit" ]; then
-    if "$lake_bin" daily --help | grep -q -- '--memory-limit'; then
-        daily_extra+=(--memory-limit "$memory_limit")
-        memory_note="\`lake daily --memory-limit $memory_limit\` (lake only)"
-    else
-        memory_note="requested ($memory_limit) but \`lake daily\` has no --memory-limit flag: skipped"
-        say "$memory_note"
-    fi
-fi
-
-say "python venv"
-req_sum=$(cksum < tests/python/requirements.txt | cut -d' ' -f1)
-venv="$LAKE_CACHE/venv-$req_sum"
-if [ ! -x "$venv/bin/pytest" ]; then
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q -r tests/python/requirements.txt
-fi
-py="$venv/bin/python"
-
-say "delta jars for Spark"
-LAKE_SPARK_JARS=$(scripts/spark.sh install)
-export LAKE_SPARK_JARS
 
 # --- the raw table (cached) -------------------------------------------------------------------
 table="$LAKE_CACHE/bench/daily-table-$events-seed$seed-$date"
@@ -122,6 +93,33 @@ if [ "$rebuild" = 1 ] || [ ! -f "$table/.complete" ]; then
     touch "$table/.complete"
 fi
 raw="$table/lake/raw/user_events"
+if [ "$table_only" = 1 ]; then
+    echo "$table"
+    exit 0
+fi
+
+# --- lake daily's flags, venv, jars -----------------------------------------------------------
+"$lake_bin" daily --help > /dev/null 2>&1 \
+    || { echo "$lake_bin has no 'daily' command (stale build?)" >&2; exit 1; }
+daily_extra=()
+# The sensor waits for events after the day; the benchmark's single date never gets any.
+if "$lake_bin" daily --help | grep -q -- '--no-sensor'; then daily_extra+=(--no-sensor); fi
+memory_note="not requested"
+if [ -n "$memory_limit" ]; then
+    if "$lake_bin" daily --help | grep -q -- '--memory-limit'; then
+        daily_extra+=(--memory-limit "$memory_limit")
+        memory_note="\`lake daily --memory-limit $memory_limit\` (lake only)"
+    else
+        memory_note="requested ($memory_limit) but \`lake daily\` has no --memory-limit flag: skipped"
+        say "$memory_note"
+    fi
+fi
+
+bench_venv
+
+say "delta jars for Spark"
+LAKE_SPARK_JARS=$(scripts/spark.sh install)
+export LAKE_SPARK_JARS
 
 # --- runs -------------------------------------------------------------------------------------
 ts=$(date -u +%Y%m%dT%H%M%SZ)
@@ -131,14 +129,8 @@ mkdir -p "$out/time" "$out/logs"
 times="$out/times.tsv"
 : > "$times"
 
-# Is the machine shared? Sample load and compiler/JVM processes every 5 s while we run.
-( while true; do
-      printf '%s\t%s\t%s\n' "$(date -u +%T)" "$(cut -d' ' -f1 /proc/loadavg)" \
-          "$(ps -eo comm= | grep -cE '^(cargo|rustc|cc1|ld|clang)' || true)"
-      sleep 5
-  done ) > "$out/busy.tsv" 2>/dev/null &
-sampler=$!
-trap 'kill "$sampler" 2>/dev/null || true' EXIT
+bench_sampler_start "$out/busy.tsv"
+trap bench_sampler_stop EXIT
 ps -eo pid,pcpu,etime,args --sort=-pcpu | head -8 | cut -c1-160 > "$out/ps-start.txt"
 
 timed() {  # timed ENGINE RUN CMD...
@@ -175,7 +167,7 @@ for i in $(seq 1 "$spark_runs"); do
         --out "$out/spark" --timings "$out/spark.$i.json" --cores 2 --driver-memory "${BENCH_SPARK_DRIVER_MEMORY:-4g}"
 done
 ps -eo pid,pcpu,etime,args --sort=-pcpu | head -8 | cut -c1-160 > "$out/ps-end.txt"
-kill "$sampler" 2>/dev/null || true
+bench_sampler_stop
 trap - EXIT
 
 say "comparing results"
@@ -185,11 +177,10 @@ set +e
 same=$?
 set -e
 
-mkdir -p bench/results
-report="bench/results/daily-$ts.md"
+bench_report daily "$quick" "$ts"
 "$py" bench/daily/report.py --out "$out" --table "$table" --raw "$raw" --events "$events" --date "$date" \
     --seed "$seed" --lake-bin "$lake_bin" --cmdline "$cmdline" --memory-note "$memory_note" \
-    --runs "$runs" --spark-runs "$spark_runs" --lake-args "${daily_extra[*]:-} (--sql: $([ "$with_checks" = 1 ] && echo 'daily + checks' || echo 'daily only'))" > "$report"
+    --runs "$runs" --spark-runs "$spark_runs" --mode "$([ "$quick" = 1 ] && echo quick || echo full)" --lake-args "${daily_extra[*]:-} (--sql: $([ "$with_checks" = 1 ] && echo 'daily + checks' || echo 'daily only'))" > "$report"
 cat "$report"
 echo >&2
 say "report: $report; outputs: $out"

@@ -1,41 +1,173 @@
 #!/usr/bin/env bash
-# Ingest benchmark: N seed events (default 10,000,000) pre-produced into a real Kafka topic with
-# 3 partitions on this machine, then `lake ingest --until-caught-up` into a fresh lake, timed,
-# with peak RSS and CPU time from /usr/bin/time. Prints one Markdown table row.
+# Ingest benchmark (issue 7): N seed events (one date, 3 partitions) pre-produced into a real Kafka
+# topic on a local broker, then consumed into Delta, side by side on the same broker and topic, by
+#   - `lake ingest --until-caught-up` (release binary; fresh lake and fresh consumer group each run)
+#   - PySpark local[2] Structured Streaming: Kafka source, from_json, Delta sink partitioned by
+#     event_date, trigger(availableNow) (bench/ingest/spark_stream.py; fresh checkpoint and table
+#     each run; each run a fresh process, so its wall includes JVM + session startup; the stream
+#     time without it is reported too).
+# Reports wall time, events/s, peak RSS and CPU time per engine, and the ratios against the targets
+# (lake >= 300k events/s, peak RSS < 256 MiB, >= 10x Spark's throughput). Both outputs are checked
+# to hold the N events, identical row for row (bench/ingest/compare.py, via DuckDB). Writes
+# bench/results/ingest-<timestamp>.md (ingest-quick-<timestamp>.md with --quick) and prints it.
+# Exits non-zero when a run fails or the outputs are wrong or differ.
 #
-#   bench/ingest.sh [N] [extra lake ingest flags...]
+#   bench/ingest.sh [--quick] [--events N] [--runs N] [--spark-runs N] [--no-spark]
+#                   [--no-build] [--lake-bin PATH] [N] [-- LAKE_INGEST_FLAGS...]
+#
+#   --quick            200,000 events, 1 lake run, 1 Spark run (the CI smoke test; its figures
+#                      mean little)
+#   --events N, N      number of events (default 10,000,000)
+#   --runs N           `lake ingest` runs (default 3)
+#   --spark-runs N     Spark runs (default 2)
+#   --no-spark         lake only (what `bench/ingest.sh N` did before Spark was added)
+#   --no-build         do not run `cargo build --release`; use $CARGO_TARGET_DIR/release/lake
+#   --lake-bin PATH    the lake binary to time (implies --no-build)
+#   -- FLAGS...        passed to every `lake ingest` run (e.g. -- --max-rows 50000)
+#
+# Env: BENCH_SPARK_DRIVER_MEMORY (default 2g). Run outputs and logs: $LAKE_CACHE/bench/ingest-runs/
+# (only the latest run is kept: the tables are as large as the input).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${1:-10000000}
-shift || true
+root=$(pwd)
+cmdline="bench/ingest.sh${*:+ $*}"
 export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LAKE_CACHE/target}
-cargo build --release --quiet --bin lake
-lake="$CARGO_TARGET_DIR/release/lake"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/lake-bench.XXXXXX")
-trap 'scripts/kafka.sh stop "$work/kafka"; rm -rf "$work"' EXIT
-brokers=$(scripts/kafka.sh start "$work/kafka")
+events=10000000 events_set=0 quick=0 build=1 lake_bin="" runs=3 runs_set=0 spark_runs=2 spark_runs_set=0 spark=1
+lake_extra=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) quick=1 ;;
+        --events) events=$2; events_set=1; shift ;;
+        --runs) runs=$2; runs_set=1; shift ;;
+        --spark-runs) spark_runs=$2; spark_runs_set=1; shift ;;
+        --no-spark) spark=0 ;;
+        --no-build) build=0 ;;
+        --lake-bin) lake_bin=$2; shift ;;
+        --) shift; lake_extra=("$@"); break ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        [0-9]*) events=$1; events_set=1 ;;   # the old `bench/ingest.sh N`
+        *) echo "unknown argument: $1 (see --help; flags for lake ingest go after --)" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ "$quick" = 1 ]; then
+    [ "$events_set" = 1 ] || events=200000
+    [ "$runs_set" = 1 ] || runs=1
+    [ "$spark_runs_set" = 1 ] || spark_runs=1
+fi
+for n in "$events" "$runs" "$spark_runs"; do
+    case "$n" in ''|*[!0-9]*) echo "not a number: $n" >&2; exit 2 ;; esac
+done
+if [ "$events" -eq 0 ] || [ "$runs" -eq 0 ]; then echo "--events and --runs must be > 0" >&2; exit 2; fi
+[ "$spark_runs" -gt 0 ] || spark=0
+
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+
+# --- binaries, venv, jars, broker -------------------------------------------------------------
+bench_lake_bin "$build" "$lake_bin"
+"$lake_bin" ingest --help 2>/dev/null | grep -q -- '--until-caught-up' \
+    || { echo "$lake_bin has no 'ingest --until-caught-up' (stale build?)" >&2; exit 1; }
+bench_venv   # DuckDB checks the outputs even without Spark
+if [ "$spark" = 1 ]; then
+    say "Delta and Kafka-source jars for Spark"
+    LAKE_SPARK_JARS=$(scripts/spark.sh install)
+    export LAKE_SPARK_JARS
+    ls "$LAKE_SPARK_JARS"/spark-sql-kafka-*.jar > /dev/null 2>&1 \
+        || { echo "no spark-sql-kafka jar in $LAKE_SPARK_JARS (scripts/spark/pom.xml)" >&2; exit 1; }
+fi
+scripts/kafka.sh install
+kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/pom.xml)
+
+ts=$(date -u +%Y%m%dT%H%M%SZ)
+out="$LAKE_CACHE/bench/ingest-runs/$ts"
+rm -rf "$LAKE_CACHE/bench/ingest-runs"
+mkdir -p "$out/time" "$out/logs"
+times="$out/times.tsv"
+: > "$times"
+
+cleanup() {
+    bench_sampler_stop
+    scripts/kafka.sh stop "$out/kafka" || true
+    rm -rf "$out/kafka/logs"   # the topic's data; the broker's own log (server.log) stays
+}
+trap cleanup EXIT
+say "starting Kafka $kafka_version"
+brokers=$(scripts/kafka.sh start "$out/kafka") || { echo "Kafka did not start (see $out/kafka)" >&2; exit 1; }
 topic=bench_events
 
-"$lake" produce --brokers "$brokers" --topic "$topic" --events "$n" --days 1 --json \
-    > "$work/produce.json"
-echo "produced: $(cat "$work/produce.json")" >&2
-
-/usr/bin/time -v "$lake" ingest --brokers "$brokers" --topic "$topic" --group bench \
-    --lake "$work/lake" --until-caught-up "$@" > "$work/ingest.out" 2> "$work/ingest.err" \
-    || { tail -20 "$work/ingest.err" >&2; exit 1; }
-cat "$work/ingest.out" >&2
-
-wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$work/ingest.err")
-user=$(sed -n 's/.*User time (seconds): //p' "$work/ingest.err")
-sys=$(sed -n 's/.*System time (seconds): //p' "$work/ingest.err")
-rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/ingest.err")
-python3 - "$n" "$wall" "$user" "$sys" "$rss_kb" <<'PY'
-import sys
-n, wall, user, sys_, rss = sys.argv[1:]
-parts = [float(p) for p in wall.split(":")]
-secs = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
-print(f"| {int(n):,} events | {secs:.1f} s | {int(n)/secs:,.0f} events/s | "
-      f"{float(user)+float(sys_):.1f} s CPU | {int(rss)/1024:.0f} MiB peak RSS |")
+# --- input ------------------------------------------------------------------------------------
+say "producing $events events into $topic ($brokers)"
+"$lake_bin" produce --brokers "$brokers" --topic "$topic" --events "$events" --days 1 \
+    --start-date 2025-01-10 --seed 42 --json > "$out/produce.json" 2> "$out/logs/produce.err" \
+    || { echo "lake produce failed:" >&2; tail -20 "$out/logs/produce.err" >&2; exit 1; }
+"$py" - "$out/produce.json" "$events" <<'PY' || exit 1
+import json, sys
+p = json.load(open(sys.argv[1]))
+if p.get("delivered") != int(sys.argv[2]) or p.get("failed"):
+    sys.exit(f"lake produce delivered {p.get('delivered')} of {sys.argv[2]} events ({p.get('failed')} failed)")
 PY
+
+# --- runs -------------------------------------------------------------------------------------
+bench_sampler_start "$out/busy.tsv"
+ps -eo pid,pcpu,etime,args --sort=-pcpu | head -8 | cut -c1-160 > "$out/ps-start.txt"
+
+timed() {  # timed ENGINE RUN CMD...
+    local engine=$1 run=$2; shift 2
+    /usr/bin/time -v -o "$out/time/$engine.$run" "$@" > "$out/logs/$engine.$run.out" 2> "$out/logs/$engine.$run.err" \
+        || { echo "$engine run $run failed (log: $out/logs/$engine.$run.err):" >&2
+             tail -30 "$out/logs/$engine.$run.err" >&2; exit 1; }
+    printf '%s\t%s\t%s\n' "$engine" "$run" "$out/time/$engine.$run" >> "$times"
+}
+
+for i in $(seq 1 "$runs"); do
+    say "lake ingest run $i/$runs"
+    rm -rf "$out/lake"   # fresh lake; the group is fresh too, so both start from offset 0
+    timed lake "$i" "$lake_bin" ingest --brokers "$brokers" --topic "$topic" --group "bench-$ts-$i" \
+        --lake "$out/lake" --until-caught-up "${lake_extra[@]}"
+    # Fail at once on a short run instead of timing the rest.
+    summary=$(tail -1 "$out/logs/lake.$i.out")
+    case "$summary" in
+        "ingested $events events, 0 dead letters"*) ;;
+        *) echo "lake run $i: expected 'ingested $events events, 0 dead letters ...', got: $summary" >&2; exit 1 ;;
+    esac
+done
+for i in $(seq 1 "$spark_runs"); do
+    [ "$spark" = 1 ] || break
+    say "spark run $i/$spark_runs"
+    rm -rf "$out/spark"
+    timed spark "$i" "$py" bench/ingest/spark_stream.py --brokers "$brokers" --topic "$topic" \
+        --out "$out/spark/table" --checkpoint "$out/spark/checkpoint" --timings "$out/spark.$i.json" \
+        --expect "$events" --cores 2 --driver-memory "${BENCH_SPARK_DRIVER_MEMORY:-2g}"
+done
+ps -eo pid,pcpu,etime,args --sort=-pcpu | head -8 | cut -c1-160 > "$out/ps-end.txt"
+cleanup
+trap - EXIT
+
+# --- checks and report ------------------------------------------------------------------------
+say "checking the outputs"
+spark_arg=()
+if [ "$spark" = 1 ]; then spark_arg=(--spark "$out/spark/table"); fi
+set +e
+"$py" bench/ingest/compare.py --expect "$events" --lake "$out/lake" "${spark_arg[@]}" > "$out/compare.json" \
+    2> "$out/logs/compare.err"
+ok=$?
+set -e
+[ -s "$out/compare.json" ] || { echo "compare.py failed:" >&2; tail -20 "$out/logs/compare.err" >&2; exit 1; }
+
+bench_report ingest "$quick" "$ts"
+"$py" bench/ingest/report.py --out "$out" --events "$events" --topic "$topic" --lake-bin "$lake_bin" \
+    --cmdline "$cmdline" --runs "$runs" --spark-runs "$([ "$spark" = 1 ] && echo "$spark_runs" || echo 0)" \
+    --kafka-version "$kafka_version" --lake-args "${lake_extra[*]:-}" \
+    --mode "$([ "$quick" = 1 ] && echo quick || echo full)" > "$report"
+cat "$report"
+echo >&2
+say "report: $root/$report; outputs and logs: $out"
+if [ "$ok" != 0 ]; then
+    echo "OUTPUTS WRONG OR DIFFERENT: see $out/compare.json" >&2
+    "$py" -c 'import json,sys; [print("  " + p, file=sys.stderr) for p in json.load(open(sys.argv[1]))["problems"]]' \
+        "$out/compare.json"
+    exit 1
+fi

@@ -4,6 +4,7 @@
 #   - a Python venv with the interop tools (deltalake, DuckDB + delta extension, Polars, ...);
 #   - docker-compose (Debian's package) to validate docker-compose.yml.
 # Both are cached under $LAKE_CACHE (default ~/.cache/lake), as is the cargo target dir.
+# Before pytest, a smoke test of the benchmark harness (bench/run.sh --quick, with its own Kafka).
 # Ends with pytest's summary line; exits non-zero when any step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,16 @@ cargo clippy --all-targets --quiet -- -D warnings
 step "rust tests"
 cargo test --all-targets
 
-step "python interop tests"
 export LAKE_BIN="$CARGO_TARGET_DIR/debug/lake"
+
+step "benchmark harness smoke test (bench/run.sh --quick: tiny inputs, debug build; figures meaningless)"
+# Keeps every benchmark section runnable. Its reports go to bench/results/*-quick-*.md (ignored by
+# git), never to BENCHMARKS.md. On failure stop here, so that pytest's summary stays the last line
+# of a passing run.
+if ! bench/run.sh --quick --quiet --lake-bin "$LAKE_BIN"; then
+    echo "FAILED: bench/run.sh --quick (the failing section's log tail is above)" >&2
+    exit 1
+fi
+
+step "python interop tests"
 "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider

@@ -20,22 +20,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import pathlib
 import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "python"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import spark_delta  # noqa: E402
-
-
-def vm_hwm_kb(pid: int | str = "self") -> int:
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
+from benchlib import jvm_usage, vm_hwm_kb  # noqa: E402
 
 
 def run_duckdb(args) -> dict:
@@ -82,10 +76,7 @@ def run_spark(args) -> dict:
         df.write.format("delta").mode("overwrite").partitionBy("date").save(str(pathlib.Path(args.out) / name))
         queries[name] = {"compute_and_write_s": time.perf_counter() - q0}
     job = time.perf_counter() - t1
-    jvm_pid = spark._jvm.java.lang.ProcessHandle.current().pid()
-    jvm_rss = vm_hwm_kb(jvm_pid)
-    stat = pathlib.Path(f"/proc/{jvm_pid}/stat").read_text().rsplit(")", 1)[1].split()
-    jvm_cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    jvm = jvm_usage(spark)
     conf = {k: v for k, v in spark.sparkContext.getConf().getAll()
             if k.startswith(("spark.sql.shuffle", "spark.databricks", "spark.driver.memory", "spark.master",
                              "spark.sql.adaptive"))}
@@ -93,7 +84,7 @@ def run_spark(args) -> dict:
     warehouse.cleanup()
     from importlib.metadata import version
     return {"engine": "spark", "startup_s": startup, "job_s": job, "queries": queries,
-            "jvm_peak_rss_kb": jvm_rss, "jvm_cpu_s": jvm_cpu, "python_peak_rss_kb": vm_hwm_kb(),
+            "jvm_peak_rss_kb": jvm["jvm_peak_rss_kb"], "jvm_cpu_s": jvm["jvm_cpu_s"], "python_peak_rss_kb": vm_hwm_kb(),
             "version": pyspark.__version__, "delta_spark": version("delta-spark"), "conf": conf}
 
 

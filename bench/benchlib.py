@@ -1,0 +1,148 @@
+"""Helpers shared by the benchmark harnesses (bench/*.sh and their report.py).
+
+Readings of `/usr/bin/time -v` and /proc, number formatting, the machine and version facts
+that every report records, so the reports of different sections stay comparable, and the
+machine-readable block of targets every report ends with (read by bench/assemble.py).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+
+
+def vm_hwm_kb(pid: int | str = "self") -> int:
+    """Peak resident set size (VmHWM) of a live process, KiB."""
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def jvm_usage(spark) -> dict:
+    """Peak RSS and CPU time of a SparkSession's JVM; call before spark.stop().
+
+    The JVM is not a waited-for child of the Python driver, so /usr/bin/time on the driver misses
+    it; /proc still has its figures while it runs.
+    """
+    pid = spark._jvm.java.lang.ProcessHandle.current().pid()
+    stat = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return {"jvm_pid": pid, "jvm_peak_rss_kb": vm_hwm_kb(pid), "jvm_cpu_s": cpu}
+
+
+def parse_time(path: pathlib.Path) -> dict:
+    """Fields of a `/usr/bin/time -v` report: wall s, user s, sys s, max RSS KiB."""
+    out = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("Elapsed (wall clock) time"):
+            parts = [float(p) for p in line.rsplit(": ", 1)[1].split(":")]
+            out["wall"] = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+        elif line.startswith("User time (seconds):"):
+            out["user"] = float(line.split(": ")[1])
+        elif line.startswith("System time (seconds):"):
+            out["sys"] = float(line.split(": ")[1])
+        elif line.startswith("Maximum resident set size (kbytes):"):
+            out["rss_kb"] = int(line.split(": ")[1])
+    return out
+
+
+def sh(*cmd: str) -> str:
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        return (r.stdout or r.stderr).strip()
+    except Exception as e:  # noqa: BLE001
+        return f"n/a ({e})"
+
+
+def fmt_s(x: float | None) -> str:
+    return "n/a" if x is None else (f"{x:.2f} s" if x < 100 else f"{x:.0f} s")
+
+
+def fmt_mib(kb: float | None) -> str:
+    return "n/a" if not kb else f"{kb / 1024:,.0f} MiB"
+
+
+def stats(xs: list[float]) -> tuple[float | None, float | None]:
+    return (min(xs), statistics.median(xs)) if xs else (None, None)
+
+
+def java_version() -> str:
+    out = sh("java", "-version")
+    return out.splitlines()[0] if out else "?"
+
+
+def machine_summary() -> str:
+    """One line: CPUs, CPU model, memory, kernel."""
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    mem_kb = next(int(ln.split()[1]) for ln in open("/proc/meminfo") if ln.startswith("MemTotal"))
+    return (f"{os.cpu_count() or 1} CPUs (`nproc`), {cpu}, {mem_kb / 1024 / 1024:.1f} GiB RAM, "
+            f"{platform.system()} {platform.release()}")
+
+
+def machine_lines(busy_tsv: pathlib.Path) -> list[str]:
+    """Markdown bullets: CPUs, memory, kernel, and whether other work shared the machine.
+
+    busy_tsv is what bench/lib.sh's sampler wrote: time, 1-min load, compiler processes running.
+    """
+    busy = [ln.split("\t") for ln in busy_tsv.read_text().splitlines() if ln.count("\t") == 2] \
+        if busy_tsv.exists() else []
+    loads = [float(b[1]) for b in busy]
+    compilers = [int(b[2]) for b in busy]
+    ncpu = os.cpu_count() or 1
+    # A compiler, or a load well above what this benchmark alone puts on the cores, means the
+    # figures were taken on a shared machine.
+    shared = bool(compilers and max(compilers) > 0) or bool(loads and max(loads) > ncpu * 0.75 + 1)
+    lines = [f"- {machine_summary()}"]
+    if loads:
+        lines.append(f"- Load average (1 min) during the runs: start {loads[0]:.2f}, max {max(loads):.2f}, "
+                     f"end {loads[-1]:.2f}; samples with a compiler (cargo/rustc/cc/ld) running: "
+                     f"{sum(1 for c in compilers if c)}/{len(compilers)}")
+    lines.append(f"- Machine shared with other work during the runs: "
+                 f"**{'YES — figures are pessimistic/noisy' if shared else 'no (idle apart from this benchmark)'}**")
+    return lines
+
+
+def lake_version_lines(lake_bin: str, root: pathlib.Path) -> list[str]:
+    """Markdown bullets naming the timed lake binary, its build time and the git state."""
+    git = sh("git", "-C", str(root), "rev-parse", "--short", "HEAD")
+    dirty = len([ln for ln in sh("git", "-C", str(root), "status", "--porcelain",
+                                 "--untracked-files=no").splitlines() if ln.strip()])
+    mtime = datetime.datetime.fromtimestamp(os.path.getmtime(lake_bin), datetime.timezone.utc)
+    lines = []
+    if "/debug/" in lake_bin:
+        lines.append("- **WARNING: the timed lake binary is a DEBUG build: its figures are not representative.**")
+    lines.append(f"- lake: `{sh(lake_bin, '--version')}` at `{lake_bin}` (built {mtime:%Y-%m-%d %H:%M} UTC); "
+                 f"git {git}{f' + {dirty} modified tracked files' if dirty else ''}")
+    return lines
+
+
+def percentile(xs: list[float], p: float) -> float | None:
+    """Nearest-rank percentile (p in 0..100): always a value that was measured."""
+    if not xs:
+        return None
+    s = sorted(xs)
+    return s[max(0, int(-(-len(s) * p // 100)) - 1)]  # index ceil(n * p / 100) - 1
+
+
+def verdict_word(ok: bool | None) -> str:
+    """The verdict vocabulary of the target blocks: met, NOT met, or n/a (not measurable)."""
+    return "n/a" if ok is None else ("met" if ok else "NOT met")
+
+
+def target_block(section: str, quick: bool, targets: list[tuple[str, str, bool | None]]) -> list[str]:
+    """The lines every report ends with, for bench/assemble.py: HTML comments (invisible when the
+    Markdown is rendered), one naming the section and the mode, then one per target as
+    `<!-- target: TARGET | MEASURED | met|NOT met|n/a -->`. targets: (target, measured, ok), ok
+    None when the run could not measure it."""
+    def clean(text: str) -> str:
+        return " ".join(text.replace("|", "/").replace("-->", "->").replace("**", "").split())
+
+    lines = ["", f"<!-- bench-report: section={section} mode={'quick' if quick else 'full'} -->"]
+    lines += [f"<!-- target: {clean(t)} | {clean(m)} | {verdict_word(ok)} -->" for t, m, ok in targets]
+    return lines

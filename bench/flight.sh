@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Flight SQL benchmark: `lake serve` on loopback, measured from Python (bench/flight/run.py):
+#   - point query: one date of processed.daily_metrics through ADBC (prepared with a bound date,
+#     literal, new statement per query) and pyarrow.flight; p50/p90/p99/max over N calls;
+#   - full scan: SELECT * FROM raw.user_events fetched as Arrow through ADBC and pyarrow.flight;
+#     rows, Arrow bytes, seconds, GB/s (min/median of 3 runs); the server's peak RSS.
+# Targets (the issue): point p50 < 2 ms and p99 < 10 ms; full scan of 10M rows ≥ 1 GB/s.
+# The lake: the cached raw table bench/daily.sh builds ($LAKE_CACHE/bench/daily-table-N-...;
+# built first with `bench/daily.sh --table-only` when missing), linked read-only into a fresh run
+# directory where `lake daily` builds processed.* first.
+# Writes bench/results/flight-<timestamp>.md (flight-quick-<timestamp>.md with --quick) and
+# prints it; exits non-zero on any failure.
+#
+#   bench/flight.sh [--quick] [--events N] [--lake DIR] [--lake-bin PATH] [--no-build]
+#                   [--iterations N] [--warmup N] [--scan-runs N]
+#
+#   --quick          the 200,000-event table, 20 warm-up + 200 timed point queries
+#                    (default: 10,000,000 events, 50 + 1000)
+#   --events N       use the cached table of N events (bench/daily.sh --events N builds it)
+#   --lake DIR       serve DIR as it is instead (it needs raw.user_events and a non-empty
+#                    processed.daily_metrics; its latest date is queried)
+#   --lake-bin PATH  the lake binary to measure (default: $CARGO_TARGET_DIR/release/lake)
+#   --no-build       accepted for symmetry with bench/daily.sh: this script never builds
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmdline="bench/flight.sh${*:+ $*}"
+export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LAKE_CACHE/target}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+# shellcheck source=bench/procs.sh
+. bench/procs.sh
+
+events=10000000 events_set=0 quick=0 lake="" lake_bin="" iterations="" warmup="" scan_runs=3
+date=2025-01-10 seed=42   # the cached tables' date and seed (bench/daily.sh)
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) quick=1 ;;
+        --events) events=$2; events_set=1; shift ;;
+        --lake) lake=$2; shift ;;
+        --lake-bin) lake_bin=$2; shift ;;
+        --no-build) ;;
+        --iterations) iterations=$2; shift ;;
+        --warmup) warmup=$2; shift ;;
+        --scan-runs) scan_runs=$2; shift ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ "$quick" = 1 ]; then
+    [ "$events_set" = 1 ] || events=200000
+    iterations=${iterations:-200} warmup=${warmup:-20}
+fi
+iterations=${iterations:-1000} warmup=${warmup:-50}
+
+bench_lake_bin 0 "$lake_bin"   # never builds (see --no-build)
+bench_warn_stale "$lake_bin"
+bench_venv
+
+if [ -n "$lake" ]; then
+    lake=$(readlink -f "$lake")
+    [ -d "$lake/raw/user_events/_delta_log" ] || die "$lake has no raw.user_events"
+    [ -d "$lake/processed/daily_metrics/_delta_log" ] \
+        || die "$lake has no processed.daily_metrics (run \`lake daily --lake $lake --date D\` first)"
+else
+    table="$LAKE_CACHE/bench/daily-table-$events-seed$seed-$date"
+    if [ ! -f "$table/.complete" ]; then
+        say "no cached table $table: bench/daily.sh --table-only builds it"
+        bench/daily.sh --table-only --events "$events" --lake-bin "$lake_bin" > /dev/null
+    fi
+fi
+
+ts=$(date -u +%Y%m%dT%H%M%SZ)
+out="$LAKE_CACHE/bench/flight-runs/$ts"
+rm -rf "$LAKE_CACHE/bench/flight-runs"   # only the latest run's files are kept
+mkdir -p "$out"
+
+serve_pid="" run_pid=""
+cleanup() { bench_stop "$run_pid"; bench_stop "$serve_pid"; bench_sampler_stop; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ -n "$lake" ]; then
+    lake_note="served as given"
+else
+    # raw/ is a link to the cache (only read); lake daily writes processed/ and system/ here.
+    lake="$out/lake"
+    mkdir -p "$lake" "$out/sql"
+    ln -s "$table/lake/raw" "$lake/raw"
+    ln -s "$(pwd)/sql/daily" "$out/sql/daily"   # the daily files only, no checks
+    say "lake daily --date $date (processed.* for the point query)"
+    "$lake_bin" daily --lake "$lake" --sql "$out/sql" --date "$date" --no-sensor --json \
+        > "$out/daily.json" 2> "$out/daily.err" || { tail -20 "$out/daily.err" >&2; die "lake daily failed"; }
+    lake_note="raw.user_events linked from \`$table\` ($events events on $date, seed $seed); processed.* built by \`lake daily\` for this run"
+fi
+
+bench_sampler_start "$out/busy.tsv"
+say "lake serve"
+bench_serve "$lake_bin" "$lake" "$out/serve"
+say "measuring at $serve_url: $warmup + $iterations point queries per statement form, $scan_runs scans per client"
+# In the background and waited for, so that a SIGTERM to this script acts at once.
+"$py" bench/flight/run.py --url "$serve_url" --server-pid "$serve_pid" --warmup "$warmup" \
+    --iterations "$iterations" --scan-runs "$scan_runs" --out "$out/results.json" &
+run_pid=$!
+wait "$run_pid" || { tail -20 "$out/serve.err" >&2; die "the measurement failed (server log: $out/serve.err)"; }
+run_pid=""
+kill -0 "$serve_pid" 2>/dev/null || die "lake serve died during the benchmark (log: $out/serve.err)"
+bench_stop "$serve_pid"; serve_pid=""
+bench_sampler_stop
+
+bench_report flight "$quick" "$ts"
+quick_flag=()
+[ "$quick" = 0 ] || quick_flag=(--quick)
+"$py" bench/flight/report.py --results "$out/results.json" --busy "$out/busy.tsv" --lake "$lake" \
+    --lake-bin "$lake_bin" --cmdline "$cmdline" --lake-note "$lake_note" "${quick_flag[@]}" > "$report"
+cat "$report"
+echo >&2
+say "report: $report; outputs and server log: $out"

@@ -1,0 +1,132 @@
+"""Markdown report for bench/flight.sh from bench/flight/run.py's JSON (prints to stdout)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import pathlib
+import platform
+import statistics
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+from benchlib import fmt_mib, lake_version_lines, machine_lines, percentile, target_block  # noqa: E402
+
+POINT_P50_MS, POINT_P99_MS, SCAN_GBPS = 2.0, 10.0, 1.0
+
+
+def verdict(ok: bool) -> str:
+    return "**met**" if ok else "**NOT met**"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    for a in ("results", "busy", "lake", "lake-bin", "cmdline", "lake-note"):
+        p.add_argument(f"--{a}", required=True)
+    p.add_argument("--quick", action="store_true")
+    a = p.parse_args()
+    r = json.loads(pathlib.Path(a.results).read_text())
+
+    L: list[str] = []
+    w = L.append
+    w(f"# Flight SQL benchmark — `lake serve`, {r['raw_rows']:,} raw rows")
+    w("")
+    w(f"- Run: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
+    w(f"- Command: `{a.cmdline}`")
+    w(f"- Lake: `{a.lake}` ({a.lake_note})")
+    w(f"- Server: `lake serve --lake <lake> --addr 127.0.0.1:0` (loopback, no auth, no TLS, defaults "
+      f"otherwise) at {r['url']}; client and server on the same machine")
+    if a.quick:
+        w("- **Quick mode**: a small table and fewer iterations — the scan figure of a 200k-row table is "
+          "dominated by per-query overhead and says little about the 10M-row target.")
+    w("")
+    w("## Machine")
+    w("")
+    L.extend(machine_lines(pathlib.Path(a.busy)))
+    w("")
+    w("## Versions")
+    w("")
+    L.extend(lake_version_lines(a.lake_bin, ROOT))
+    w(f"- Clients: adbc-driver-flightsql {r['adbc_driver_flightsql']} (the Go driver, through the DB-API), "
+      f"pyarrow {r['pyarrow']} (pyarrow.flight); Python {platform.python_version()}")
+    w("")
+
+    w(f"## Point query: one date ({r['date']}) of `processed.daily_metrics`")
+    w("")
+    pt = r["point"][0]
+    w(f"{len(pt['ms'])} timed calls per row after {pt['warmup']} warm-up calls, one connection, sequential. "
+      "Time = execute until the Arrow result is in Python (every RPC of the call: for a prepared statement "
+      "DoPut of the parameters, GetFlightInfo, DoGet). Server CPU = the server process's user+sys time over "
+      "the timed calls, per call.")
+    w("")
+    w("| client, statement | rows | p50 | p90 | p99 | max | mean | server CPU / call |")
+    w("|---|---|---|---|---|---|---|---|")
+    for q in r["point"]:
+        ms = q["ms"]
+        w(f"| {q['name']} | {q['rows']} | {percentile(ms, 50):.2f} ms | {percentile(ms, 90):.2f} ms | "
+          f"{percentile(ms, 99):.2f} ms | {max(ms):.2f} ms | {statistics.mean(ms):.2f} ms | "
+          f"{q['server_cpu_ms']:.2f} ms |")
+    w("")
+
+    floor = percentile(next(q for q in r["point"] if q["key"] == "floor")["ms"], 50)
+    if floor >= 30:
+        # Seen on 2026-11-26: tonic's TcpIncoming::from(listener) leaves TCP_NODELAY off on
+        # accepted sockets; an LD_PRELOAD shim setting it brought `SELECT 1` from ~44 to ~5 ms.
+        w(f"Note: even `SELECT 1` takes {floor:.0f} ms. A floor near 40 ms per round trip is the signature of "
+          "Nagle's algorithm meeting delayed ACKs: the server's accepted sockets without TCP_NODELAY.")
+        w("")
+    w("## Full scan: `SELECT * FROM raw.user_events`")
+    w("")
+    w("One untimed pyarrow.flight scan first (page cache), then the timed runs. Time = execute until the "
+      "whole result is an Arrow table in Python. Arrow bytes = `Table.nbytes` (the buffers' sizes) as the "
+      "client received them; GB = 10⁹ bytes. CPU columns: the server process and this client process "
+      "(Python + the in-process Go driver) during each run.")
+    w("")
+    w("| client | runs | rows | Arrow bytes | time min / median | GB/s (best / median run) | rows/s (median) | "
+      "server CPU (median) | client CPU (median) |")
+    w("|---|---|---|---|---|---|---|---|---|")
+    best_median_gbps = 0.0
+    for s in r["scan"]:
+        runs = s["runs"]
+        secs = [x["seconds"] for x in runs]
+        nbytes = runs[0]["bytes"]
+        tmin, tmed = min(secs), statistics.median(secs)
+        best_median_gbps = max(best_median_gbps, nbytes / tmed / 1e9)
+        w(f"| {s['name']} | {len(runs)} | {runs[0]['rows']:,} | {nbytes / 1e6:,.1f} MB | {tmin:.3f} s / {tmed:.3f} s | "
+          f"{nbytes / tmin / 1e9:.2f} / {nbytes / tmed / 1e9:.2f} | {runs[0]['rows'] / tmed:,.0f} | "
+          f"{statistics.median(x['server_cpu_s'] for x in runs):.2f} s | "
+          f"{statistics.median(x['client_cpu_s'] for x in runs):.2f} s |")
+    w("")
+    w(f"Server memory (VmHWM = peak RSS): {fmt_mib(r['server_start'].get('vmhwm_kb'))} at start, "
+      f"{fmt_mib(r['after_point'].get('vmhwm_kb'))} after the point queries, "
+      f"**{fmt_mib(r['end'].get('vmhwm_kb'))}** at the end (current RSS {fmt_mib(r['end'].get('vmrss_kb'))}).")
+    w("")
+
+    w("## Targets")
+    w("")
+    # The prepared statement with a bound date: how a dashboard asks.
+    target = next(q for q in r["point"] if q["key"] == "prepared")
+    p50, p99 = percentile(target["ms"], 50), percentile(target["ms"], 99)
+    w(f"- Point query p50 < {POINT_P50_MS:g} ms (ADBC prepared, bound date): {p50:.2f} ms {verdict(p50 < POINT_P50_MS)}")
+    w(f"- Point query p99 < {POINT_P99_MS:g} ms (ADBC prepared, bound date): {p99:.2f} ms {verdict(p99 < POINT_P99_MS)}")
+    others = [q for q in r["point"] if q["key"] not in ("floor", "prepared") and percentile(q["ms"], 50) < POINT_P50_MS and percentile(q["ms"], 99) < POINT_P99_MS]
+    w(f"  (other statement forms meeting both: {', '.join(q['name'] for q in others) or 'none'})")
+    scan_ok = best_median_gbps >= SCAN_GBPS
+    note = " — quick mode, not the 10M-row table the target is about" if a.quick else ""
+    w(f"- Full scan ≥ {SCAN_GBPS:g} GB/s of Arrow data (better client, median run): {best_median_gbps:.2f} GB/s "
+      f"{verdict(scan_ok)}{note}")
+    L.extend(target_block("flight", a.quick, [
+        (f"Flight SQL point query p50 < {POINT_P50_MS:g} ms (ADBC prepared, bound date)", f"{p50:.2f} ms",
+         p50 < POINT_P50_MS),
+        (f"Flight SQL point query p99 < {POINT_P99_MS:g} ms (ADBC prepared, bound date)", f"{p99:.2f} ms",
+         p99 < POINT_P99_MS),
+        (f"Flight SQL full scan ≥ {SCAN_GBPS:g} GB/s of Arrow data", f"{best_median_gbps:.2f} GB/s "
+         f"({r['raw_rows']:,} rows, better client, median run)", scan_ok),
+    ]))
+    print("\n".join(L))
+
+
+if __name__ == "__main__":
+    main()
