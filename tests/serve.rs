@@ -250,7 +250,10 @@ async fn bad_credentials_forbidden_statements_and_limits_get_grpc_errors() {
         r#"SELECT * FROM lake."..".tmp"#,
     ] {
         let e = query(&mut c, outside).await.unwrap_err();
-        assert!(e.contains(INVALID_ARGUMENT) && e.contains("not found"), "{outside}: {e}");
+        assert!(
+            e.contains(INVALID_ARGUMENT) && e.contains("not found"),
+            "{outside}: {e}"
+        );
     }
     let e = query(&mut c, "SELECT nope FROM raw.user_events")
         .await
