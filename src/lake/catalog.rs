@@ -21,9 +21,9 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::SessionStateBuilder;
-use deltalake::DeltaTable;
 
 use super::maintain::list_tables;
+use super::open_dir;
 use super::snapshots::Snapshots;
 use super::Lake;
 
@@ -187,12 +187,9 @@ impl LakeSchema {
     }
 }
 
-/// The latest snapshot of the table at `path`.
-async fn open(path: &std::path::Path) -> Result<DeltaTable> {
-    let url = super::dir_url(path).map_err(|e| DataFusionError::External(Box::new(e)))?;
-    deltalake::open_table(url)
-        .await
-        .map_err(|e| DataFusionError::External(Box::new(e)))
+/// A lake error as DataFusion carries it.
+fn external(e: crate::error::Error) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
 }
 
 #[async_trait]
@@ -222,8 +219,9 @@ impl SchemaProvider for LakeSchema {
                 if let Some(pinned) = pins.get(&key) {
                     return Ok(Some(pinned));
                 }
-                let provider = open(&path)
-                    .await?
+                let provider = open_dir(&path)
+                    .await
+                    .map_err(external)?
                     .table_provider()
                     .await
                     .map_err(|e| DataFusionError::External(Box::new(e)))?;
@@ -231,11 +229,8 @@ impl SchemaProvider for LakeSchema {
                 // A concurrent lookup may have pinned first: everyone uses the same snapshot.
                 return Ok(pins.get(&key).or(Some(provider)));
             }
-            Lookup::Cached(snapshots) => snapshots
-                .latest(&path)
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))?,
-            Lookup::Latest => open(&path).await?,
+            Lookup::Cached(snapshots) => snapshots.latest(&path).await.map_err(external)?,
+            Lookup::Latest => open_dir(&path).await.map_err(external)?,
         };
         Ok(Some(
             table

@@ -75,6 +75,13 @@ pub struct Lake {
     root: PathBuf,
 }
 
+/// The latest snapshot of the Delta table in the folder `path`.
+pub async fn open_dir(path: &Path) -> Result<DeltaTable> {
+    deltalake::open_table(dir_url(path)?)
+        .await
+        .map_err(|e| Error::delta(path.display(), e))
+}
+
 impl Lake {
     /// Uses `root`, creating it if missing.
     pub fn new(root: impl AsRef<Path>) -> Result<Self> {

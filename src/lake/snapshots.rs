@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use deltalake::{DeltaResult, DeltaTable};
+use deltalake::DeltaTable;
 
-use super::dir_url;
+use super::open_dir;
+use crate::error::{Error, Result};
 
 /// Open tables by folder, shared by every session of the process that holds it.
 #[derive(Debug, Clone, Default)]
@@ -20,19 +21,18 @@ pub struct Snapshots {
 
 impl Snapshots {
     /// The table at `path` at its latest committed version.
-    pub async fn latest(&self, path: &Path) -> DeltaResult<DeltaTable> {
+    pub async fn latest(&self, path: &Path) -> Result<DeltaTable> {
         let cached = self.open.lock().ok().and_then(|o| o.get(path).cloned());
         let table = match cached {
             Some(table) if !has_newer_commit(path, &table) => return Ok(table),
             Some(mut table) => {
-                table.update_incremental(None).await?;
+                table
+                    .update_incremental(None)
+                    .await
+                    .map_err(|e| Error::delta(path.display(), e))?;
                 table
             }
-            None => {
-                let url = dir_url(path)
-                    .map_err(|e| deltalake::DeltaTableError::Generic(e.to_string()))?;
-                deltalake::open_table(url).await?
-            }
+            None => open_dir(path).await?,
         };
         if let Ok(mut open) = self.open.lock() {
             // Keep the newest of what concurrent lookups loaded.
@@ -58,6 +58,7 @@ fn has_newer_commit(path: &Path, table: &DeltaTable) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lake::dir_url;
     use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
     use deltalake::DeltaTableBuilder;
 
