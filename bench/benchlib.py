@@ -146,3 +146,11 @@ def target_block(section: str, quick: bool, targets: list[tuple[str, str, bool |
     lines = ["", f"<!-- bench-report: section={section} mode={'quick' if quick else 'full'} -->"]
     lines += [f"<!-- target: {clean(t)} | {clean(m)} | {verdict_word(ok)} -->" for t, m, ok in targets]
     return lines
+
+
+def machine_and_version_sections(busy_tsv: pathlib.Path, lake_bin: str, root: pathlib.Path,
+                                 machine_notes: tuple[str, ...] = ()) -> list[str]:
+    """The "## Machine" and "## Versions" sections every report starts with, up to the lake
+    binary's bullets; the caller appends its own version bullets (peers, clients)."""
+    return ["## Machine", "", *machine_lines(busy_tsv), *machine_notes, "",
+            "## Versions", "", *lake_version_lines(lake_bin, root)]

@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from benchlib import (fmt_mib, fmt_s, java_version, lake_version_lines, machine_lines,  # noqa: E402
+from benchlib import (fmt_mib, fmt_s, java_version, machine_and_version_sections,  # noqa: E402
                       parse_time, stats, target_block)
 
 
@@ -75,13 +75,7 @@ def main() -> None:
     w(f"- Memory limit: {a.memory_note}")
     w(f"- Extra `lake daily` flags: {a.lake_args}")
     w("")
-    w("## Machine")
-    w("")
-    L.extend(machine_lines(out / "busy.tsv"))
-    w("")
-    w("## Versions")
-    w("")
-    L.extend(lake_version_lines(a.lake_bin, root))
+    L.extend(machine_and_version_sections(out / "busy.tsv", a.lake_bin, root))
     w(f"- DuckDB {dj.get('version', '?')} + delta extension (duckdb-extension-delta), {dj.get('threads', '?')} threads; "
       "results written with deltalake")
     w(f"- PySpark {sj.get('version', '?')} + delta-spark {sj.get('delta_spark', '?')}, "

@@ -12,7 +12,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
-from benchlib import fmt_mib, fmt_s, lake_version_lines, machine_lines, parse_time, stats, target_block  # noqa: E402
+from benchlib import fmt_mib, fmt_s, machine_and_version_sections, parse_time, stats, target_block  # noqa: E402
 
 TARGET_S = 10.0
 # The line bench/demo_first_query.py prints.
@@ -57,13 +57,7 @@ def main() -> None:
       "Flight SQL address, runs `SELECT count(*) FROM raw.user_events` over ADBC. Times are from starting the "
       "demo process (monotonic clock).")
     w("")
-    w("## Machine")
-    w("")
-    L.extend(machine_lines(out / "busy.tsv"))
-    w("")
-    w("## Versions")
-    w("")
-    L.extend(lake_version_lines(a.lake_bin, ROOT))
+    L.extend(machine_and_version_sections(out / "busy.tsv", a.lake_bin, ROOT))
     w(f"- Python {platform.python_version()} with adbc-driver-flightsql (tests/python/requirements.txt)")
     w("")
     w("## Results")

@@ -12,7 +12,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
-from benchlib import fmt_mib, lake_version_lines, machine_lines, percentile, target_block  # noqa: E402
+from benchlib import fmt_mib, machine_and_version_sections, percentile, target_block  # noqa: E402
 
 POINT_P50_MS, POINT_P99_MS, SCAN_GBPS = 2.0, 10.0, 1.0
 
@@ -42,13 +42,7 @@ def main() -> None:
         w("- **Quick mode**: a small table and fewer iterations — the scan figure of a 200k-row table is "
           "dominated by per-query overhead and says little about the 10M-row target.")
     w("")
-    w("## Machine")
-    w("")
-    L.extend(machine_lines(pathlib.Path(a.busy)))
-    w("")
-    w("## Versions")
-    w("")
-    L.extend(lake_version_lines(a.lake_bin, ROOT))
+    L.extend(machine_and_version_sections(pathlib.Path(a.busy), a.lake_bin, ROOT))
     w(f"- Clients: adbc-driver-flightsql {r['adbc_driver_flightsql']} (the Go driver, through the DB-API), "
       f"pyarrow {r['pyarrow']} (pyarrow.flight); Python {platform.python_version()}")
     w("")

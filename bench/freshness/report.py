@@ -14,7 +14,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
-from benchlib import fmt_mib, lake_version_lines, machine_lines, percentile, target_block  # noqa: E402
+from benchlib import fmt_mib, machine_and_version_sections, percentile, target_block  # noqa: E402
 
 P99_TARGET_S = 2.0
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -76,13 +76,7 @@ def main() -> None:
           f"{r['poll_s'] * 1000:.0f} ms and the poll query's time, below) plus one poll query; the \"start of that "
           "poll\" row is the optimistic end of the range. \"from ack\" starts at the delivery ack instead.")
     w("")
-    w("## Machine")
-    w("")
-    L.extend(machine_lines(pathlib.Path(a.busy)))
-    w("")
-    w("## Versions")
-    w("")
-    L.extend(lake_version_lines(a.lake_bin, ROOT))
+    L.extend(machine_and_version_sections(pathlib.Path(a.busy), a.lake_bin, ROOT))
     w(f"- Python {platform.python_version()} with confluent-kafka and adbc-driver-flightsql "
       "(versions: tests/python/requirements.txt)")
     w("")

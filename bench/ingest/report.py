@@ -14,7 +14,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchlib import (fmt_mib, fmt_s, java_version, lake_version_lines, machine_lines,  # noqa: E402
+from benchlib import (fmt_mib, fmt_s, java_version, machine_and_version_sections,  # noqa: E402
                       parse_time, stats, target_block)
 
 # Issue 7's targets for this section.
@@ -85,14 +85,8 @@ def main() -> None:
       "offsets" + ("; lake and Spark tables identical row for row on every column but `ingested_at`" if spark else "")
       + f", read with DuckDB's delta extension): **{'yes' if compare['ok'] else 'NO'}**")
     w("")
-    w("## Machine")
-    w("")
-    L.extend(machine_lines(out / "busy.tsv"))
-    w("- Kafka broker, producer and consumers all share these cores; each engine runs alone (one at a time).")
-    w("")
-    w("## Versions")
-    w("")
-    L.extend(lake_version_lines(a.lake_bin, ROOT))
+    shared = "- Kafka broker, producer and consumers all share these cores; each engine runs alone (one at a time)."
+    L.extend(machine_and_version_sections(out / "busy.tsv", a.lake_bin, ROOT, machine_notes=(shared,)))
     w(f"- Kafka {a.kafka_version} (KRaft, single node, JVM `-Xmx512m`, `scripts/kafka.sh`), topic `{a.topic}`, "
       f"{len(compare['tables'].get('lake', {}).get('by_partition', {})) or '?'} partitions")
     if spark:

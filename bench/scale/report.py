@@ -13,7 +13,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
-from benchlib import (fmt_mib, fmt_s, lake_version_lines, machine_lines, parse_time, stats,  # noqa: E402
+from benchlib import (fmt_mib, fmt_s, machine_and_version_sections, parse_time, stats,  # noqa: E402
                       target_block)
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -84,13 +84,7 @@ def main() -> None:
       "ends: \"spilled\" says whether anything was created there (its mtime moved), and the most bytes "
       "a watcher saw in it at once (sampled every 0.1 s, so a lower bound).")
     w("")
-    w("## Machine")
-    w("")
-    L.extend(machine_lines(out / "busy.tsv"))
-    w("")
-    w("## Versions")
-    w("")
-    L.extend(lake_version_lines(a.lake_bin, ROOT))
+    L.extend(machine_and_version_sections(out / "busy.tsv", a.lake_bin, ROOT))
     w(f"- Python {platform.python_version()} (bench/scale_table.py: deltalake)")
     w("")
     w("## Input")
