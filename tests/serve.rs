@@ -180,9 +180,16 @@ async fn clients_log_in_query_every_schema_and_see_new_commits() {
     );
     assert_eq!(strings(&tables, "table_type"), vec!["TABLE", "TABLE"]);
 
-    // A new commit is visible to the next query without a restart.
+    // A new commit is visible to the next query without a restart, also to a query the
+    // server has answered before (and may keep a plan of).
+    let rows = |batches: Vec<RecordBatch>| batches.iter().map(|b| b.num_rows()).sum::<usize>();
+    let again = "SELECT user_id, event_type FROM raw.user_events WHERE user_id > 0";
+    for _ in 0..2 {
+        assert_eq!(rows(query(&mut c, again).await.unwrap()), 6);
+    }
     let lake = Lake::new(dir.path()).unwrap();
     append_raw_events(&lake, 6, &[(3, "click", "2025-01-11T00:00:00", "s4")]).await;
+    assert_eq!(rows(query(&mut c, again).await.unwrap()), 7);
     assert_eq!(
         first_i64(
             &query(&mut c, "SELECT count(*) FROM user_events")

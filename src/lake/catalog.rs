@@ -20,7 +20,8 @@ use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::{SessionState, SessionStateBuilder};
+use deltalake::DeltaTable;
 
 use super::maintain::list_tables;
 use super::open_dir;
@@ -64,6 +65,7 @@ pub fn session_with(
         .with_default_catalog_and_schema(CATALOG, UNQUALIFIED)
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(true);
+    let scan = scan_defaults(&config);
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
@@ -73,6 +75,7 @@ pub fn session_with(
     let catalog = LakeCatalog {
         lake: lake.clone(),
         lookup,
+        scan,
     };
     ctx.register_catalog(CATALOG, Arc::new(catalog));
     ctx
@@ -103,10 +106,20 @@ impl Pins {
     }
 }
 
+/// What the Delta scans of a session are configured from: its view-type setting (a server
+/// turns view types off, since its clients need plain strings anyway), with Parquet predicate
+/// pushdown on, as delta-rs has it by default.
+fn scan_defaults(config: &SessionConfig) -> Arc<SessionState> {
+    let mut config = config.clone();
+    config.options_mut().execution.parquet.pushdown_filters = true;
+    Arc::new(SessionStateBuilder::new().with_config(config).build())
+}
+
 #[derive(Debug)]
 pub struct LakeCatalog {
     lake: Lake,
     lookup: Lookup,
+    scan: Arc<SessionState>,
 }
 
 /// Every table of the lake as `schema.table`; a lake that cannot be listed has none.
@@ -161,6 +174,7 @@ impl CatalogProvider for LakeCatalog {
                 lake: self.lake.clone(),
                 schema,
                 lookup: self.lookup.clone(),
+                scan: self.scan.clone(),
             }) as Arc<dyn SchemaProvider>
         })
     }
@@ -172,9 +186,19 @@ pub struct LakeSchema {
     lake: Lake,
     schema: Option<String>,
     lookup: Lookup,
+    scan: Arc<SessionState>,
 }
 
 impl LakeSchema {
+    /// The DataFusion table of `table`'s snapshot.
+    async fn provider(&self, table: &DeltaTable) -> Result<Arc<dyn TableProvider>> {
+        table
+            .table_provider()
+            .with_session(self.scan.clone())
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))
+    }
+
     /// Where `name` lives: in this folder (one stat), or in the one folder that has it.
     fn locate(&self, name: &str) -> Option<String> {
         match &self.schema {
@@ -219,12 +243,9 @@ impl SchemaProvider for LakeSchema {
                 if let Some(pinned) = pins.get(&key) {
                     return Ok(Some(pinned));
                 }
-                let provider = open_dir(&path)
-                    .await
-                    .map_err(external)?
-                    .table_provider()
-                    .await
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                let provider = self
+                    .provider(&open_dir(&path).await.map_err(external)?)
+                    .await?;
                 pins.keep(key.clone(), provider.clone());
                 // A concurrent lookup may have pinned first: everyone uses the same snapshot.
                 return Ok(pins.get(&key).or(Some(provider)));
@@ -232,12 +253,7 @@ impl SchemaProvider for LakeSchema {
             Lookup::Cached(snapshots) => snapshots.latest(&path).await.map_err(external)?,
             Lookup::Latest => open_dir(&path).await.map_err(external)?,
         };
-        Ok(Some(
-            table
-                .table_provider()
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))?,
-        ))
+        Ok(Some(self.provider(&table).await?))
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -3,8 +3,14 @@
 //! committed snapshot: a cached table is reused only while the file of its next commit,
 //! `_delta_log/<version + 1>.json`, does not exist (Delta commits by creating exactly that file),
 //! and is otherwise brought up to date by reading only the new commits.
+//!
+//! Work done inside [`Snapshots::recording`] learns which snapshots it read ([`Read`]), so that
+//! a plan built from them can later be checked with [`Read::is_latest`] and reused while no
+//! table it reads has a newer commit.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +19,25 @@ use deltalake::DeltaTable;
 use super::open_dir;
 use crate::error::{Error, Result};
 
+/// One table snapshot that a piece of work read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    pub path: PathBuf,
+    pub version: u64,
+}
+
+impl Read {
+    /// Whether this is still the table's latest snapshot (one `stat`).
+    pub fn is_latest(&self) -> bool {
+        !next_commit(&self.path, self.version).exists()
+    }
+}
+
+tokio::task_local! {
+    /// The snapshots looked up by the work running inside [`Snapshots::recording`].
+    static READS: RefCell<Vec<Read>>;
+}
+
 /// Open tables by folder, shared by every session of the process that holds it.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshots {
@@ -20,8 +45,32 @@ pub struct Snapshots {
 }
 
 impl Snapshots {
+    /// Runs `work` and returns, with its output, every snapshot it looked up here.
+    pub async fn recording<F: Future>(work: F) -> (F::Output, Vec<Read>) {
+        READS
+            .scope(RefCell::new(Vec::new()), async move {
+                let output = work.await;
+                let reads = READS.with(|r| r.take());
+                (output, reads)
+            })
+            .await
+    }
+
     /// The table at `path` at its latest committed version.
     pub async fn latest(&self, path: &Path) -> Result<DeltaTable> {
+        let table = self.lookup(path).await?;
+        if let Some(version) = table.version() {
+            let read = Read {
+                path: path.to_path_buf(),
+                version,
+            };
+            // Outside `recording` there is nobody to tell.
+            let _ = READS.try_with(|r| r.borrow_mut().push(read));
+        }
+        Ok(table)
+    }
+
+    async fn lookup(&self, path: &Path) -> Result<DeltaTable> {
         let cached = self.open.lock().ok().and_then(|o| o.get(path).cloned());
         let table = match cached {
             Some(table) if !has_newer_commit(path, &table) => return Ok(table),
@@ -50,9 +99,13 @@ fn has_newer_commit(path: &Path, table: &DeltaTable) -> bool {
     let Some(version) = table.version() else {
         return true;
     };
+    next_commit(path, version).exists()
+}
+
+/// The file the commit after `version` of the table at `path` will create.
+fn next_commit(path: &Path, version: u64) -> PathBuf {
     path.join("_delta_log")
         .join(format!("{:020}.json", version + 1))
-        .exists()
 }
 
 #[cfg(test)]
@@ -79,15 +132,20 @@ mod tests {
         };
 
         let snapshots = Snapshots::default();
-        assert_eq!(
-            snapshots.latest(dir.path()).await.unwrap().version(),
-            Some(0)
-        );
+        let (table, reads) = Snapshots::recording(snapshots.latest(dir.path())).await;
+        assert_eq!(table.unwrap().version(), Some(0));
+        let read = Read {
+            path: dir.path().to_path_buf(),
+            version: 0,
+        };
+        assert_eq!(reads, vec![read.clone()]);
+        assert!(read.is_latest());
         assert_eq!(
             snapshots.latest(dir.path()).await.unwrap().version(),
             Some(0)
         );
         append().await;
+        assert!(!read.is_latest(), "a commit makes what was read stale");
         append().await;
         let latest = snapshots.latest(dir.path()).await.unwrap();
         assert_eq!(latest.version(), Some(2), "the new commits are seen");

@@ -1,5 +1,6 @@
 //! The Flight SQL protocol on top of [`Engine`] and [`metadata`]: which command maps to what.
-//! Queries are planned at GetFlightInfo (schema, errors) and executed at DoGet, streaming.
+//! Queries are planned at GetFlightInfo (schema, errors) and executed at DoGet, streaming;
+//! plans are kept between requests ([`super::planned`]), so a query is not planned each time.
 //! Endpoints carry no location: clients reuse the connection they already have.
 
 use std::pin::Pin;
@@ -149,7 +150,7 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let handle = Handle::new(query.query);
-        let schema = self.engine.schema(&handle).await?;
+        let schema = self.engine.plan(&handle).await?;
         let ticket = TicketStatementQuery {
             statement_handle: handle.encode().into(),
         };
@@ -172,7 +173,7 @@ impl FlightSqlService for LakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let handle = Handle::decode(&cmd.prepared_statement_handle)?;
-        let schema = self.engine.schema(&handle).await?;
+        let schema = self.engine.plan(&handle).await?;
         info(&cmd, &schema, request.into_inner())
     }
 

@@ -2,6 +2,7 @@
 //!
 //! - [`auth`]: login and the check in front of every call;
 //! - [`statement`]: planning and running queries under the limits;
+//! - [`planned`]: plans kept between requests while their tables have no newer commit;
 //! - [`metadata`]: catalogs, schemas, tables, SqlInfo, type info;
 //! - [`flight_sql`]: the protocol mapping;
 //! - [`control`]: the control API (`proto/lake/v1/control.proto`) on the same port.
@@ -10,6 +11,7 @@ pub mod auth;
 pub mod control;
 pub mod flight_sql;
 pub mod metadata;
+pub mod planned;
 pub mod statement;
 
 use std::net::SocketAddr;

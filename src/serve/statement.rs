@@ -14,15 +14,18 @@ use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::common::Column;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::error::DataFusionError;
-use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::context::{SQLOptions, SessionConfig, SessionState};
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::execution::SendableRecordBatchStream;
-use datafusion::prelude::{cast, DataFrame, Expr};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::physical_plan::execute_stream;
+use datafusion::prelude::{cast, Expr};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
+use super::planned::{PlanCache, Planned};
 use crate::lake::catalog::{self, Lookup};
 use crate::lake::snapshots::Snapshots;
 use crate::lake::Lake;
@@ -147,10 +150,15 @@ pub struct Limits {
 /// Plans and runs queries over the lake for the server.
 pub struct Engine {
     lake: Lake,
-    /// One session for every query: building one (its hundreds of functions) costs more than
-    /// planning a point query. Queries cannot change it (no SET, no DDL), and its catalog keeps
-    /// tables open between queries while each query still sees the latest commit.
-    ctx: SessionContext,
+    /// One session for every query, planned from by reference: building a session (its
+    /// hundreds of functions) or even cloning one costs more than planning a point query.
+    /// Queries cannot change it (no SET, no DDL), and its catalog keeps tables open between
+    /// queries while each query still sees the latest commit.
+    state: SessionState,
+    /// What every query runs with, built once for the same reason.
+    task: Arc<TaskContext>,
+    /// Plans kept between requests (see [`super::planned`]).
+    planned: PlanCache,
     limits: Limits,
     running: Arc<Semaphore>,
 }
@@ -189,16 +197,22 @@ pub fn status(e: &DataFusionError) -> Status {
 
 impl Engine {
     pub fn new(lake: Lake, runtime: Arc<RuntimeEnv>, limits: Limits) -> Self {
-        let ctx = catalog::session_with(
-            &lake,
-            SessionConfig::new(),
-            runtime,
-            Lookup::Cached(Snapshots::default()),
+        // Plain strings from the scan: clients get Utf8 anyway (see `without_views`), and
+        // casting views to it cost about a tenth of a full scan's server CPU.
+        let config = SessionConfig::new().set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
         );
+        let ctx =
+            catalog::session_with(&lake, config, runtime, Lookup::Cached(Snapshots::default()));
+        let state = ctx.state();
+        let task = Arc::new(TaskContext::from(&state));
         let running = Arc::new(Semaphore::new(limits.max_concurrent.max(1)));
         Self {
             lake,
-            ctx,
+            state,
+            task,
+            planned: PlanCache::default(),
             limits,
             running,
         }
@@ -208,39 +222,64 @@ impl Engine {
         &self.lake
     }
 
-    /// Plans `handle`'s query (read-only checked, parameters bound if any).
-    pub async fn plan(&self, handle: &Handle) -> Result<DataFrame, Status> {
-        let df = self
-            .ctx
-            .sql_with_options(&handle.sql, read_only())
-            .await
-            .map_err(|e| match e.find_root() {
-                DataFusionError::Plan(m) if m.contains("not supported") => {
-                    Status::invalid_argument(format!("this server is read-only: {e}"))
-                }
-                _ => status(&e),
-            })?;
-        let df = match handle.param_values()? {
-            Some(values) => df.with_param_values(values).map_err(|e| status(&e))?,
-            None => df,
+    /// The logical plan of `handle`'s query: read-only checked, parameters bound if any,
+    /// view types cast away.
+    async fn logical_plan(&self, handle: &Handle) -> Result<LogicalPlan, Status> {
+        let refused = |e: DataFusionError| match e.find_root() {
+            DataFusionError::Plan(m) if m.contains("not supported") => {
+                Status::invalid_argument(format!("this server is read-only: {e}"))
+            }
+            _ => status(&e),
         };
-        without_views(df).map_err(|e| status(&e))
+        let plan = self
+            .state
+            .create_logical_plan(&handle.sql)
+            .await
+            .map_err(refused)?;
+        read_only().verify_plan(&plan).map_err(refused)?;
+        let plan = match handle.param_values()? {
+            Some(values) => plan.with_param_values(values).map_err(|e| status(&e))?,
+            None => plan,
+        };
+        without_views(plan).map_err(|e| status(&e))
     }
 
-    /// The result schema of a query.
-    pub async fn schema(&self, handle: &Handle) -> Result<SchemaRef, Status> {
-        Ok(self.plan(handle).await?.schema().inner().clone())
+    /// Plans `handle`'s query to run, noting the table snapshots it reads (see [`Planned`]).
+    async fn physical_plan(&self, handle: &Handle) -> Result<Planned, Status> {
+        let (logical, reads) = Snapshots::recording(self.logical_plan(handle)).await;
+        let logical = logical?;
+        let schema = logical.schema().inner().clone();
+        let plan = self
+            .state
+            .create_physical_plan(&logical)
+            .await
+            .map_err(|e| status(&e))?;
+        Ok(Planned::new(schema, plan, &logical, reads))
+    }
+
+    /// A plan of `handle`'s query: a kept one that still gives the latest answer, or a new one,
+    /// which is then kept for the next request.
+    async fn planned(&self, handle: &Handle) -> Result<Planned, Status> {
+        let key = handle.encode();
+        if let Some(planned) = self.planned.get(&key) {
+            return Ok(planned);
+        }
+        let planned = self.physical_plan(handle).await?;
+        self.planned.keep(key, planned.clone());
+        Ok(planned)
+    }
+
+    /// Plans `handle`'s query for a later [`Engine::execute`]; returns the result schema.
+    pub async fn plan(&self, handle: &Handle) -> Result<SchemaRef, Status> {
+        Ok(self.planned(handle).await?.schema)
     }
 
     /// What a prepared statement returns and the parameters it takes (`$1, $2, ...` in order,
     /// unknown types as Utf8), from one plan.
     pub async fn describe(&self, handle: &Handle) -> Result<(SchemaRef, Schema), Status> {
-        let df = self.plan(handle).await?;
-        let dataset = df.schema().inner().clone();
-        let types = df
-            .logical_plan()
-            .get_parameter_types()
-            .map_err(|e| status(&e))?;
+        let plan = self.logical_plan(handle).await?;
+        let dataset = plan.schema().inner().clone();
+        let types = plan.get_parameter_types().map_err(|e| status(&e))?;
         let mut names: Vec<(String, Option<DataType>)> = types.into_iter().collect();
         // `$10` after `$9`: order by the number, then by name for named parameters.
         names.sort_by_key(|(n, _)| {
@@ -258,8 +297,9 @@ impl Engine {
         Ok((dataset, parameters))
     }
 
-    /// Runs a query: a stream of its batches that ends with DeadlineExceeded when the query
-    /// runs past the timeout. ResourceExhausted when too many queries run already.
+    /// Runs a query (with a kept plan when one still gives the latest answer): a stream of its
+    /// batches that ends with DeadlineExceeded when the query runs past the timeout.
+    /// ResourceExhausted when too many queries run already.
     pub async fn execute(
         &self,
         handle: &Handle,
@@ -277,14 +317,12 @@ impl Engine {
             ))
         })?;
         let deadline = tokio::time::Instant::now() + self.limits.timeout;
-        let df = self.plan(handle).await?;
-        let schema = df.schema().inner().clone();
-        let stream = tokio::time::timeout_at(deadline, df.execute_stream())
+        let planned = tokio::time::timeout_at(deadline, self.planned(handle))
             .await
-            .map_err(|_| timed_out(self.limits.timeout))?
-            .map_err(|e| status(&e))?;
+            .map_err(|_| timed_out(self.limits.timeout))??;
+        let stream = execute_stream(planned.plan, self.task.clone()).map_err(|e| status(&e))?;
         Ok((
-            schema,
+            planned.schema,
             limited(stream, deadline, self.limits.timeout, permit),
         ))
     }
@@ -299,28 +337,27 @@ fn timed_out(timeout: Duration) -> Status {
 
 /// The result with Utf8View / BinaryView columns cast to Utf8 / Binary: the JDBC driver and
 /// older Arrow clients cannot read view types, which DataFusion's Parquet scan produces.
-fn without_views(df: DataFrame) -> datafusion::error::Result<DataFrame> {
-    let plain = plain_type;
-    if !df
+fn without_views(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+    if !plan
         .schema()
         .fields()
         .iter()
-        .any(|f| plain(f.data_type()).is_some())
+        .any(|f| plain_type(f.data_type()).is_some())
     {
-        return Ok(df);
+        return Ok(plan);
     }
-    let exprs: Vec<Expr> = df
+    let exprs: Vec<Expr> = plan
         .schema()
         .iter()
         .map(|(qualifier, field)| {
             let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
-            match plain(field.data_type()) {
+            match plain_type(field.data_type()) {
                 Some(t) => cast(column, t).alias(field.name()),
                 None => column,
             }
         })
         .collect();
-    df.select(exprs)
+    LogicalPlanBuilder::from(plan).project(exprs)?.build()
 }
 
 /// The batches of `stream` until `deadline`; holds the concurrency permit until it ends.

@@ -1,0 +1,257 @@
+//! Physical plans kept between requests, so that a query is not planned again and again.
+//!
+//! Flight SQL asks for a query's schema (GetFlightInfo) and then for its rows (DoGet) with the
+//! ticket it was given, and dashboards and prepared statements send the same query many times.
+//! Tickets are stateless (they carry the SQL and the bound parameters), so every request could
+//! plan from scratch; for a point query, planning costs more than running. Plans therefore
+//! wait here, keyed by the encoded statement handle:
+//!
+//! - a **reusable** plan serves every later request for the same handle while each table
+//!   snapshot it was planned from is still the latest (one `stat` per table), so answers stay
+//!   as fresh as a new plan's. Each use gets the plan with its run state reset.
+//! - any other plan (it reads a table outside the lake, calls a function whose value depends
+//!   on when it is planned such as `now()`, or has an operator not known to be safe to run
+//!   twice) is handed out once, to the DoGet that follows its GetFlightInfo, within a few
+//!   seconds.
+//!
+//! A request that finds nothing plans afresh, so the cache changes speed, never answers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use datafusion::physical_plan::execution_plan::reset_plan_states;
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::lake::snapshots::Read;
+
+/// How long a one-time plan waits for its DoGet.
+const ONE_TIME_FOR: Duration = Duration::from_secs(10);
+/// At most this many plans are kept; the least recently used goes first.
+const CAPACITY: usize = 256;
+/// Operators that keep no state across runs beyond what `reset_plan_states` renews. Joins,
+/// sorts with a limit (TopK) and the like share dynamic filters between operators, which
+/// DataFusion does not promise to renew; plans with them are not reused.
+const REUSABLE_OPERATORS: &[&str] = &[
+    "DataSourceExec",
+    "DeltaScan",
+    "DeltaScanExec",
+    "DeltaScanMetaExec",
+    "FilterExec",
+    "ProjectionExec",
+    "CoalesceBatchesExec",
+    "CoalescePartitionsExec",
+    "CooperativeExec",
+    "RepartitionExec",
+    "GlobalLimitExec",
+    "LocalLimitExec",
+    "EmptyExec",
+    "PlaceholderRowExec",
+];
+
+/// A query ready to run: its result schema, physical plan, and whether and how long it may be
+/// reused.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub schema: SchemaRef,
+    pub plan: Arc<dyn ExecutionPlan>,
+    /// The table snapshots it was planned from, when it may be reused while they are latest.
+    reuse: Option<Vec<Read>>,
+}
+
+impl Planned {
+    /// `plan` of `logical` (before optimisation), planned from the snapshots `reads`.
+    pub fn new(
+        schema: SchemaRef,
+        plan: Arc<dyn ExecutionPlan>,
+        logical: &LogicalPlan,
+        reads: Vec<Read>,
+    ) -> Self {
+        let reusable = only_immutable_functions(logical) && only_reusable_operators(&plan);
+        Self {
+            schema,
+            plan,
+            reuse: reusable.then_some(reads),
+        }
+    }
+}
+
+/// Whether every function `plan` calls gives the same result whenever it runs: `now()` and
+/// the like are folded into constants when a query is planned.
+fn only_immutable_functions(plan: &LogicalPlan) -> bool {
+    let mut immutable = true;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                if let Expr::ScalarFunction(f) = e {
+                    if f.func.signature().volatility != Volatility::Immutable {
+                        immutable = false;
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
+        Ok(if immutable {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    immutable
+}
+
+fn only_reusable_operators(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    REUSABLE_OPERATORS.contains(&plan.name())
+        && plan.children().iter().all(|c| only_reusable_operators(c))
+}
+
+/// Plans by encoded statement handle.
+#[derive(Debug, Default)]
+pub struct PlanCache {
+    kept: Mutex<Kept>,
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    /// Plans by key, with when they were kept and when last used (a counter: lowest is least
+    /// recently used).
+    plans: HashMap<Vec<u8>, (Instant, u64, Planned)>,
+    uses: u64,
+}
+
+impl PlanCache {
+    /// Keeps `planned` for later requests of `key`.
+    pub fn keep(&self, key: Vec<u8>, planned: Planned) {
+        let Ok(mut kept) = self.kept.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        kept.plans
+            .retain(|_, (at, _, p)| p.reuse.is_some() || now.duration_since(*at) < ONE_TIME_FOR);
+        if kept.plans.len() >= CAPACITY && !kept.plans.contains_key(&key) {
+            let oldest = kept
+                .plans
+                .iter()
+                .min_by_key(|(_, (_, used, _))| *used)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                kept.plans.remove(&oldest);
+            }
+        }
+        kept.uses += 1;
+        let used = kept.uses;
+        kept.plans.insert(key, (now, used, planned));
+    }
+
+    /// A plan for `key` that gives the same answer as a new one would, if one is kept.
+    pub fn get(&self, key: &[u8]) -> Option<Planned> {
+        let mut kept = self.kept.lock().ok()?;
+        kept.uses += 1;
+        let used = kept.uses;
+        let (at, last_used, planned) = kept.plans.get_mut(key)?;
+        match &planned.reuse {
+            Some(reads) if reads.iter().all(Read::is_latest) => {
+                *last_used = used;
+                let mut fresh = planned.clone();
+                fresh.plan = reset_plan_states(planned.plan.clone()).ok()?;
+                Some(fresh)
+            }
+            Some(_) => {
+                kept.plans.remove(key);
+                None
+            }
+            None => {
+                let fresh = at.elapsed() < ONE_TIME_FOR;
+                let (_, _, planned) = kept.plans.remove(key)?;
+                fresh.then_some(planned)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::Schema;
+    use datafusion::logical_expr::LogicalPlanBuilder;
+    use datafusion::physical_plan::empty::EmptyExec;
+    use datafusion::prelude::{lit, SessionContext};
+
+    fn planned(reads: Option<Vec<Read>>) -> Planned {
+        let schema = Arc::new(Schema::empty());
+        Planned {
+            plan: Arc::new(EmptyExec::new(schema.clone())),
+            schema,
+            reuse: reads,
+        }
+    }
+
+    #[test]
+    fn a_one_time_plan_is_handed_out_once_and_the_least_used_makes_room() {
+        let cache = PlanCache::default();
+        cache.keep(b"q".to_vec(), planned(None));
+        assert!(cache.get(b"other").is_none());
+        assert!(cache.get(b"q").is_some());
+        assert!(cache.get(b"q").is_none(), "a second DoGet plans afresh");
+
+        cache.keep(b"0".to_vec(), planned(Some(vec![])));
+        for i in 1..CAPACITY {
+            cache.keep(i.to_string().into_bytes(), planned(None));
+        }
+        assert!(
+            cache.get(b"0").is_some(),
+            "used: the least recently used is now 1"
+        );
+        cache.keep(b"new".to_vec(), planned(None));
+        assert!(cache.get(b"1").is_none(), "dropped to make room");
+        assert!(cache.get(b"0").is_some());
+        assert!(cache.get(b"new").is_some());
+    }
+
+    #[test]
+    fn a_reusable_plan_serves_until_a_table_it_read_has_a_newer_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("_delta_log");
+        std::fs::create_dir(&log).unwrap();
+        let read = Read {
+            path: dir.path().to_path_buf(),
+            version: 3,
+        };
+        let cache = PlanCache::default();
+        cache.keep(b"q".to_vec(), planned(Some(vec![read])));
+        assert!(cache.get(b"q").is_some());
+        assert!(
+            cache.get(b"q").is_some(),
+            "reused while version 3 is the latest"
+        );
+        std::fs::write(log.join(format!("{:020}.json", 4)), "{}").unwrap();
+        assert!(cache.get(b"q").is_none(), "version 4 exists: plan again");
+    }
+
+    #[tokio::test]
+    async fn plans_calling_now_or_with_joins_are_not_reused() {
+        let ctx = SessionContext::new();
+        let plan = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                let df = ctx.sql(sql).await.unwrap();
+                let logical = df.logical_plan().clone();
+                let physical = df.create_physical_plan().await.unwrap();
+                Planned::new(physical.schema(), physical, &logical, vec![])
+            }
+        };
+        assert!(plan("SELECT 1 + 1 AS two").await.reuse.is_some());
+        assert!(plan("SELECT now() AS t").await.reuse.is_none());
+        assert!(plan("SELECT abs(random()) AS r").await.reuse.is_none());
+        let join = "SELECT * FROM (VALUES (1), (2)) a(x) JOIN (VALUES (1)) b(y) ON a.x = b.y";
+        assert!(plan(join).await.reuse.is_none());
+        let builder = LogicalPlanBuilder::empty(true)
+            .project(vec![lit(1)])
+            .unwrap();
+        assert!(only_immutable_functions(&builder.build().unwrap()));
+    }
+}
