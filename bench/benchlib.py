@@ -8,6 +8,7 @@ machine-readable block of targets every report ends with (read by bench/assemble
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import pathlib
 import platform
@@ -58,6 +59,30 @@ def sh(*cmd: str) -> str:
         return (r.stdout or r.stderr).strip()
     except Exception as e:  # noqa: BLE001
         return f"n/a ({e})"
+
+
+def timed_runs(out: pathlib.Path) -> dict[str, list[dict]]:
+    """The runs a harness timed, by engine: `times.tsv` (engine, run, `/usr/bin/time -v` file)
+    read with `parse_time`, plus `json` (the run's `<engine>.<run>.json`, when it wrote one) and
+    `stdout` (its `logs/<engine>.<run>.out`)."""
+    runs: dict[str, list[dict]] = {}
+    for line in (out / "times.tsv").read_text().splitlines():
+        engine, run, path = line.split("\t")
+        t = parse_time(pathlib.Path(path))
+        j = out / f"{engine}.{run}.json"
+        if j.exists():
+            t["json"] = json.loads(j.read_text())
+        log = out / "logs" / f"{engine}.{run}.out"
+        t["stdout"] = log.read_text().strip() if log.exists() else ""
+        runs.setdefault(engine, []).append(t)
+    return runs
+
+
+def report_header(title: str, cmdline: str) -> list[str]:
+    """The first lines of every report: its title, when it ran and the command that ran it."""
+    return [f"# {title}", "",
+            f"- Run: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC",
+            f"- Command: `{cmdline}`"]
 
 
 def fmt_s(x: float | None) -> str:

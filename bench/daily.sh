@@ -32,6 +32,8 @@
 #                      runs, no report (bench/flight.sh and bench/scale.sh read that table)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 root=$(pwd)
 cmdline="bench/daily.sh${*:+ $*}"
 export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
@@ -53,8 +55,8 @@ while [ $# -gt 0 ]; do
         --rebuild-table) rebuild=1 ;;
         --with-checks) with_checks=1 ;;
         --table-only) table_only=1 ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+        -h|--help) bench_usage ;;
+        *) bench_unknown "$1" ;;
     esac
     shift
 done
@@ -64,8 +66,6 @@ if [ "$quick" = 1 ]; then
     [ "$spark_runs_set" = 1 ] || spark_runs=1
 fi
 
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 
 # --- binaries ---------------------------------------------------------------------------------
 bench_lake_bin "$build" "$lake_bin"

@@ -15,6 +15,8 @@
 #   --lake-bin PATH    the lake binary to time (implies --no-build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 cmdline="bench/demo.sh${*:+ $*}"
 export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LAKE_CACHE/target}
@@ -27,8 +29,8 @@ while [ $# -gt 0 ]; do
         --timeout) run_timeout=$2; shift ;;
         --no-build) build=0 ;;
         --lake-bin) lake_bin=$2; shift ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+        -h|--help) bench_usage ;;
+        *) bench_unknown "$1" ;;
     esac
     shift
 done
@@ -38,8 +40,6 @@ for n in "$runs" "$run_timeout"; do
     case "$n" in ''|*[!0-9]*|0) echo "not a positive number: $n" >&2; exit 2 ;; esac
 done
 
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 
 bench_lake_bin "$build" "$lake_bin"
 "$lake_bin" demo --help > /dev/null 2>&1 || { echo "$lake_bin has no 'demo' command (stale build?)" >&2; exit 1; }

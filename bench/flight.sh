@@ -23,11 +23,11 @@
 #   --no-build       accepted for symmetry with bench/daily.sh: this script never builds
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 cmdline="bench/flight.sh${*:+ $*}"
 export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LAKE_CACHE/target}
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 # shellcheck source=bench/procs.sh
 . bench/procs.sh
 
@@ -43,8 +43,8 @@ while [ $# -gt 0 ]; do
         --iterations) iterations=$2; shift ;;
         --warmup) warmup=$2; shift ;;
         --scan-runs) scan_runs=$2; shift ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+        -h|--help) bench_usage ;;
+        *) bench_unknown "$1" ;;
     esac
     shift
 done

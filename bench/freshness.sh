@@ -21,11 +21,11 @@
 #   -- FLAGS         passed to `lake ingest`, e.g. -- --max-latency-ms 500
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 cmdline="bench/freshness.sh${*:+ $*}"
 export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LAKE_CACHE/target}
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 # shellcheck source=bench/procs.sh
 . bench/procs.sh
 
@@ -40,8 +40,8 @@ while [ $# -gt 0 ]; do
         --lake-bin) lake_bin=$2; shift ;;
         --no-build) ;;
         --) shift; ingest_extra=("$@"); break ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+        -h|--help) bench_usage ;;
+        *) bench_unknown "$1" ;;
     esac
     shift
 done

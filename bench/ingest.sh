@@ -29,6 +29,8 @@
 # (only the latest run is kept: the tables are as large as the input).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 root=$(pwd)
 cmdline="bench/ingest.sh${*:+ $*}"
 export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
@@ -46,9 +48,9 @@ while [ $# -gt 0 ]; do
         --no-build) build=0 ;;
         --lake-bin) lake_bin=$2; shift ;;
         --) shift; lake_extra=("$@"); break ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) bench_usage ;;
         [0-9]*) events=$1; events_set=1 ;;   # the old `bench/ingest.sh N`
-        *) echo "unknown argument: $1 (see --help; flags for lake ingest go after --)" >&2; exit 2 ;;
+        *) bench_unknown "$1" "flags for lake ingest go after --" ;;
     esac
     shift
 done
@@ -63,8 +65,6 @@ done
 if [ "$events" -eq 0 ] || [ "$runs" -eq 0 ]; then echo "--events and --runs must be > 0" >&2; exit 2; fi
 [ "$spark_runs" -gt 0 ] || spark=0
 
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 
 # --- binaries, venv, jars, broker -------------------------------------------------------------
 bench_lake_bin "$build" "$lake_bin"

@@ -5,6 +5,12 @@
 
 say() { printf '== %s\n' "$*" >&2; }
 
+# bench_usage: prints the calling script's header comment (its usage) and exits 0.
+bench_usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0; }
+
+# bench_unknown ARG [HINT]: rejects an argument the calling script does not take (exit 2).
+bench_unknown() { echo "unknown argument: $1 (see --help${2:+; $2})" >&2; exit 2; }
+
 # bench_lake_bin BUILD PATH: sets $lake_bin to PATH, or (PATH empty) to the release build, running
 # `cargo build --release` first when BUILD is 1. Not a $(...) function: a failed build must stop
 # the caller under `set -e`, which command substitution would not do.

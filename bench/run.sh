@@ -25,6 +25,8 @@
 #   --assemble-only  run nothing: rebuild BENCHMARKS.md from the newest reports in bench/results/
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LAKE_CACHE/target}
 
@@ -38,8 +40,8 @@ while [ $# -gt 0 ]; do
         --lake-bin) lake_bin=$2; shift ;;
         --quiet) quiet=1 ;;
         --assemble-only) assemble_only=1 ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+        -h|--help) bench_usage ;;
+        *) bench_unknown "$1" ;;
     esac
     shift
 done
@@ -51,8 +53,6 @@ if [ -n "$only" ]; then
     done
 fi
 
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 
 if [ "$assemble_only" = 1 ]; then
     bench_venv

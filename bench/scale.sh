@@ -34,6 +34,8 @@
 #   --lake-bin PATH    the lake binary to time (implies --no-build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 root=$(pwd)
 cmdline="bench/scale.sh${*:+ $*}"
 export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
@@ -55,8 +57,8 @@ while [ $# -gt 0 ]; do
         --rebuild-table) rebuild=1 ;;
         --no-build) build=0 ;;
         --lake-bin) lake_bin=$2; shift ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+        -h|--help) bench_usage ;;
+        *) bench_unknown "$1" ;;
     esac
     shift
 done
@@ -70,8 +72,6 @@ for n in "$events" "$copies" "$runs" "$run_timeout"; do
 done
 total=$((events * copies))
 
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 # shellcheck source=bench/procs.sh
 . bench/procs.sh
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import pathlib
 import platform
@@ -13,7 +12,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from benchlib import (fmt_mib, fmt_s, java_version, machine_and_version_sections,  # noqa: E402
-                      parse_time, stats, target_block)
+                      parse_time, report_header, stats, target_block, timed_runs)
 
 
 def main() -> None:
@@ -26,14 +25,7 @@ def main() -> None:
     out, table = pathlib.Path(a.out), pathlib.Path(a.table)
     root = pathlib.Path(__file__).resolve().parents[2]
 
-    runs: dict[str, list[dict]] = {}
-    for line in (out / "times.tsv").read_text().splitlines():
-        engine, run, path = line.split("\t")
-        t = parse_time(pathlib.Path(path))
-        j = out / f"{engine}.{run}.json"
-        if j.exists():
-            t["json"] = json.loads(j.read_text())
-        runs.setdefault(engine, []).append(t)
+    runs = timed_runs(out)
 
     compare = json.loads((out / "compare.json").read_text())
 
@@ -61,12 +53,8 @@ def main() -> None:
     spark_rss = max((r["json"].get("jvm_peak_rss_kb", 0) + r["json"].get("python_peak_rss_kb", 0)
                      for r in runs.get("spark", [])), default=None)
 
-    L = []
+    L = report_header(f"Daily job benchmark — {int(a.events):,} events on {a.date}", a.cmdline)
     w = L.append
-    w(f"# Daily job benchmark — {int(a.events):,} events on {a.date}")
-    w("")
-    w(f"- Run: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
-    w(f"- Command: `{a.cmdline}`")
     if a.mode == "quick":
         w("- **Quick mode** (CI smoke test of the harness): a small input, so process and session startup "
           "dominate; the verdicts below say little about the 10M-event targets.")

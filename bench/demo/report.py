@@ -4,7 +4,6 @@ when a run failed: no answer, no events counted, or `lake demo` exiting non-zero
 from __future__ import annotations
 
 import argparse
-import datetime
 import pathlib
 import platform
 import re
@@ -12,7 +11,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
-from benchlib import fmt_mib, fmt_s, machine_and_version_sections, parse_time, stats, target_block  # noqa: E402
+from benchlib import fmt_mib, fmt_s, machine_and_version_sections, parse_time, report_header, stats, target_block  # noqa: E402
 
 TARGET_S = 10.0
 # The line bench/demo_first_query.py prints.
@@ -44,12 +43,8 @@ def main() -> None:
 
     answered = [r["answered"] for r in runs if r["ok"]]
     amin, amed = stats(answered)
-    L: list[str] = []
+    L = report_header("Demo benchmark — from `lake demo` to the first answered Flight SQL query", a.cmdline)
     w = L.append
-    w("# Demo benchmark — from `lake demo` to the first answered Flight SQL query")
-    w("")
-    w(f"- Run: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
-    w(f"- Command: `{a.cmdline}`")
     if quick:
         w("- **Quick mode** (CI smoke test of the harness): one run.")
     w("- Each run: `bench/demo_first_query.py LAKE_BIN` starts `lake demo --lake <fresh temp dir> --port 0 "

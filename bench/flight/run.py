@@ -18,6 +18,7 @@ import json
 import os
 import statistics
 import sys
+import threading
 import time
 
 import adbc_driver_flightsql.dbapi as flight_sql
@@ -95,6 +96,31 @@ def scan(name: str, run, pid: int, runs: int) -> dict:
     return {"name": name, "runs": out, "schema": str(schema)}
 
 
+def ceiling(table: pa.Table, runs: int) -> dict:
+    """The same Arrow data served from memory by pyarrow's own (C++) Flight server in this
+    process and read by the same pyarrow client: what this machine and client reach when the
+    server does no work but sending. CPU is this process's (server and client together)."""
+    class FromMemory(flight.FlightServerBase):
+        def do_get(self, context, ticket):
+            return flight.RecordBatchStream(table)
+
+    server = FromMemory("grpc://127.0.0.1:0")
+    threading.Thread(target=server.serve, daemon=True).start()
+    reader = flight.connect(f"grpc://127.0.0.1:{server.port}")
+    out = []
+    try:
+        for _ in range(runs):
+            cpu = time.process_time()
+            t = time.perf_counter()
+            got = reader.do_get(flight.Ticket(b"all")).read_all()
+            out.append({"seconds": time.perf_counter() - t, "rows": got.num_rows, "bytes": got.nbytes,
+                        "cpu_s": time.process_time() - cpu})
+            del got
+    finally:
+        server.shutdown()
+    return {"runs": out}
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--url", required=True)
@@ -148,6 +174,8 @@ def main() -> None:
         latencies("literal", "ADBC, literal date, same cursor",
                   lambda: literal.execute(literal_sql).fetch_arrow_table(), a.server_pid, a.warmup, a.iterations),
         latencies("new_cursor", "ADBC, literal date, new cursor each query", fresh_cursor, a.server_pid, a.warmup, a.iterations),
+        latencies("flight_floor", "pyarrow.flight, `SELECT 1`, ad-hoc (floor: no table)",
+                  lambda: flight_query(client, "SELECT 1"), a.server_pid, a.warmup, a.iterations),
         latencies("flight_adhoc", "pyarrow.flight, literal date, ad-hoc CommandStatementQuery",
                   lambda: flight_query(client, literal_sql), a.server_pid, a.warmup, a.iterations),
     ]
@@ -172,6 +200,7 @@ def main() -> None:
         if bad:
             raise SystemExit(f"{s['name']} returned {bad} rows, count(*) says {raw_rows}")
     result["end"] = proc_status(a.server_pid)
+    result["ceiling"] = ceiling(flight_query(client, scan_sql), a.scan_runs)
     if not result["end"]:
         raise SystemExit("lake serve exited during the benchmark")
     client.close()

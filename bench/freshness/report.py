@@ -4,7 +4,6 @@ producer's summary and the ingest log (prints to stdout)."""
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import pathlib
 import platform
@@ -14,7 +13,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
-from benchlib import fmt_mib, machine_and_version_sections, percentile, target_block  # noqa: E402
+from benchlib import fmt_mib, machine_and_version_sections, percentile, report_header, target_block  # noqa: E402
 
 P99_TARGET_S = 2.0
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -54,12 +53,8 @@ def main() -> None:
     stats = [m.groups() for l in (log.read_text(errors="replace").splitlines() if log.exists() else [])
              if (m := STATS.match(ANSI.sub("", l)))]
 
-    L: list[str] = []
+    L = report_header(f"Freshness benchmark — produce at {int(a.rate):,} events/s, time until visible over Flight SQL", a.cmdline)
     w = L.append
-    w(f"# Freshness benchmark — produce at {int(a.rate):,} events/s, time until visible over Flight SQL")
-    w("")
-    w(f"- Run: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
-    w(f"- Command: `{a.cmdline}`")
     if a.quick:
         w("- **Quick mode**: a short probe window (few probes), so the p99 below rests on little data.")
     w(f"- Pipeline, all on this machine: Kafka 4.1.1 (one broker, KRaft, topic of 3 partitions) ← "

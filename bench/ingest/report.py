@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import pathlib
 import platform
@@ -15,7 +14,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from benchlib import (fmt_mib, fmt_s, java_version, machine_and_version_sections,  # noqa: E402
-                      parse_time, stats, target_block)
+                      report_header, stats, target_block, timed_runs)
 
 # Issue 7's targets for this section.
 TARGET_EVENTS_PER_S = 300_000
@@ -37,16 +36,7 @@ def main() -> None:
     events = int(a.events)
     quick = a.mode == "quick"
 
-    runs: dict[str, list[dict]] = {}
-    for line in (out / "times.tsv").read_text().splitlines():
-        engine, run, path = line.split("\t")
-        t = parse_time(pathlib.Path(path))
-        j = out / f"{engine}.{run}.json"
-        if j.exists():
-            t["json"] = json.loads(j.read_text())
-        log = out / "logs" / f"{engine}.{run}.out"
-        t["stdout"] = log.read_text().strip() if log.exists() else ""
-        runs.setdefault(engine, []).append(t)
+    runs = timed_runs(out)
     lake, spark = runs.get("lake", []), runs.get("spark", [])
     compare = json.loads((out / "compare.json").read_text())
     produce = json.loads((out / "produce.json").read_text())
@@ -69,12 +59,8 @@ def main() -> None:
                                   for r in rs]) if rs else None
 
     sj = spark[0]["json"] if spark else {}
-    L: list[str] = []
+    L = report_header(f"Ingest benchmark — {events:,} events, Kafka → Delta: `lake ingest` vs Spark Structured Streaming", a.cmdline)
     w = L.append
-    w(f"# Ingest benchmark — {events:,} events, Kafka → Delta: `lake ingest` vs Spark Structured Streaming")
-    w("")
-    w(f"- Run: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
-    w(f"- Command: `{a.cmdline}`")
     if quick:
         w("- **Quick mode** (CI smoke test of the harness): the input is tiny, so process startup dominates "
           "every figure; the targets below are for 10M events and are NOT measured by this run.")

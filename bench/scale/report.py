@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import pathlib
 import platform
@@ -13,7 +12,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
-from benchlib import (fmt_mib, fmt_s, machine_and_version_sections, parse_time, stats,  # noqa: E402
+from benchlib import (fmt_mib, fmt_s, machine_and_version_sections, parse_time, report_header, stats,  # noqa: E402
                       target_block)
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -69,12 +68,8 @@ def main() -> None:
     build = parse_time(table / "build.time") if (table / "build.time").exists() else {}
     built = (table / "built-with").read_text().strip().replace("\n", "; ") if (table / "built-with").exists() else "?"
 
-    L: list[str] = []
+    L = report_header(f"Scale benchmark — the daily job over {millions(total)} events with a memory limit", a.cmdline)
     w = L.append
-    w(f"# Scale benchmark — the daily job over {millions(total)} events with a memory limit")
-    w("")
-    w(f"- Run: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
-    w(f"- Command: `{a.cmdline}`")
     if quick:
         w(f"- **Quick mode** (CI smoke test of the harness): {millions(total)} events instead of 100M and a "
           "debug-friendly spill limit; the target is about 100M events and is NOT measured by this run.")
