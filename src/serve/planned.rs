@@ -233,6 +233,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_reused_plan_with_repartitioning_gives_the_same_rows_every_run() {
+        use datafusion::arrow::array::{Int64Array, RecordBatch};
+        use datafusion::datasource::MemTable;
+        use datafusion::physical_plan::collect;
+        use datafusion::prelude::SessionConfig;
+
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(4));
+        let n = Arc::new(Int64Array::from_iter_values(0..10_000)) as _;
+        let batch = RecordBatch::try_from_iter([("n", n)]).unwrap();
+        let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap();
+        ctx.register_table("t", Arc::new(table)).unwrap();
+        let df = ctx.sql("SELECT n FROM t WHERE n % 3 = 0").await.unwrap();
+        let logical = df.logical_plan().clone();
+        let physical = df.create_physical_plan().await.unwrap();
+        let has_repartition = datafusion::physical_plan::displayable(physical.as_ref())
+            .indent(false)
+            .to_string()
+            .contains("RepartitionExec");
+        assert!(has_repartition, "the case this test is about");
+
+        let cache = PlanCache::default();
+        cache.keep(
+            b"q".to_vec(),
+            Planned::new(physical.schema(), physical, &logical, vec![]),
+        );
+        for _ in 0..3 {
+            let planned = cache.get(b"q").expect("reusable");
+            let batches = collect(planned.plan, ctx.task_ctx()).await.unwrap();
+            assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3_334);
+        }
+    }
+
+    #[tokio::test]
     async fn plans_calling_now_or_with_joins_are_not_reused() {
         let ctx = SessionContext::new();
         let plan = |sql: &'static str| {
