@@ -23,13 +23,15 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Read {
     pub path: PathBuf,
-    pub version: u64,
+    /// None for a table without a version: it never counts as still the latest.
+    pub version: Option<u64>,
 }
 
 impl Read {
     /// Whether this is still the table's latest snapshot (one `stat`).
     pub fn is_latest(&self) -> bool {
-        !next_commit(&self.path, self.version).exists()
+        self.version
+            .is_some_and(|v| !next_commit(&self.path, v).exists())
     }
 }
 
@@ -59,14 +61,12 @@ impl Snapshots {
     /// The table at `path` at its latest committed version.
     pub async fn latest(&self, path: &Path) -> Result<DeltaTable> {
         let table = self.lookup(path).await?;
-        if let Some(version) = table.version() {
-            let read = Read {
-                path: path.to_path_buf(),
-                version,
-            };
-            // Outside `recording` there is nobody to tell.
-            let _ = READS.try_with(|r| r.borrow_mut().push(read));
-        }
+        let read = Read {
+            path: path.to_path_buf(),
+            version: table.version(),
+        };
+        // Outside `recording` there is nobody to tell.
+        let _ = READS.try_with(|r| r.borrow_mut().push(read));
         Ok(table)
     }
 
@@ -136,7 +136,7 @@ mod tests {
         assert_eq!(table.unwrap().version(), Some(0));
         let read = Read {
             path: dir.path().to_path_buf(),
-            version: 0,
+            version: Some(0),
         };
         assert_eq!(reads, vec![read.clone()]);
         assert!(read.is_latest());

@@ -219,7 +219,7 @@ mod tests {
         std::fs::create_dir(&log).unwrap();
         let read = Read {
             path: dir.path().to_path_buf(),
-            version: 3,
+            version: Some(3),
         };
         let cache = PlanCache::default();
         cache.keep(b"q".to_vec(), planned(Some(vec![read])));
@@ -230,6 +230,12 @@ mod tests {
         );
         std::fs::write(log.join(format!("{:020}.json", 4)), "{}").unwrap();
         assert!(cache.get(b"q").is_none(), "version 4 exists: plan again");
+
+        let unversioned = Read {
+            path: dir.path().to_path_buf(),
+            version: None,
+        };
+        assert!(!unversioned.is_latest());
     }
 
     #[tokio::test]
