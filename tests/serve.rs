@@ -187,6 +187,15 @@ async fn clients_log_in_query_every_schema_and_see_new_commits() {
     for _ in 0..2 {
         assert_eq!(rows(query(&mut c, again).await.unwrap()), 6);
     }
+    // A ticket can be fetched more than once; a plan the server does not reuse (here: an
+    // aggregation, its repartitioning state spent by a run) is planned anew each time.
+    let grouped = "SELECT event_type, count(*) AS n FROM raw.user_events GROUP BY event_type";
+    let info = c.execute(grouped.to_string(), None).await.unwrap();
+    let first = rows(fetch(&mut c, info.clone()).await.unwrap());
+    assert!(first > 0);
+    for _ in 0..3 {
+        assert_eq!(rows(fetch(&mut c, info.clone()).await.unwrap()), first);
+    }
     let lake = Lake::new(dir.path()).unwrap();
     append_raw_events(&lake, 6, &[(3, "click", "2025-01-11T00:00:00", "s4")]).await;
     assert_eq!(rows(query(&mut c, again).await.unwrap()), 7);

@@ -77,6 +77,11 @@ impl Planned {
             reuse: reusable.then_some(reads),
         }
     }
+
+    /// Whether it may serve more than one run (while its snapshots are the latest).
+    pub fn is_reusable(&self) -> bool {
+        self.reuse.is_some()
+    }
 }
 
 /// Whether every function `plan` calls gives the same result whenever it runs: `now()` and
@@ -131,7 +136,7 @@ impl PlanCache {
         };
         let now = Instant::now();
         kept.plans
-            .retain(|_, (at, _, p)| p.reuse.is_some() || now.duration_since(*at) < ONE_TIME_FOR);
+            .retain(|_, (at, _, p)| p.is_reusable() || now.duration_since(*at) < ONE_TIME_FOR);
         if kept.plans.len() >= CAPACITY && !kept.plans.contains_key(&key) {
             let oldest = kept
                 .plans

@@ -258,20 +258,24 @@ impl Engine {
     }
 
     /// A plan of `handle`'s query: a kept one that still gives the latest answer, or a new one,
-    /// which is then kept for the next request.
-    async fn planned(&self, handle: &Handle) -> Result<Planned, Status> {
+    /// which is then kept for the next request. A new one-time plan is kept only when it is
+    /// not about to run (`run_now` false: GetFlightInfo planning for its DoGet); once run, its
+    /// state is spent and a second run could fail.
+    async fn planned(&self, handle: &Handle, run_now: bool) -> Result<Planned, Status> {
         let key = handle.encode();
         if let Some(planned) = self.planned.get(&key) {
             return Ok(planned);
         }
         let planned = self.physical_plan(handle).await?;
-        self.planned.keep(key, planned.clone());
+        if !run_now || planned.is_reusable() {
+            self.planned.keep(key, planned.clone());
+        }
         Ok(planned)
     }
 
     /// Plans `handle`'s query for a later [`Engine::execute`]; returns the result schema.
     pub async fn plan(&self, handle: &Handle) -> Result<SchemaRef, Status> {
-        Ok(self.planned(handle).await?.schema)
+        Ok(self.planned(handle, false).await?.schema)
     }
 
     /// What a prepared statement returns and the parameters it takes (`$1, $2, ...` in order,
@@ -317,7 +321,7 @@ impl Engine {
             ))
         })?;
         let deadline = tokio::time::Instant::now() + self.limits.timeout;
-        let planned = tokio::time::timeout_at(deadline, self.planned(handle))
+        let planned = tokio::time::timeout_at(deadline, self.planned(handle, true))
             .await
             .map_err(|_| timed_out(self.limits.timeout))??;
         let stream = execute_stream(planned.plan, self.task.clone()).map_err(|e| status(&e))?;
