@@ -316,15 +316,11 @@ fn build_events(
     good_rows: &[u32],
     now_micros: i64,
 ) -> Result<RecordBatch, ArrowError> {
-    let rows = UInt32Array::from(good_rows.to_vec());
     // Usually every row is good: then the columns are used as they are, not copied.
-    let all = good_rows.len() == batch.num_rows();
-    let pick = |a: &ArrayRef| {
-        if all {
-            Ok(a.clone())
-        } else {
-            take(a.as_ref(), &rows, None)
-        }
+    let some = (good_rows.len() < batch.num_rows()).then(|| UInt32Array::from(good_rows.to_vec()));
+    let pick = |a: &ArrayRef| match &some {
+        None => Ok(a.clone()),
+        Some(rows) => take(a.as_ref(), rows, None),
     };
     let event_time = pick(event_time)?;
     let event_date = cast(&event_time, &DataType::Date32)?;
