@@ -2,6 +2,9 @@
 # Ingest benchmark (issue 7): N seed events (one date, 3 partitions) pre-produced into a real Kafka
 # topic on a local broker, then consumed into Delta, side by side on the same broker and topic, by
 #   - `lake ingest --until-caught-up` (release binary; fresh lake and fresh consumer group each run)
+#   - the consumer floor: examples/consume_floor.rs reads the topic with librdkafka and lake's
+#     fetch settings and does nothing else (no decode, no write): what any librdkafka consumer
+#     pays here before doing any work;
 #   - PySpark local[2] Structured Streaming: Kafka source, from_json, Delta sink partitioned by
 #     event_date, trigger(availableNow) (bench/ingest/spark_stream.py; fresh checkpoint and table
 #     each run; each run a fresh process, so its wall includes JVM + session startup; the stream
@@ -67,7 +70,22 @@ if [ "$events" -eq 0 ] || [ "$runs" -eq 0 ]; then echo "--events and --runs must
 
 
 # --- binaries, venv, jars, broker -------------------------------------------------------------
+lake_bin_given=$lake_bin
 bench_lake_bin "$build" "$lake_bin"
+# The consumer floor (examples/consume_floor.rs): librdkafka reading the topic and nothing else,
+# built with the same profile as the lake binary it stands beside.
+bin_dir=$(dirname "$lake_bin")
+floor_bin="$bin_dir/examples/consume_floor"
+profile=()
+case "$bin_dir" in
+    "$(readlink -f "$CARGO_TARGET_DIR")/release") profile=(--release) ;;
+    "$(readlink -f "$CARGO_TARGET_DIR")/debug") ;;
+    *) [ -x "$floor_bin" ] || { say "no $floor_bin: the consumer floor is not measured"; floor_bin=""; } ;;
+esac
+if [ -n "$floor_bin" ] && { [ ! -x "$floor_bin" ] || { [ "$build" = 1 ] && [ -z "$lake_bin_given" ]; }; }; then
+    say "cargo build${profile[*]:+ ${profile[*]}} --example consume_floor"
+    cargo build "${profile[@]}" --quiet --example consume_floor
+fi
 "$lake_bin" ingest --help 2>/dev/null | grep -q -- '--until-caught-up' \
     || { echo "$lake_bin has no 'ingest --until-caught-up' (stale build?)" >&2; exit 1; }
 bench_venv   # DuckDB checks the outputs even without Spark
@@ -122,6 +140,11 @@ timed() {  # timed ENGINE RUN CMD...
     printf '%s\t%s\t%s\n' "$engine" "$run" "$out/time/$engine.$run" >> "$times"
 }
 
+for i in $(seq 1 "$runs"); do
+    [ -n "$floor_bin" ] || break
+    say "consumer floor run $i/$runs"
+    timed floor "$i" "$floor_bin" "$brokers" "$topic"
+done
 for i in $(seq 1 "$runs"); do
     say "lake ingest run $i/$runs"
     rm -rf "$out/lake"   # fresh lake; the group is fresh too, so both start from offset 0

@@ -66,6 +66,7 @@ def latencies(key: str, name: str, run, pid: int, warmup: int, iterations: int) 
     for _ in range(warmup):
         rows = run().num_rows
     cpu = proc_status(pid).get("cpu_s", 0)
+    client_cpu = time.process_time()
     ms = []
     for _ in range(iterations):
         t = time.perf_counter()
@@ -73,8 +74,10 @@ def latencies(key: str, name: str, run, pid: int, warmup: int, iterations: int) 
         ms.append((time.perf_counter() - t) * 1000)
         if rows == 0:
             raise SystemExit(f"point query '{name}' returned no rows")
+    client_cpu_ms = (time.process_time() - client_cpu) * 1000 / iterations
     server_cpu_ms = (proc_status(pid).get("cpu_s", 0) - cpu) * 1000 / iterations
-    return {"key": key, "name": name, "rows": rows, "warmup": warmup, "ms": ms, "server_cpu_ms": server_cpu_ms}
+    return {"key": key, "name": name, "rows": rows, "warmup": warmup, "ms": ms, "server_cpu_ms": server_cpu_ms,
+            "client_cpu_ms": client_cpu_ms}
 
 
 def scan(name: str, run, pid: int, runs: int) -> dict:
@@ -97,14 +100,40 @@ def scan(name: str, run, pid: int, runs: int) -> dict:
 
 
 def ceiling(table: pa.Table, runs: int) -> dict:
-    """The same Arrow data served from memory by pyarrow's own (C++) Flight server in this
-    process and read by the same pyarrow client: what this machine and client reach when the
-    server does no work but sending. CPU is this process's (server and client together)."""
+    """The same Arrow data, in the batches lake sent, served from memory by pyarrow's own (C++)
+    Flight server in this process and read by the same pyarrow client: what this machine and
+    client reach when the server does no work but sending. CPU is this process's (server and
+    client together)."""
     class FromMemory(flight.FlightServerBase):
         def do_get(self, context, ticket):
             return flight.RecordBatchStream(table)
 
-    server = FromMemory("grpc://127.0.0.1:0")
+    return serve_in_process(FromMemory, runs)
+
+
+def arrow_cpp_parquet(table_dir: str, runs: int) -> dict:
+    """A reference for lake's scan: Arrow C++ doing the same job in this process, that is
+    pyarrow's dataset scanner reading the same Parquet files (the table's current ones, from the
+    Delta log) and pyarrow's C++ Flight server streaming its batches, read by the same pyarrow
+    client. CPU is this process's (server and client together)."""
+    from deltalake import DeltaTable
+    import pyarrow.dataset as ds
+
+    files = DeltaTable(table_dir).file_uris()
+    dataset = ds.dataset(files, format="parquet")
+
+    class FromParquet(flight.FlightServerBase):
+        def do_get(self, context, ticket):
+            scanner = dataset.scanner()  # its defaults: threads on, 131,072-row batches
+            return flight.GeneratorStream(scanner.projected_schema, scanner.to_batches())
+
+    return {"files": len(files), **serve_in_process(FromParquet, runs)}
+
+
+def serve_in_process(server_class, runs: int) -> dict:
+    """Starts `server_class` on a free loopback port in this process and times `runs` DoGets
+    of its one stream, read whole by a pyarrow client."""
+    server = server_class("grpc://127.0.0.1:0")
     threading.Thread(target=server.serve, daemon=True).start()
     reader = flight.connect(f"grpc://127.0.0.1:{server.port}")
     out = []
@@ -114,6 +143,7 @@ def ceiling(table: pa.Table, runs: int) -> dict:
             t = time.perf_counter()
             got = reader.do_get(flight.Ticket(b"all")).read_all()
             out.append({"seconds": time.perf_counter() - t, "rows": got.num_rows, "bytes": got.nbytes,
+                        "batches": sum(c.num_chunks for c in got.columns[:1]),
                         "cpu_s": time.process_time() - cpu})
             del got
     finally:
@@ -130,6 +160,7 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=1000)
     p.add_argument("--scan-runs", type=int, default=3)
     p.add_argument("--out", required=True)
+    p.add_argument("--raw-table", help="directory of raw.user_events, for the Arrow C++ reference scan")
     a = p.parse_args()
 
     # autocommit: every statement stands alone (the server has no transactions); without it the
@@ -201,6 +232,11 @@ def main() -> None:
             raise SystemExit(f"{s['name']} returned {bad} rows, count(*) says {raw_rows}")
     result["end"] = proc_status(a.server_pid)
     result["ceiling"] = ceiling(flight_query(client, scan_sql), a.scan_runs)
+    if a.raw_table:
+        result["arrow_cpp_parquet"] = arrow_cpp_parquet(a.raw_table, a.scan_runs)
+        bad = [r["rows"] for r in result["arrow_cpp_parquet"]["runs"] if r["rows"] != raw_rows]
+        if bad:
+            raise SystemExit(f"the Arrow C++ reference read {bad} rows, count(*) says {raw_rows}")
     if not result["end"]:
         raise SystemExit("lake serve exited during the benchmark")
     client.close()

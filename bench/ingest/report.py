@@ -37,7 +37,7 @@ def main() -> None:
     quick = a.mode == "quick"
 
     runs = timed_runs(out)
-    lake, spark = runs.get("lake", []), runs.get("spark", [])
+    lake, spark, floor = runs.get("lake", []), runs.get("spark", []), runs.get("floor", [])
     compare = json.loads((out / "compare.json").read_text())
     produce = json.loads((out / "produce.json").read_text())
 
@@ -107,6 +107,11 @@ def main() -> None:
     w("|---|---|---|---|---|---|---|")
     w(f"| `lake ingest --until-caught-up` | {len(lake)} | {fmt_s(lm)} | {fmt_s(lmed)} | {rate(events, lmed)} | "
       f"{fmt_mib(lake_rss)} | {fmt_s(cpu_med(lake))} |")
+    if floor:
+        fm, fmed = stats([r["wall"] for r in floor])
+        w(f"| consumer floor (`examples/consume_floor.rs`: librdkafka only, no decode, no write) ⁵ | {len(floor)} | "
+          f"{fmt_s(fm)} | {fmt_s(fmed)} | {rate(events, fmed)} | {fmt_mib(max(r['rss_kb'] for r in floor))} | "
+          f"{fmt_s(cpu_med(floor))} |")
     if spark:
         w(f"| Spark Structured Streaming local[2], whole process ¹ | {len(spark)} | {fmt_s(sm)} | {fmt_s(smed)} | "
           f"{rate(events, smed)} | {fmt_mib(spark_rss)} ² | {fmt_s(cpu_med(spark))} ³ |")
@@ -120,6 +125,11 @@ def main() -> None:
           "utime+stime is read from /proc when the query has finished).  ")
         w(f"⁴ From `writeStream.start()` to `awaitTermination()` returning, in a started session (session startup "
           f"took {', '.join(fmt_s(s) for s in spark_start)}).")
+    if floor:
+        w("")
+        w("⁵ The same topic read with lake's fetch settings by a bare librdkafka consumer that counts the "
+          "messages' bytes and does nothing else; the broker serves it on the same cores. Its own timing per run "
+          "(first to last message): " + "; ".join(f"`{r['stdout']}`" for r in floor) + ".")
     w("")
     w("lake's own summary per run: "
       + "; ".join(f"`{r['stdout'].splitlines()[-1]}`" if r["stdout"] else "?" for r in lake))
@@ -153,6 +163,10 @@ def main() -> None:
                smed / lmed >= TARGET_VS_SPARK)
         target(f"lake ≥ {TARGET_VS_SPARK}× Spark's throughput, Spark stream only (the stricter bar)",
                f"{ssmed / lmed:.1f}×", ssmed / lmed >= TARGET_VS_SPARK)
+        if floor:
+            fmed = stats([r["wall"] for r in floor])[1]
+            w(f"| (for reference) consumer floor vs Spark stream only: the most any librdkafka consumer could "
+              f"reach here | {ssmed / fmed:.1f}× | — |")
         if lake_rss and spark_rss:
             w(f"| (for reference) peak RSS, Spark / lake | {spark_rss / lake_rss:.1f}× | — |")
     elif not spark:

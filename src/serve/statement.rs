@@ -180,6 +180,12 @@ fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
+/// Rows per batch the server's queries produce: a whole Parquet file of ingest (100k rows) in
+/// one batch, so a full scan is streamed as fewer, larger Flight messages (about 8 MB instead
+/// of 0.65 MB at DataFusion's default of 8,192), which costs both ends less CPU per byte
+/// (bench/NOTES.md, "Flight SQL full scan: larger batches").
+const BATCH_ROWS: usize = 128 * 1024;
+
 /// The gRPC status for a DataFusion error.
 pub fn status(e: &DataFusionError) -> Status {
     match e.find_root() {
@@ -199,10 +205,12 @@ impl Engine {
     pub fn new(lake: Lake, runtime: Arc<RuntimeEnv>, limits: Limits) -> Self {
         // Plain strings from the scan: clients get Utf8 anyway (see `without_views`), and
         // casting views to it cost about a tenth of a full scan's server CPU.
-        let config = SessionConfig::new().set_bool(
-            "datafusion.execution.parquet.schema_force_view_types",
-            false,
-        );
+        let config = SessionConfig::new()
+            .set_bool(
+                "datafusion.execution.parquet.schema_force_view_types",
+                false,
+            )
+            .with_batch_size(BATCH_ROWS);
         let ctx =
             catalog::session_with(&lake, config, runtime, Lookup::Cached(Snapshots::default()));
         let state = ctx.state();

@@ -22,6 +22,19 @@ DATE = datetime.date(2025, 1, 10)
 OTHER_DATE = datetime.date(2025, 1, 11)
 EVENTS = 3000
 
+# About 30 MB of strings, several MB per result batch: the server sends them as Flight messages
+# of up to about 8 MiB (MAX_FLIGHT_DATA_BYTES in src/serve/flight_sql.rs), over gRPC's usual
+# 4 MiB and under ADBC's 16 MiB limit. LakeJdbcCheck.java runs the same query.
+WIDE_SQL = "SELECT kafka_offset, repeat(session_id, 1000) AS wide FROM raw.user_events"
+
+
+def wide_chars(lake: pathlib.Path) -> int:
+    """The characters of WIDE_SQL's `wide` column, counted from the Delta table itself."""
+    import deltalake
+    import pyarrow.compute as pc
+    sessions = deltalake.DeltaTable(str(lake / "raw" / "user_events")).to_pyarrow_table(columns=["session_id"])
+    return 1000 * pc.sum(pc.utf8_length(sessions.column("session_id"))).as_py()
+
 # The fixture server's login. ADBC's Go driver sends Basic credentials as *unpadded* base64
 # (Go's base64.RawStdEncoding): "ann:s3cret12" is 12 bytes, so its base64 has no padding either
 # way. test_flight_adbc.py::test_adbc_login_when_credentials_need_base64_padding covers the

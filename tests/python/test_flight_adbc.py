@@ -19,7 +19,7 @@ import pytest
 
 import flight_serve
 from duckdb_delta import connect as duckdb_connect
-from flight_serve import DATE, EVENTS, OTHER_DATE
+from flight_serve import DATE, EVENTS, OTHER_DATE, WIDE_SQL, wide_chars
 
 
 def adbc_connect(server, password=None):
@@ -224,6 +224,24 @@ def test_pyarrow_flight_and_adbc_read_a_full_table(flight_server, conn, flight_l
         got = t.sort_by([(k, "ascending") for k in keys]).column(column)
         want = expected.sort_by([(k, "ascending") for k in keys]).column(column)
         assert pc.all(pc.equal(got.cast(want.type), want)).as_py(), column
+
+
+def test_messages_of_several_mib_reach_pyarrow_and_adbc(flight_server, conn, flight_lake):
+    client = flight.connect(flight_server.uri)
+    token = client.authenticate_basic_token(flight_server.user.encode(), flight_server.password.encode())
+    options = flight.FlightCallOptions(headers=[token])
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(
+        _any_command("CommandStatementQuery", WIDE_SQL)), options)
+    batches = [b for e in info.endpoints for b in client.do_get(e.ticket, options).read_all().to_batches()]
+    client.close()
+    # One Flight message is one batch here: some must be over 4 MiB for this test to mean anything.
+    assert max(b.nbytes for b in batches) > 4 * 1024 * 1024
+    assert sum(b.num_rows for b in batches) == EVENTS
+    assert sum(pc.sum(pc.utf8_length(b.column("wide"))).as_py() for b in batches) == wide_chars(flight_lake)
+
+    t = query(conn, WIDE_SQL)
+    assert t.num_rows == EVENTS
+    assert pc.sum(pc.utf8_length(t.column("wide"))).as_py() == wide_chars(flight_lake)
 
 
 def self_signed_cert(directory) -> tuple[str, str]:

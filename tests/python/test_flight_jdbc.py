@@ -15,7 +15,7 @@ import deltalake
 import pytest
 
 from duckdb_delta import connect as duckdb_connect
-from flight_serve import DATE, EVENTS, OTHER_DATE
+from flight_serve import DATE, EVENTS, OTHER_DATE, wide_chars
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -118,3 +118,8 @@ def test_jdbc_connection_closes_cleanly(jdbc):
     # fails while reading the server's answer leaves such buffers behind in driver 18.3.0.)
     jdbc.no_error("connection")
     assert jdbc.returncode == 0 and not jdbc.errors, jdbc.errors
+
+
+def test_jdbc_reads_a_result_sent_as_messages_of_several_mib(jdbc, flight_lake):
+    jdbc.no_error("wide")
+    assert jdbc.rows("wide") == [[str(EVENTS), str(wide_chars(flight_lake))]]

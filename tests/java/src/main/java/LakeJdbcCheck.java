@@ -29,6 +29,8 @@ import java.util.Properties;
  *                                           date bound by METHOD setDate/setObject; FORM is the
  *                                           placeholder style, qmark `?` or dollar `$1`; a line a row)
  *   prepared_rows FORM METHOD DATE N        (rows that execution returned for DATE)
+ *   wide ROWS CHARS                         (executeQuery of a result sent as Flight messages of
+ *                                           several MiB: its rows and the characters of `wide`)
  *   auth_error MESSAGE                      (connecting with a wrong password)
  *   error STEP MESSAGE                      (a step that failed; the run goes on and exits 1)
  *   done
@@ -149,6 +151,18 @@ public class LakeJdbcCheck {
                     while (rs.next()) {
                         System.out.println("count " + rs.getString(1) + " " + rs.getLong(2));
                     }
+                }
+            });
+            step("wide", () -> {
+                try (Statement s = c.createStatement();
+                     ResultSet rs = s.executeQuery(
+                             "SELECT kafka_offset, repeat(session_id, 1000) AS wide FROM raw.user_events")) {
+                    long rows = 0, chars = 0;
+                    while (rs.next()) {
+                        rows++;
+                        chars += rs.getString(2).length();
+                    }
+                    System.out.println("wide " + rows + " " + chars);
                 }
             });
             // JDBC tools write `?`; DataFusion's own placeholders are `$1`. Both are tried.
