@@ -30,8 +30,7 @@ pub struct Read {
 impl Read {
     /// Whether this is still the table's latest snapshot (one `stat`).
     pub fn is_latest(&self) -> bool {
-        self.version
-            .is_some_and(|v| !next_commit(&self.path, v).exists())
+        is_latest(&self.path, self.version)
     }
 }
 
@@ -73,7 +72,7 @@ impl Snapshots {
     async fn lookup(&self, path: &Path) -> Result<DeltaTable> {
         let cached = self.open.lock().ok().and_then(|o| o.get(path).cloned());
         let table = match cached {
-            Some(table) if !has_newer_commit(path, &table) => return Ok(table),
+            Some(table) if is_latest(path, table.version()) => return Ok(table),
             Some(mut table) => {
                 table
                     .update_incremental(None)
@@ -94,18 +93,15 @@ impl Snapshots {
     }
 }
 
-/// Whether a commit after `table`'s version exists on disk.
-fn has_newer_commit(path: &Path, table: &DeltaTable) -> bool {
-    let Some(version) = table.version() else {
-        return true;
-    };
-    next_commit(path, version).exists()
-}
-
-/// The file the commit after `version` of the table at `path` will create.
-fn next_commit(path: &Path, version: u64) -> PathBuf {
-    path.join("_delta_log")
-        .join(format!("{:020}.json", version + 1))
+/// Whether `version` of the table at `path` is its latest: no file for the commit after it,
+/// which is the file Delta's next commit creates. A table without a version never is.
+fn is_latest(path: &Path, version: Option<u64>) -> bool {
+    version.is_some_and(|v| {
+        !path
+            .join("_delta_log")
+            .join(format!("{:020}.json", v + 1))
+            .exists()
+    })
 }
 
 #[cfg(test)]

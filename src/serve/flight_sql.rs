@@ -6,7 +6,6 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
@@ -31,14 +30,10 @@ use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::Auth;
+use super::encode;
 use super::metadata::{self, SQL_INFO, TABLE_TYPE, XDBC_TYPES};
 use super::statement::{Engine, Handle};
 use crate::lake::catalog::CATALOG;
-
-/// Flight data messages are cut to about this size (a soft limit: the encoder splits a batch
-/// by its buffers' sizes): half of the smallest default receive limit among the clients we
-/// test, ADBC's 16 MiB.
-const MAX_FLIGHT_DATA_BYTES: usize = 8 * 1024 * 1024;
 
 type DoGetStream = <LakeFlightSql as FlightService>::DoGetStream;
 
@@ -69,12 +64,7 @@ fn stream(
     schema: SchemaRef,
     batches: impl Stream<Item = Result<RecordBatch, Status>> + Send + 'static,
 ) -> Response<DoGetStream> {
-    let flight = FlightDataEncoderBuilder::new()
-        .with_schema(schema)
-        .with_max_flight_data_size(MAX_FLIGHT_DATA_BYTES)
-        .build(batches.map_err(FlightError::from))
-        .map_err(Status::from);
-    Response::new(Box::pin(flight))
+    Response::new(encode::flight_data(schema, batches))
 }
 
 /// An answer with no rows.

@@ -5,10 +5,12 @@
 //! - [`planned`]: plans kept between requests while their tables have no newer commit;
 //! - [`metadata`]: catalogs, schemas, tables, SqlInfo, type info;
 //! - [`flight_sql`]: the protocol mapping;
+//! - [`encode`]: result batches into Flight data messages;
 //! - [`control`]: the control API (`proto/lake/v1/control.proto`) on the same port.
 
 pub mod auth;
 pub mod control;
+pub mod encode;
 pub mod flight_sql;
 pub mod metadata;
 pub mod planned;

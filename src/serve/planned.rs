@@ -152,8 +152,33 @@ impl PlanCache {
         kept.plans.insert(key, (now, used, planned));
     }
 
-    /// A plan for `key` that gives the same answer as a new one would, if one is kept.
+    /// A plan for `key` that gives the same answer as a new one would, if one is kept, ready
+    /// to run. A one-time plan is handed out here, and forgotten.
     pub fn get(&self, key: &[u8]) -> Option<Planned> {
+        self.lookup(key, true, |planned| {
+            let mut ready = planned.clone();
+            if planned.is_reusable() {
+                // Each run starts from a clean run state.
+                ready.plan = reset_plan_states(planned.plan.clone()).ok()?;
+            }
+            Some(ready)
+        })
+    }
+
+    /// The result schema of the plan [`PlanCache::get`] would hand out for `key`, without
+    /// handing it out: what GetFlightInfo needs, leaving a one-time plan for its DoGet.
+    pub fn schema(&self, key: &[u8]) -> Option<SchemaRef> {
+        self.lookup(key, false, |planned| Some(planned.schema.clone()))
+    }
+
+    /// `answer` of the plan kept for `key`, if it still gives the same answer as a new plan
+    /// would; drops a plan that no longer does. `hand_out` takes a one-time plan out.
+    fn lookup<T>(
+        &self,
+        key: &[u8],
+        hand_out: bool,
+        answer: impl FnOnce(&Planned) -> Option<T>,
+    ) -> Option<T> {
         let mut kept = self.kept.lock().ok()?;
         kept.uses += 1;
         let used = kept.uses;
@@ -161,18 +186,17 @@ impl PlanCache {
         match &planned.reuse {
             Some(reads) if reads.iter().all(Read::is_latest) => {
                 *last_used = used;
-                let mut fresh = planned.clone();
-                fresh.plan = reset_plan_states(planned.plan.clone()).ok()?;
-                Some(fresh)
+                answer(planned)
             }
-            Some(_) => {
+            None if at.elapsed() < ONE_TIME_FOR && !hand_out => answer(planned),
+            None if at.elapsed() < ONE_TIME_FOR => {
+                let (_, _, planned) = kept.plans.remove(key)?;
+                answer(&planned)
+            }
+            // Stale: a table it read has a newer commit, or its DoGet never came.
+            _ => {
                 kept.plans.remove(key);
                 None
-            }
-            None => {
-                let fresh = at.elapsed() < ONE_TIME_FOR;
-                let (_, _, planned) = kept.plans.remove(key)?;
-                fresh.then_some(planned)
             }
         }
     }
@@ -200,6 +224,8 @@ mod tests {
         let cache = PlanCache::default();
         cache.keep(b"q".to_vec(), planned(None));
         assert!(cache.get(b"other").is_none());
+        assert!(cache.schema(b"q").is_some(), "GetFlightInfo's look");
+        assert!(cache.schema(b"q").is_some(), "leaves it for the DoGet");
         assert!(cache.get(b"q").is_some());
         assert!(cache.get(b"q").is_none(), "a second DoGet plans afresh");
 
@@ -233,8 +259,10 @@ mod tests {
             cache.get(b"q").is_some(),
             "reused while version 3 is the latest"
         );
+        assert!(cache.schema(b"q").is_some());
         std::fs::write(log.join(format!("{:020}.json", 4)), "{}").unwrap();
-        assert!(cache.get(b"q").is_none(), "version 4 exists: plan again");
+        assert!(cache.schema(b"q").is_none(), "version 4 exists: plan again");
+        assert!(cache.get(b"q").is_none(), "and it is gone");
 
         let unversioned = Read {
             path: dir.path().to_path_buf(),

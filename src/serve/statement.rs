@@ -265,25 +265,32 @@ impl Engine {
         Ok(Planned::new(schema, plan, &logical, reads))
     }
 
-    /// A plan of `handle`'s query: a kept one that still gives the latest answer, or a new one,
-    /// which is then kept for the next request. A new one-time plan is kept only when it is
-    /// not about to run (`run_now` false: GetFlightInfo planning for its DoGet); once run, its
-    /// state is spent and a second run could fail.
-    async fn planned(&self, handle: &Handle, run_now: bool) -> Result<Planned, Status> {
+    /// A plan of `handle`'s query about to run: a kept one that still gives the latest answer,
+    /// or a new one, kept for the next request when it is reusable. A new one-time plan is not
+    /// kept: once run, its state is spent and a second run could fail.
+    async fn planned(&self, handle: &Handle) -> Result<Planned, Status> {
         let key = handle.encode();
         if let Some(planned) = self.planned.get(&key) {
             return Ok(planned);
         }
         let planned = self.physical_plan(handle).await?;
-        if !run_now || planned.is_reusable() {
+        if planned.is_reusable() {
             self.planned.keep(key, planned.clone());
         }
         Ok(planned)
     }
 
-    /// Plans `handle`'s query for a later [`Engine::execute`]; returns the result schema.
+    /// Plans `handle`'s query for a later [`Engine::execute`] (GetFlightInfo before its DoGet);
+    /// returns the result schema.
     pub async fn plan(&self, handle: &Handle) -> Result<SchemaRef, Status> {
-        Ok(self.planned(handle, false).await?.schema)
+        let key = handle.encode();
+        if let Some(schema) = self.planned.schema(&key) {
+            return Ok(schema);
+        }
+        let planned = self.physical_plan(handle).await?;
+        let schema = planned.schema.clone();
+        self.planned.keep(key, planned);
+        Ok(schema)
     }
 
     /// What a prepared statement returns and the parameters it takes (`$1, $2, ...` in order,
@@ -329,7 +336,7 @@ impl Engine {
             ))
         })?;
         let deadline = tokio::time::Instant::now() + self.limits.timeout;
-        let planned = tokio::time::timeout_at(deadline, self.planned(handle, true))
+        let planned = tokio::time::timeout_at(deadline, self.planned(handle))
             .await
             .map_err(|_| timed_out(self.limits.timeout))??;
         let stream = execute_stream(planned.plan, self.task.clone()).map_err(|e| status(&e))?;

@@ -23,7 +23,7 @@ OTHER_DATE = datetime.date(2025, 1, 11)
 EVENTS = 3000
 
 # About 30 MB of strings, several MB per result batch: the server sends them as Flight messages
-# of up to about 8 MiB (MAX_FLIGHT_DATA_BYTES in src/serve/flight_sql.rs), over gRPC's usual
+# of up to about 8 MiB (MAX_MESSAGE_BYTES in src/serve/encode.rs), over gRPC's usual
 # 4 MiB and under ADBC's 16 MiB limit. LakeJdbcCheck.java runs the same query.
 WIDE_SQL = "SELECT kafka_offset, repeat(session_id, 1000) AS wide FROM raw.user_events"
 
