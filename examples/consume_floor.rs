@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use lake::ingest::FETCH_SETTINGS;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -22,17 +23,16 @@ fn main() -> Result<()> {
     let [brokers, topic] = args.as_slice() else {
         bail!("usage: consume_floor BROKERS TOPIC");
     };
-    // The settings of `lake ingest` (src/ingest/mod.rs) that bear on fetching; no group, since
-    // the partitions are assigned directly.
-    let consumer: BaseConsumer = ClientConfig::new()
+    // `lake ingest`'s fetch settings; no group membership, since partitions are assigned here.
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", brokers)
         .set("group.id", "consume-floor")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .set("fetch.queue.backoff.ms", "10")
-        .set("queued.max.messages.kbytes", "32768")
-        .create()
-        .context("creating the consumer")?;
+        .set("enable.auto.commit", "false");
+    for (k, v) in FETCH_SETTINGS {
+        config.set(*k, *v);
+    }
+    let consumer: BaseConsumer = config.create().context("creating the consumer")?;
 
     let metadata = consumer
         .fetch_metadata(Some(topic), METADATA_TIMEOUT)

@@ -78,6 +78,17 @@ pub struct IngestSummary {
     pub caught_up: bool,
 }
 
+/// The librdkafka settings that decide how ingest fetches (also used by the benchmark's bare
+/// consumer, examples/consume_floor.rs, so that it reads the way ingest does).
+pub const FETCH_SETTINGS: &[(&str, &str)] = &[
+    ("enable.partition.eof", "false"),
+    // librdkafka pauses a partition's fetches for this long once its local queue is full;
+    // the 1 s default leaves ingest idle between buffers during a catch-up.
+    ("fetch.queue.backoff.ms", "10"),
+    // Prefetch less (default 64 MiB): the buffers downstream hold the rest.
+    ("queued.max.messages.kbytes", "32768"),
+];
+
 fn client_config(opts: &IngestOptions) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &opts.brokers)
@@ -87,13 +98,10 @@ fn client_config(opts: &IngestOptions) -> ClientConfig {
         .set("auto.offset.reset", "earliest")
         // A crashed worker's partitions move on within seconds, not the 45 s default.
         .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "1500")
-        .set("enable.partition.eof", "false")
-        // librdkafka pauses a partition's fetches for this long once its local queue is full;
-        // the 1 s default leaves ingest idle between buffers during a catch-up.
-        .set("fetch.queue.backoff.ms", "10")
-        // Prefetch less (default 64 MiB): the buffers downstream hold the rest.
-        .set("queued.max.messages.kbytes", "32768");
+        .set("heartbeat.interval.ms", "1500");
+    for (k, v) in FETCH_SETTINGS {
+        cfg.set(*k, *v);
+    }
     if let Some(id) = &opts.instance_id {
         cfg.set("group.instance.id", id);
     }

@@ -355,7 +355,8 @@ fn timed_out(timeout: Duration) -> Status {
 }
 
 /// The result with Utf8View / BinaryView columns cast to Utf8 / Binary: the JDBC driver and
-/// older Arrow clients cannot read view types, which DataFusion's Parquet scan produces.
+/// older Arrow clients cannot read view types. The server's scans read plain strings, but a
+/// query can still make views (`arrow_cast(x, 'Utf8View')`, functions over them).
 fn without_views(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
     if !plan
         .schema()
