@@ -160,6 +160,11 @@ def verdict_word(ok: bool | None) -> str:
     return "n/a" if ok is None else ("met" if ok else "NOT met")
 
 
+def verdict_bold(ok: bool | None) -> str:
+    """verdict_word in bold, for the bullets of a report's Targets section."""
+    return f"**{verdict_word(ok)}**"
+
+
 def target_block(section: str, quick: bool, targets: list[tuple[str, str, bool | None]]) -> list[str]:
     """The lines every report ends with, for bench/assemble.py: HTML comments (invisible when the
     Markdown is rendered), one naming the section and the mode, then one per target as

@@ -33,61 +33,50 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
-. bench/lib.sh
-root=$(pwd)
-cmdline="bench/daily.sh${*:+ $*}"
-export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LAKE_CACHE/target}
+. bench/lib.sh "$@"
 
-events=10000000 events_set=0 quick=0 memory_limit="" build=1 lake_bin="" ingest_bin=""
-runs=3 runs_set=0 spark_runs=2 spark_runs_set=0 rebuild=0 with_checks=0 table_only=0
-date=2025-01-10 seed=42
-while [ $# -gt 0 ]; do
+events="" memory_limit="" ingest_bin="" runs="" spark_runs="" rebuild=0 with_checks=0 table_only=0
+date=$bench_date seed=$bench_seed
+bench_opt() {
     case "$1" in
-        --quick) quick=1 ;;
-        --events) events=$2; events_set=1; shift ;;
-        --memory-limit) memory_limit=$2; shift ;;
-        --runs) runs=$2; runs_set=1; shift ;;
-        --spark-runs) spark_runs=$2; spark_runs_set=1; shift ;;
-        --no-build) build=0 ;;
-        --lake-bin) lake_bin=$2; shift ;;
-        --ingest-bin) ingest_bin=$2; shift ;;
+        --events) events=$2; took=2 ;;
+        --memory-limit) memory_limit=$2; took=2 ;;
+        --runs) runs=$2; took=2 ;;
+        --spark-runs) spark_runs=$2; took=2 ;;
+        --ingest-bin) ingest_bin=$2; took=2 ;;
         --rebuild-table) rebuild=1 ;;
         --with-checks) with_checks=1 ;;
         --table-only) table_only=1 ;;
-        -h|--help) bench_usage ;;
-        *) bench_unknown "$1" ;;
+        *) return 1 ;;
     esac
-    shift
-done
-if [ "$quick" = 1 ]; then
-    [ "$events_set" = 1 ] || events=200000
-    [ "$runs_set" = 1 ] || runs=1
-    [ "$spark_runs_set" = 1 ] || spark_runs=1
-fi
-
+}
+bench_args "$@"
+bench_default events 10000000 200000
+bench_default runs 3 1
+bench_default spark_runs 2 1
 
 # --- binaries ---------------------------------------------------------------------------------
 bench_lake_bin "$build" "$lake_bin"
 ingest_bin=$(readlink -f "${ingest_bin:-$lake_bin}")
 
 # --- the raw table (cached) -------------------------------------------------------------------
-table="$LAKE_CACHE/bench/daily-table-$events-seed$seed-$date"
+bench_cached_table "$events"
+table=$cached_table
 if [ "$rebuild" = 1 ] || [ ! -f "$table/.complete" ]; then
     say "building the raw table: $events events on $date (kafka -> lake ingest) in $table"
     rm -rf "$table"
     mkdir -p "$table"
     scripts/kafka.sh install
     kdir=$(mktemp -d "${TMPDIR:-/tmp}/lake-bench-kafka.XXXXXX")
-    trap 'scripts/kafka.sh stop "$kdir"; rm -rf "$kdir"' EXIT
-    brokers=$(scripts/kafka.sh start "$kdir")
+    trap 'bench_kafka_stop; rm -rf "$kdir"' EXIT
+    bench_kafka_start "$kdir"
     topic=bench_daily
     "$ingest_bin" produce --brokers "$brokers" --topic "$topic" --events "$events" --days 1 \
         --start-date "$date" --seed "$seed" --json > "$table/produce.json"
     /usr/bin/time -v -o "$table/ingest.time" "$ingest_bin" ingest --brokers "$brokers" --topic "$topic" \
         --group bench --lake "$table/lake" --until-caught-up > "$table/ingest.out" 2> "$table/ingest.err" \
         || { tail -20 "$table/ingest.err" >&2; exit 1; }
-    scripts/kafka.sh stop "$kdir"; rm -rf "$kdir"; trap - EXIT
+    bench_kafka_stop; rm -rf "$kdir"; trap - EXIT
     { echo "binary=$ingest_bin"; echo "version=$("$ingest_bin" --version)";
       echo "mtime=$(date -u -r "$ingest_bin" +%FT%TZ)"; echo "built=$(date -u +%FT%TZ)"; } > "$table/built-with"
     touch "$table/.complete"
@@ -99,14 +88,13 @@ if [ "$table_only" = 1 ]; then
 fi
 
 # --- lake daily's flags, venv, jars -----------------------------------------------------------
-"$lake_bin" daily --help > /dev/null 2>&1 \
-    || { echo "$lake_bin has no 'daily' command (stale build?)" >&2; exit 1; }
+bench_lake_has daily
 daily_extra=()
 # The sensor waits for events after the day; the benchmark's single date never gets any.
-if "$lake_bin" daily --help | grep -q -- '--no-sensor'; then daily_extra+=(--no-sensor); fi
+if bench_lake_flag daily --no-sensor; then daily_extra+=(--no-sensor); fi
 memory_note="not requested"
 if [ -n "$memory_limit" ]; then
-    if "$lake_bin" daily --help | grep -q -- '--memory-limit'; then
+    if bench_lake_flag daily --memory-limit; then
         daily_extra+=(--memory-limit "$memory_limit")
         memory_note="\`lake daily --memory-limit $memory_limit\` (lake only)"
     else
@@ -116,57 +104,42 @@ if [ -n "$memory_limit" ]; then
 fi
 
 bench_venv
-
-say "delta jars for Spark"
-LAKE_SPARK_JARS=$(scripts/spark.sh install)
-export LAKE_SPARK_JARS
+bench_spark_jars
 
 # --- runs -------------------------------------------------------------------------------------
-ts=$(date -u +%Y%m%dT%H%M%SZ)
-out="$LAKE_CACHE/bench/daily-runs/$ts"
-rm -rf "$LAKE_CACHE/bench/daily-runs"
+bench_run_dir daily
 mkdir -p "$out/time" "$out/logs"
-times="$out/times.tsv"
-: > "$times"
+: > "$out/times.tsv"
 
 bench_sampler_start "$out/busy.tsv"
 trap bench_sampler_stop EXIT
-ps -eo pid,pcpu,etime,args --sort=-pcpu | head -8 | cut -c1-160 > "$out/ps-start.txt"
+bench_top "$out/ps-start.txt"
 
-timed() {  # timed ENGINE RUN CMD...
-    local engine=$1 run=$2; shift 2
-    /usr/bin/time -v -o "$out/time/$engine.$run" "$@" > "$out/logs/$engine.$run.out" 2> "$out/logs/$engine.$run.err" \
-        || { echo "$engine run $run failed:" >&2; tail -30 "$out/logs/$engine.$run.err" >&2; exit 1; }
-    printf '%s\t%s\t%s\n' "$engine" "$run" "$out/time/$engine.$run" >> "$times"
-}
-
-mkdir -p "$out/lake"
-ln -s "$table/lake/raw" "$out/lake/raw"   # lake daily writes processed/ next to it, not into the cache
+bench_linked_lake "$table" "$out/lake"
 # The other engines run sql/daily only; so does lake unless --with-checks (sql/checks too).
 lake_sql="$root/sql"
 if [ "$with_checks" = 0 ]; then
     lake_sql="$out/sql-daily-only"
-    mkdir -p "$lake_sql"
-    ln -s "$root/sql/daily" "$lake_sql/daily"
+    bench_sql_dir "$lake_sql"
 fi
 for i in $(seq 1 "$runs"); do
     say "lake daily run $i/$runs"
     rm -rf "$out/lake/processed" "$out/lake/system"   # fresh outputs (and run history) each run
-    timed lake "$i" "$lake_bin" daily --lake "$out/lake" --sql "$lake_sql" --date "$date" --json "${daily_extra[@]}"
+    bench_timed lake "$i" "$lake_bin" daily --lake "$out/lake" --sql "$lake_sql" --date "$date" --json "${daily_extra[@]}"
 done
 for i in $(seq 1 "$runs"); do
     say "duckdb run $i/$runs"
     rm -rf "$out/duckdb"
-    timed duckdb "$i" "$py" bench/daily/engine.py duckdb --lake "$table/lake" --sql "$root/sql" --date "$date" \
+    bench_timed duckdb "$i" "$py" bench/daily/engine.py duckdb --lake "$table/lake" --sql "$root/sql" --date "$date" \
         --out "$out/duckdb" --timings "$out/duckdb.$i.json"
 done
 for i in $(seq 1 "$spark_runs"); do
     say "spark run $i/$spark_runs"
     rm -rf "$out/spark"
-    timed spark "$i" "$py" bench/daily/engine.py spark --lake "$table/lake" --sql "$root/sql" --date "$date" \
+    bench_timed spark "$i" "$py" bench/daily/engine.py spark --lake "$table/lake" --sql "$root/sql" --date "$date" \
         --out "$out/spark" --timings "$out/spark.$i.json" --cores 2 --driver-memory "${BENCH_SPARK_DRIVER_MEMORY:-4g}"
 done
-ps -eo pid,pcpu,etime,args --sort=-pcpu | head -8 | cut -c1-160 > "$out/ps-end.txt"
+bench_top "$out/ps-end.txt"
 bench_sampler_stop
 trap - EXIT
 
@@ -177,13 +150,11 @@ set +e
 same=$?
 set -e
 
-bench_report daily "$quick" "$ts"
+bench_report daily
 "$py" bench/daily/report.py --out "$out" --table "$table" --raw "$raw" --events "$events" --date "$date" \
     --seed "$seed" --lake-bin "$lake_bin" --cmdline "$cmdline" --memory-note "$memory_note" \
-    --runs "$runs" --spark-runs "$spark_runs" --mode "$([ "$quick" = 1 ] && echo quick || echo full)" --lake-args "${daily_extra[*]:-} (--sql: $([ "$with_checks" = 1 ] && echo 'daily + checks' || echo 'daily only'))" > "$report"
-cat "$report"
-echo >&2
-say "report: $report; outputs: $out"
+    --runs "$runs" --spark-runs "$spark_runs" --mode "$mode" --lake-args "${daily_extra[*]:-} (--sql: $([ "$with_checks" = 1 ] && echo 'daily + checks' || echo 'daily only'))" > "$report"
+bench_show_report "outputs: $out"
 if [ "$same" != 0 ]; then
     echo "RESULTS DIFFER between engines: see $out/compare.json and $out/csv" >&2
     exit 1

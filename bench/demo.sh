@@ -16,39 +16,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
-. bench/lib.sh
-cmdline="bench/demo.sh${*:+ $*}"
-export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LAKE_CACHE/target}
+. bench/lib.sh "$@"
 
-runs="" quick=0 build=1 lake_bin="" run_timeout=300
-while [ $# -gt 0 ]; do
+runs="" run_timeout=300
+bench_opt() {
     case "$1" in
-        --quick) quick=1 ;;
-        --runs) runs=$2; shift ;;
-        --timeout) run_timeout=$2; shift ;;
-        --no-build) build=0 ;;
-        --lake-bin) lake_bin=$2; shift ;;
-        -h|--help) bench_usage ;;
-        *) bench_unknown "$1" ;;
+        --runs) runs=$2; took=2 ;;
+        --timeout) run_timeout=$2; took=2 ;;
+        *) return 1 ;;
     esac
-    shift
-done
-[ "$quick" = 0 ] || runs=${runs:-1}
-runs=${runs:-3}
-for n in "$runs" "$run_timeout"; do
-    case "$n" in ''|*[!0-9]*|0) echo "not a positive number: $n" >&2; exit 2 ;; esac
-done
-
+}
+bench_args "$@"
+bench_default runs 3 1
+bench_counts --positive "$runs" "$run_timeout"
 
 bench_lake_bin "$build" "$lake_bin"
-"$lake_bin" demo --help > /dev/null 2>&1 || { echo "$lake_bin has no 'demo' command (stale build?)" >&2; exit 1; }
+bench_lake_has demo
 bench_venv
 
-ts=$(date -u +%Y%m%dT%H%M%SZ)
-out="$LAKE_CACHE/bench/demo-runs/$ts"
-rm -rf "$LAKE_CACHE/bench/demo-runs"   # only the latest run's files are kept
-mkdir -p "$out"
+bench_run_dir demo
 : > "$out/runs.tsv"
 bench_sampler_start "$out/busy.tsv"
 trap bench_sampler_stop EXIT
@@ -70,10 +56,8 @@ done
 bench_sampler_stop
 trap - EXIT
 
-bench_report demo "$quick" "$ts"
+bench_report demo
 "$py" bench/demo/report.py --out "$out" --lake-bin "$lake_bin" --cmdline "$cmdline" \
-    --mode "$([ "$quick" = 1 ] && echo quick || echo full)" > "$report" || failed=1
-cat "$report"
-echo >&2
-say "report: $report; logs: $out"
+    --mode "$mode" > "$report" || failed=1
+bench_show_report "logs: $out"
 [ "$failed" = 0 ] || { echo "FAILED: a demo run failed or its answer is wrong: see the report" >&2; exit 1; }

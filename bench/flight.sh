@@ -27,37 +27,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
-. bench/lib.sh
-cmdline="bench/flight.sh${*:+ $*}"
-export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LAKE_CACHE/target}
-# shellcheck source=bench/procs.sh
-. bench/procs.sh
+. bench/lib.sh "$@"
 
-events=10000000 events_set=0 quick=0 lake="" lake_bin="" iterations="" warmup="" scan_runs=3
-date=2025-01-10 seed=42   # the cached tables' date and seed (bench/daily.sh)
-while [ $# -gt 0 ]; do
+events="" lake="" iterations="" warmup="" scan_runs=3
+bench_opt() {
     case "$1" in
-        --quick) quick=1 ;;
-        --events) events=$2; events_set=1; shift ;;
-        --lake) lake=$2; shift ;;
-        --lake-bin) lake_bin=$2; shift ;;
-        --no-build) ;;
-        --iterations) iterations=$2; shift ;;
-        --warmup) warmup=$2; shift ;;
-        --scan-runs) scan_runs=$2; shift ;;
-        -h|--help) bench_usage ;;
-        *) bench_unknown "$1" ;;
+        --events) events=$2; took=2 ;;
+        --lake) lake=$2; took=2 ;;
+        --iterations) iterations=$2; took=2 ;;
+        --warmup) warmup=$2; took=2 ;;
+        --scan-runs) scan_runs=$2; took=2 ;;
+        *) return 1 ;;
     esac
-    shift
-done
-if [ "$quick" = 1 ]; then
-    [ "$events_set" = 1 ] || events=200000
-    iterations=${iterations:-200} warmup=${warmup:-20}
-fi
-iterations=${iterations:-1000} warmup=${warmup:-50}
+}
+bench_args "$@"   # --no-build is accepted and changes nothing: this script never builds
+bench_default events 10000000 200000
+bench_default iterations 1000 200
+bench_default warmup 50 20
 
-bench_lake_bin 0 "$lake_bin"   # never builds (see --no-build)
+bench_lake_bin 0 "$lake_bin"   # never builds
 bench_warn_stale "$lake_bin"
 bench_venv
 
@@ -67,17 +55,11 @@ if [ -n "$lake" ]; then
     [ -d "$lake/processed/daily_metrics/_delta_log" ] \
         || die "$lake has no processed.daily_metrics (run \`lake daily --lake $lake --date D\` first)"
 else
-    table="$LAKE_CACHE/bench/daily-table-$events-seed$seed-$date"
-    if [ ! -f "$table/.complete" ]; then
-        say "no cached table $table: bench/daily.sh --table-only builds it"
-        bench/daily.sh --table-only --events "$events" --lake-bin "$lake_bin" > /dev/null
-    fi
+    bench_cached_table "$events" build
+    table=$cached_table
 fi
 
-ts=$(date -u +%Y%m%dT%H%M%SZ)
-out="$LAKE_CACHE/bench/flight-runs/$ts"
-rm -rf "$LAKE_CACHE/bench/flight-runs"   # only the latest run's files are kept
-mkdir -p "$out"
+bench_run_dir flight
 
 serve_pid="" run_pid=""
 cleanup() { bench_stop "$run_pid"; bench_stop "$serve_pid"; bench_sampler_stop; }
@@ -89,13 +71,12 @@ if [ -n "$lake" ]; then
 else
     # raw/ is a link to the cache (only read); lake daily writes processed/ and system/ here.
     lake="$out/lake"
-    mkdir -p "$lake" "$out/sql"
-    ln -s "$table/lake/raw" "$lake/raw"
-    ln -s "$(pwd)/sql/daily" "$out/sql/daily"   # the daily files only, no checks
-    say "lake daily --date $date (processed.* for the point query)"
-    "$lake_bin" daily --lake "$lake" --sql "$out/sql" --date "$date" --no-sensor --json \
-        > "$out/daily.json" 2> "$out/daily.err" || { tail -20 "$out/daily.err" >&2; die "lake daily failed"; }
-    lake_note="raw.user_events linked from \`$table\` ($events events on $date, seed $seed); processed.* built by \`lake daily\` for this run"
+    bench_linked_lake "$table" "$lake"
+    bench_sql_dir "$out/sql"   # the daily files only, no checks
+    say "lake daily --date $bench_date (processed.* for the point query)"
+    "$lake_bin" daily --lake "$lake" --sql "$out/sql" --date "$bench_date" --no-sensor --json \
+        > "$out/daily.json" 2> "$out/daily.err" || die_log "$out/daily.err" "lake daily failed"
+    lake_note="raw.user_events linked from \`$table\` ($events events on $bench_date, seed $bench_seed); processed.* built by \`lake daily\` for this run"
 fi
 
 bench_sampler_start "$out/busy.tsv"
@@ -107,17 +88,13 @@ say "measuring at $serve_url: $warmup + $iterations point queries per statement 
     --iterations "$iterations" --scan-runs "$scan_runs" --raw-table "$lake/raw/user_events" \
     --out "$out/results.json" &
 run_pid=$!
-wait "$run_pid" || { tail -20 "$out/serve.err" >&2; die "the measurement failed (server log: $out/serve.err)"; }
+wait "$run_pid" || die_log "$out/serve.err" "the measurement failed (server log: $out/serve.err)"
 run_pid=""
 kill -0 "$serve_pid" 2>/dev/null || die "lake serve died during the benchmark (log: $out/serve.err)"
 bench_stop "$serve_pid"; serve_pid=""
 bench_sampler_stop
 
-bench_report flight "$quick" "$ts"
-quick_flag=()
-[ "$quick" = 0 ] || quick_flag=(--quick)
+bench_report flight
 "$py" bench/flight/report.py --results "$out/results.json" --busy "$out/busy.tsv" --lake "$lake" \
     --lake-bin "$lake_bin" --cmdline "$cmdline" --lake-note "$lake_note" "${quick_flag[@]}" > "$report"
-cat "$report"
-echo >&2
-say "report: $report; outputs and server log: $out"
+bench_show_report "outputs and server log: $out"

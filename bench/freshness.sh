@@ -22,64 +22,47 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
-. bench/lib.sh
-cmdline="bench/freshness.sh${*:+ $*}"
-export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LAKE_CACHE/target}
-# shellcheck source=bench/procs.sh
-. bench/procs.sh
+. bench/lib.sh "$@"
 
-duration=60 warmup=5 rate=10000 lake_bin="" quick=0 duration_set=0 warmup_set=0
-ingest_extra=()
-while [ $# -gt 0 ]; do
+duration="" warmup="" rate=10000 ingest_extra=()
+bench_opt() {
     case "$1" in
-        --quick) quick=1 ;;
-        --duration) duration=$2; duration_set=1; shift ;;
-        --warmup) warmup=$2; warmup_set=1; shift ;;
-        --rate) rate=$2; shift ;;
-        --lake-bin) lake_bin=$2; shift ;;
-        --no-build) ;;
-        --) shift; ingest_extra=("$@"); break ;;
-        -h|--help) bench_usage ;;
-        *) bench_unknown "$1" ;;
+        --duration) duration=$2; took=2 ;;
+        --warmup) warmup=$2; took=2 ;;
+        --rate) rate=$2; took=2 ;;
+        --) ingest_extra=("${@:2}"); took=$# ;;
+        *) return 1 ;;
     esac
-    shift
-done
-if [ "$quick" = 1 ]; then
-    [ "$duration_set" = 1 ] || duration=15
-    [ "$warmup_set" = 1 ] || warmup=3
-fi
+}
+bench_args "$@"   # --no-build is accepted and changes nothing: this script never builds
+bench_default duration 60 15
+bench_default warmup 5 3
 
-bench_lake_bin 0 "$lake_bin"   # never builds (see --no-build)
+bench_lake_bin 0 "$lake_bin"   # never builds
 bench_warn_stale "$lake_bin"
 bench_venv
 scripts/kafka.sh install
 
-ts=$(date -u +%Y%m%dT%H%M%SZ)
-out="$LAKE_CACHE/bench/freshness-runs/$ts"
-rm -rf "$LAKE_CACHE/bench/freshness-runs"   # only the latest run's files are kept
-mkdir -p "$out"
+bench_run_dir freshness
 lake="$out/lake" topic=bench_freshness
 
-produce_pid="" ingest_pid="" serve_pid="" probe_pid="" kafka_started=0
+produce_pid="" ingest_pid="" serve_pid="" probe_pid=""
 cleanup() {
     bench_stop "$probe_pid"
     bench_stop "$produce_pid" INT
     bench_stop "$serve_pid"
     bench_stop "$ingest_pid"
-    [ "$kafka_started" = 0 ] || scripts/kafka.sh stop "$out/kafka"
+    bench_kafka_stop
     bench_sampler_stop
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 bench_sampler_start "$out/busy.tsv"
-say "kafka"
-brokers=$(scripts/kafka.sh start "$out/kafka")
-kafka_started=1
+bench_kafka_start "$out/kafka"
 # One event creates the topic (3 partitions) before ingest subscribes to it.
 "$lake_bin" produce --brokers "$brokers" --topic "$topic" --events 1 --json > "$out/create-topic.json" \
-    2> "$out/create-topic.err" || { tail -20 "$out/create-topic.err" >&2; die "could not create the topic"; }
+    2> "$out/create-topic.err" || die_log "$out/create-topic.err" "could not create the topic"
 
 say "lake ingest (continuous) into $lake"
 ingest_args=(--group bench_freshness "${ingest_extra[@]}")
@@ -89,7 +72,7 @@ ingest_pid=$!
 # Serve once the table exists (the first event's commit), so the catalog has it from the start.
 for _ in $(seq 1 240); do
     [ -d "$lake/raw/user_events/_delta_log" ] && break
-    kill -0 "$ingest_pid" 2>/dev/null || { tail -20 "$out/ingest.err" >&2; die "lake ingest exited"; }
+    kill -0 "$ingest_pid" 2>/dev/null || die_log "$out/ingest.err" "lake ingest exited"
     sleep 0.25
 done
 [ -d "$lake/raw/user_events/_delta_log" ] || die "lake ingest committed nothing within 60 s (log: $out/ingest.err)"
@@ -112,7 +95,7 @@ probe_pid=$!
 wait "$probe_pid" || problems+=("the probe failed (lost or undelivered probes, or failed polls): see the report")
 probe_pid=""
 
-for p in produce:$produce_pid ingest:$ingest_pid serve:$serve_pid kafka:$(cat "$out/kafka/pid"); do
+for p in produce:$produce_pid ingest:$ingest_pid serve:$serve_pid kafka:$(cat "$kafka_dir/pid"); do
     kill -0 "${p#*:}" 2>/dev/null || problems+=("${p%%:*} (pid ${p#*:}) died during the run")
 done
 ingest_rss=$(bench_vmhwm "$ingest_pid")
@@ -120,19 +103,15 @@ serve_rss=$(bench_vmhwm "$serve_pid")
 bench_stop "$produce_pid" INT; produce_pid=""   # SIGINT: it prints its JSON summary
 bench_stop "$serve_pid"; serve_pid=""
 bench_stop "$ingest_pid"; ingest_pid=""
-cleanup; kafka_started=0
+cleanup
 
-bench_report freshness "$quick" "$ts"
-quick_flag=()
-[ "$quick" = 0 ] || quick_flag=(--quick)
+bench_report freshness
 problems_arg=$(IFS='|'; echo "${problems[*]:-}")
 "$py" bench/freshness/report.py --results "$out/probe.json" --busy "$out/busy.tsv" \
     --produce "$out/produce.json" --ingest-log "$out/ingest.err" --lake-bin "$lake_bin" \
     --cmdline "$cmdline" --rate "$rate" --ingest-args "${ingest_args[*]}" \
     --ingest-rss "$ingest_rss" --serve-rss "$serve_rss" --problems "$problems_arg" "${quick_flag[@]}" > "$report"
-cat "$report"
-echo >&2
-say "report: $report; logs: $out"
+bench_show_report "logs: $out"
 if [ "${#problems[@]}" -gt 0 ]; then
     printf 'FAILED: %s\n' "${problems[@]}" >&2
     exit 1

@@ -33,38 +33,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
-. bench/lib.sh
-root=$(pwd)
-cmdline="bench/ingest.sh${*:+ $*}"
-export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LAKE_CACHE/target}
+. bench/lib.sh "$@"
 
-events=10000000 events_set=0 quick=0 build=1 lake_bin="" runs=3 runs_set=0 spark_runs=2 spark_runs_set=0 spark=1
-lake_extra=()
-while [ $# -gt 0 ]; do
+events="" runs="" spark_runs="" spark=1 lake_extra=()
+bench_hint="flags for lake ingest go after --"
+bench_opt() {
     case "$1" in
-        --quick) quick=1 ;;
-        --events) events=$2; events_set=1; shift ;;
-        --runs) runs=$2; runs_set=1; shift ;;
-        --spark-runs) spark_runs=$2; spark_runs_set=1; shift ;;
+        --events) events=$2; took=2 ;;
+        --runs) runs=$2; took=2 ;;
+        --spark-runs) spark_runs=$2; took=2 ;;
         --no-spark) spark=0 ;;
-        --no-build) build=0 ;;
-        --lake-bin) lake_bin=$2; shift ;;
-        --) shift; lake_extra=("$@"); break ;;
-        -h|--help) bench_usage ;;
-        [0-9]*) events=$1; events_set=1 ;;   # the old `bench/ingest.sh N`
-        *) bench_unknown "$1" "flags for lake ingest go after --" ;;
+        --) lake_extra=("${@:2}"); took=$# ;;
+        [0-9]*) events=$1 ;;   # the old `bench/ingest.sh N`
+        *) return 1 ;;
     esac
-    shift
-done
-if [ "$quick" = 1 ]; then
-    [ "$events_set" = 1 ] || events=200000
-    [ "$runs_set" = 1 ] || runs=1
-    [ "$spark_runs_set" = 1 ] || spark_runs=1
-fi
-for n in "$events" "$runs" "$spark_runs"; do
-    case "$n" in ''|*[!0-9]*) echo "not a number: $n" >&2; exit 2 ;; esac
-done
+}
+bench_args "$@"
+bench_default events 10000000 200000
+bench_default runs 3 1
+bench_default spark_runs 2 1
+bench_counts "$events" "$runs" "$spark_runs"
 if [ "$events" -eq 0 ] || [ "$runs" -eq 0 ]; then echo "--events and --runs must be > 0" >&2; exit 2; fi
 [ "$spark_runs" -gt 0 ] || spark=0
 
@@ -86,40 +74,32 @@ if [ -n "$floor_bin" ] && { [ ! -x "$floor_bin" ] || { [ "$build" = 1 ] && [ -z 
     say "cargo build${profile[*]:+ ${profile[*]}} --example consume_floor"
     cargo build "${profile[@]}" --quiet --example consume_floor
 fi
-"$lake_bin" ingest --help 2>/dev/null | grep -q -- '--until-caught-up' \
-    || { echo "$lake_bin has no 'ingest --until-caught-up' (stale build?)" >&2; exit 1; }
+bench_lake_has ingest --until-caught-up
 bench_venv   # DuckDB checks the outputs even without Spark
 if [ "$spark" = 1 ]; then
-    say "Delta and Kafka-source jars for Spark"
-    LAKE_SPARK_JARS=$(scripts/spark.sh install)
-    export LAKE_SPARK_JARS
+    bench_spark_jars
     ls "$LAKE_SPARK_JARS"/spark-sql-kafka-*.jar > /dev/null 2>&1 \
         || { echo "no spark-sql-kafka jar in $LAKE_SPARK_JARS (scripts/spark/pom.xml)" >&2; exit 1; }
 fi
 scripts/kafka.sh install
-kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/pom.xml)
 
-ts=$(date -u +%Y%m%dT%H%M%SZ)
-out="$LAKE_CACHE/bench/ingest-runs/$ts"
-rm -rf "$LAKE_CACHE/bench/ingest-runs"
+bench_run_dir ingest   # the tables are as large as the input: only the latest run is kept
 mkdir -p "$out/time" "$out/logs"
-times="$out/times.tsv"
-: > "$times"
+: > "$out/times.tsv"
 
 cleanup() {
     bench_sampler_stop
-    scripts/kafka.sh stop "$out/kafka" || true
+    bench_kafka_stop
     rm -rf "$out/kafka/logs"   # the topic's data; the broker's own log (server.log) stays
 }
 trap cleanup EXIT
-say "starting Kafka $kafka_version"
-brokers=$(scripts/kafka.sh start "$out/kafka") || { echo "Kafka did not start (see $out/kafka)" >&2; exit 1; }
+bench_kafka_start "$out/kafka"
 topic=bench_events
 
 # --- input ------------------------------------------------------------------------------------
 say "producing $events events into $topic ($brokers)"
 "$lake_bin" produce --brokers "$brokers" --topic "$topic" --events "$events" --days 1 \
-    --start-date 2025-01-10 --seed 42 --json > "$out/produce.json" 2> "$out/logs/produce.err" \
+    --start-date "$bench_date" --seed "$bench_seed" --json > "$out/produce.json" 2> "$out/logs/produce.err" \
     || { echo "lake produce failed:" >&2; tail -20 "$out/logs/produce.err" >&2; exit 1; }
 "$py" - "$out/produce.json" "$events" <<'PY' || exit 1
 import json, sys
@@ -130,25 +110,17 @@ PY
 
 # --- runs -------------------------------------------------------------------------------------
 bench_sampler_start "$out/busy.tsv"
-ps -eo pid,pcpu,etime,args --sort=-pcpu | head -8 | cut -c1-160 > "$out/ps-start.txt"
-
-timed() {  # timed ENGINE RUN CMD...
-    local engine=$1 run=$2; shift 2
-    /usr/bin/time -v -o "$out/time/$engine.$run" "$@" > "$out/logs/$engine.$run.out" 2> "$out/logs/$engine.$run.err" \
-        || { echo "$engine run $run failed (log: $out/logs/$engine.$run.err):" >&2
-             tail -30 "$out/logs/$engine.$run.err" >&2; exit 1; }
-    printf '%s\t%s\t%s\n' "$engine" "$run" "$out/time/$engine.$run" >> "$times"
-}
+bench_top "$out/ps-start.txt"
 
 for i in $(seq 1 "$runs"); do
     [ -n "$floor_bin" ] || break
     say "consumer floor run $i/$runs"
-    timed floor "$i" "$floor_bin" "$brokers" "$topic"
+    bench_timed floor "$i" "$floor_bin" "$brokers" "$topic"
 done
 for i in $(seq 1 "$runs"); do
     say "lake ingest run $i/$runs"
     rm -rf "$out/lake"   # fresh lake; the group is fresh too, so both start from offset 0
-    timed lake "$i" "$lake_bin" ingest --brokers "$brokers" --topic "$topic" --group "bench-$ts-$i" \
+    bench_timed lake "$i" "$lake_bin" ingest --brokers "$brokers" --topic "$topic" --group "bench-$ts-$i" \
         --lake "$out/lake" --until-caught-up "${lake_extra[@]}"
     # Fail at once on a short run instead of timing the rest.
     summary=$(tail -1 "$out/logs/lake.$i.out")
@@ -161,11 +133,11 @@ for i in $(seq 1 "$spark_runs"); do
     [ "$spark" = 1 ] || break
     say "spark run $i/$spark_runs"
     rm -rf "$out/spark"
-    timed spark "$i" "$py" bench/ingest/spark_stream.py --brokers "$brokers" --topic "$topic" \
+    bench_timed spark "$i" "$py" bench/ingest/spark_stream.py --brokers "$brokers" --topic "$topic" \
         --out "$out/spark/table" --checkpoint "$out/spark/checkpoint" --timings "$out/spark.$i.json" \
         --expect "$events" --cores 2 --driver-memory "${BENCH_SPARK_DRIVER_MEMORY:-2g}"
 done
-ps -eo pid,pcpu,etime,args --sort=-pcpu | head -8 | cut -c1-160 > "$out/ps-end.txt"
+bench_top "$out/ps-end.txt"
 cleanup
 trap - EXIT
 
@@ -180,14 +152,12 @@ ok=$?
 set -e
 [ -s "$out/compare.json" ] || { echo "compare.py failed:" >&2; tail -20 "$out/logs/compare.err" >&2; exit 1; }
 
-bench_report ingest "$quick" "$ts"
+bench_report ingest
 "$py" bench/ingest/report.py --out "$out" --events "$events" --topic "$topic" --lake-bin "$lake_bin" \
     --cmdline "$cmdline" --runs "$runs" --spark-runs "$([ "$spark" = 1 ] && echo "$spark_runs" || echo 0)" \
     --kafka-version "$kafka_version" --lake-args "${lake_extra[*]:-}" \
-    --mode "$([ "$quick" = 1 ] && echo quick || echo full)" > "$report"
-cat "$report"
-echo >&2
-say "report: $root/$report; outputs and logs: $out"
+    --mode "$mode" > "$report"
+bench_show_report "outputs and logs: $out"
 if [ "$ok" != 0 ]; then
     echo "OUTPUTS WRONG OR DIFFERENT: see $out/compare.json" >&2
     "$py" -c 'import json,sys; [print("  " + p, file=sys.stderr) for p in json.load(open(sys.argv[1]))["problems"]]' \

@@ -1,11 +1,14 @@
-# Process helpers for the benchmarks that run a live pipeline (bench/flight.sh,
-# bench/freshness.sh); sourced after bench/lib.sh, from the repository root, under
-# `set -euo pipefail`.
+# Process helpers for the benchmarks, mostly for those that run a live pipeline (bench/flight.sh,
+# bench/freshness.sh); bench/lib.sh sources this file (from the repository root, under
+# `set -euo pipefail`).
 # shellcheck shell=bash
 # The functions set variables for their caller ($serve_pid, $serve_url):
 # shellcheck disable=SC2034
 
 die() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
+
+# die_log LOG MESSAGE...: the last lines of LOG, then die MESSAGE.
+die_log() { local log=$1; shift; tail -20 "$log" >&2; die "$@"; }
 
 # bench_warn_stale BIN: warn when a source file is newer than BIN (the figures would describe an
 # older build than the working tree).
@@ -26,11 +29,10 @@ bench_serve() {
     for _ in $(seq 1 240); do
         serve_url=$(grep -o 'grpc://[0-9.:]*' "$log.out" 2>/dev/null | head -1 || true)
         [ -z "$serve_url" ] || return 0
-        kill -0 "$serve_pid" 2>/dev/null || { tail -20 "$log.err" >&2; die "lake serve exited before its banner"; }
+        kill -0 "$serve_pid" 2>/dev/null || die_log "$log.err" "lake serve exited before its banner"
         sleep 0.25
     done
-    tail -20 "$log.err" >&2
-    die "lake serve printed no banner within 60 s"
+    die_log "$log.err" "lake serve printed no banner within 60 s"
 }
 
 # bench_stop PID [SIGNAL]: stop one process this script started (SIGTERM by default, SIGKILL

@@ -26,25 +26,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
-. bench/lib.sh
-export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LAKE_CACHE/target}
+. bench/lib.sh "$@"
 
 all_sections=(ingest daily freshness flight scale demo)
-quick=0 build=1 lake_bin="" only="" quiet=0 assemble_only=0
-while [ $# -gt 0 ]; do
+only="" quiet=0 assemble_only=0
+bench_opt() {
     case "$1" in
-        --quick) quick=1 ;;
-        --only) only=$2; shift ;;
-        --no-build) build=0 ;;
-        --lake-bin) lake_bin=$2; shift ;;
+        --only) only=$2; took=2 ;;
         --quiet) quiet=1 ;;
         --assemble-only) assemble_only=1 ;;
-        -h|--help) bench_usage ;;
-        *) bench_unknown "$1" ;;
+        *) return 1 ;;
     esac
-    shift
-done
+}
+bench_args "$@"
 sections=("${all_sections[@]}")
 if [ -n "$only" ]; then
     IFS=, read -r -a sections <<< "$only"
@@ -64,8 +58,7 @@ started=$(date +%s)
 ts=$(date -u +%Y%m%dT%H%M%SZ)
 bench_lake_bin "$build" "$lake_bin"   # built once here; every section gets --lake-bin
 bench_venv
-common=(--lake-bin "$lake_bin")
-[ "$quick" = 0 ] || common+=(--quick)
+common=(--lake-bin "$lake_bin" "${quick_flag[@]}")
 logs="$LAKE_CACHE/bench/run-logs/$ts"
 rm -rf "$LAKE_CACHE/bench/run-logs"   # only the latest run's logs are kept
 mkdir -p "$logs" bench/results
@@ -109,7 +102,7 @@ total=$(( $(date +%s) - started ))
 failed_args=()
 for s in "${failed[@]}"; do failed_args+=(--failed "$s"); done
 if [ "$quick" = 1 ]; then doc="bench/results/BENCHMARKS-quick-$ts.md"; else doc=BENCHMARKS.md; fi
-"$py" bench/assemble.py --out "$doc" --mode "$([ "$quick" = 1 ] && echo quick || echo full)" \
+"$py" bench/assemble.py --out "$doc" --mode "$mode" \
     --note "Harness run $ts: sections ${sections[*]}, $total s in all$([ "$quick" = 1 ] && echo ', --quick')." \
     "${reports[@]}" "${failed_args[@]}" > /dev/null
 

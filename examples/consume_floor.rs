@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use lake::ingest::FETCH_SETTINGS;
+use lake::testing::FETCH_SETTINGS;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};

@@ -4,6 +4,8 @@
 # (e.g. --fresh, --duration 30s, --lake DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${LAKE_CACHE:-$HOME/.cache/lake}/target}
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+lake_env
 cargo build --release --quiet --bin lake
 exec "$CARGO_TARGET_DIR/release/lake" demo "$@"

@@ -17,19 +17,13 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 java_dir="$here/../tests/java"
-cache=${LAKE_CACHE:-$HOME/.cache/lake}
-version=$(sed -n 's:.*<flight.jdbc.version>\(.*\)</flight.jdbc.version>.*:\1:p' "$java_dir/pom.xml")
-pomsum=$(cksum < "$java_dir/pom.xml" | cut -d" " -f1)
-jars="$cache/flight-jdbc-$version-$pomsum/jars"
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+lake_env
+lake_maven_dir "$java_dir/pom.xml" flight.jdbc.version flight-jdbc jars
+jars=$maven_dir
 
-install() {
-    if [ ! -f "$jars/.complete" ]; then
-        rm -rf "$jars"
-        mkdir -p "$jars"
-        mvn -q -B -f "$java_dir/pom.xml" dependency:copy-dependencies -DoutputDirectory="$jars" >&2
-        touch "$jars/.complete"
-    fi
-}
+install() { lake_maven_install "$java_dir/pom.xml" "$jars"; }
 
 case "${1:-}" in
     install) install; echo "$jars" ;;

@@ -5,21 +5,17 @@
 #   scripts/kafka.sh start DIR      start a broker on a free loopback port, state in DIR;
 #                                   prints the bootstrap address (also in DIR/bootstrap)
 #   scripts/kafka.sh stop DIR       stop it
+#   scripts/kafka.sh version        print the broker's version (scripts/kafka/pom.xml)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-cache=${LAKE_CACHE:-$HOME/.cache/lake}
-version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/kafka/pom.xml")
-pomsum=$(cksum < "$here/kafka/pom.xml" | cut -d" " -f1)
-libs="$cache/kafka-$version-$pomsum/libs"
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+lake_env
+lake_maven_dir "$here/kafka/pom.xml" kafka.version kafka libs
+version=$maven_version libs=$maven_dir
 
-install() {
-    if [ -f "$libs/.complete" ]; then return 0; fi
-    mkdir -p "$libs"
-    mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies \
-        -DoutputDirectory="$libs" >&2
-    touch "$libs/.complete"
-}
+install() { lake_maven_install "$here/kafka/pom.xml" "$libs"; }
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -100,5 +96,6 @@ case "${1:-}" in
     install) install ;;
     start) start "${2:?usage: kafka.sh start DIR}" ;;
     stop) stop "${2:?usage: kafka.sh stop DIR}" ;;
-    *) echo "usage: $0 install | start DIR | stop DIR" >&2; exit 2 ;;
+    version) echo "$version" ;;
+    *) echo "usage: $0 install | start DIR | stop DIR | version" >&2; exit 2 ;;
 esac

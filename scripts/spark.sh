@@ -12,20 +12,13 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-cache=${LAKE_CACHE:-$HOME/.cache/lake}
-version=$(sed -n 's:.*<delta.version>\(.*\)</delta.version>.*:\1:p' "$here/spark/pom.xml")
-pomsum=$(cksum < "$here/spark/pom.xml" | cut -d" " -f1)
-jars="$cache/spark-delta-$version-$pomsum/jars"
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+lake_env
+lake_maven_dir "$here/spark/pom.xml" delta.version spark-delta jars
+jars=$maven_dir
 
-install() {
-    if [ ! -f "$jars/.complete" ]; then
-        rm -rf "$jars"
-        mkdir -p "$jars"
-        mvn -q -B -f "$here/spark/pom.xml" dependency:copy-dependencies \
-            -DoutputDirectory="$jars" >&2
-        touch "$jars/.complete"
-    fi
-}
+install() { lake_maven_install "$here/spark/pom.xml" "$jars"; }
 
 case "${1:-}" in
     install) install; echo "$jars" ;;

@@ -9,20 +9,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-export LAKE_CACHE=${LAKE_CACHE:-$HOME/.cache/lake}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LAKE_CACHE/target}
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+lake_env
 mkdir -p "$LAKE_CACHE"
 
 step() { printf '\n== %s\n' "$*"; }
 
 step "python venv"
-req_sum=$(cksum < tests/python/requirements.txt | cut -d' ' -f1)
-venv="$LAKE_CACHE/venv-$req_sum"
-if [ ! -x "$venv/bin/pytest" ]; then
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q -r tests/python/requirements.txt
-fi
+lake_venv   # sets $venv
 
 step "docker-compose (validates docker-compose.yml; no engine needed)"
 if ! command -v docker-compose > /dev/null; then
@@ -39,8 +34,9 @@ export LAKE_TEST_BROKERS
 echo "broker at $LAKE_TEST_BROKERS"
 
 step "format and lints"
-# Every dependency change leaves the old test binaries (~1 GB each with debug info) in the
-# cached target dir; drop the ones not rebuilt for two days so the cache does not fill the disk.
+# Every dependency change leaves the old test binaries (large with debug info: bench/NOTES.md says
+# how large) in the cached target dir; drop the ones not rebuilt for two days so the cache does not
+# fill the disk.
 if [ -d "$CARGO_TARGET_DIR/debug/deps" ]; then
     find "$CARGO_TARGET_DIR/debug/deps" -maxdepth 1 -type f -perm -u+x ! -name '*.so' -mtime +2 -delete
 fi

@@ -1,98 +1,112 @@
-//! `lake.toml`: the settings file. Precedence, highest first: command-line flags, `LAKE_*`
-//! environment variables (both handled by clap in `main.rs`), this file, built-in defaults.
-//! `lake.toml.example` at the repository root documents every key with its default.
+//! `lake.toml`: the settings file's schema. Durations ("10m") and sizes ("1G") are parsed here,
+//! once, by the same parsers as the command-line flags, so a bad value is reported with its key
+//! when the file is read. How the file is merged with flags, `LAKE_*` environment variables and
+//! the defaults is `cli/settings.rs`. `lake.toml.example` documents every key with its default.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::error::{Error, Result};
 
+/// Kafka bootstrap servers when nothing else says.
+pub(crate) const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
+/// The events' topic when nothing else says.
+pub(crate) const DEFAULT_TOPIC: &str = "user_events";
+
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub(crate) struct FileConfig {
     /// Lake root directory.
-    pub lake_dir: Option<PathBuf>,
+    pub(crate) lake_dir: Option<PathBuf>,
     /// Kafka bootstrap servers.
-    pub brokers: Option<String>,
+    pub(crate) brokers: Option<String>,
     /// Topic of the events.
-    pub topic: Option<String>,
+    pub(crate) topic: Option<String>,
     #[serde(default)]
-    pub ingest: IngestSection,
+    pub(crate) ingest: IngestSection,
     #[serde(default)]
-    pub daily: DailySection,
+    pub(crate) daily: DailySection,
     #[serde(default)]
-    pub schedule: ScheduleSection,
+    pub(crate) schedule: ScheduleSection,
     #[serde(default)]
-    pub serve: ServeSection,
+    pub(crate) serve: ServeSection,
     /// librdkafka properties passed through to every Kafka client.
     #[serde(default)]
-    pub kafka: BTreeMap<String, String>,
+    pub(crate) kafka: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IngestSection {
-    pub group: Option<String>,
-    pub instance_id: Option<String>,
-    pub max_rows: Option<usize>,
-    pub max_bytes: Option<usize>,
-    pub max_latency_ms: Option<u64>,
-    pub max_payload_bytes: Option<usize>,
-    pub event_types: Option<Vec<String>>,
-    pub stats_interval_s: Option<u64>,
+pub(crate) struct IngestSection {
+    pub(crate) group: Option<String>,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) max_rows: Option<usize>,
+    pub(crate) max_bytes: Option<usize>,
+    pub(crate) max_latency_ms: Option<u64>,
+    pub(crate) max_payload_bytes: Option<usize>,
+    pub(crate) event_types: Option<Vec<String>>,
+    pub(crate) stats_interval_s: Option<u64>,
 }
 
 /// `[daily]`: the daily job (`lake daily`, `lake schedule`).
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DailySection {
+pub(crate) struct DailySection {
     /// Folder with `daily/` and `checks/`.
-    pub sql_dir: Option<PathBuf>,
+    pub(crate) sql_dir: Option<PathBuf>,
     /// How late events may arrive after their day ends, e.g. "10m".
-    pub lateness: Option<String>,
+    #[serde(default, deserialize_with = "duration")]
+    pub(crate) lateness: Option<Duration>,
     /// How long the sensor waits for a day to complete, e.g. "2h".
-    pub wait: Option<String>,
+    #[serde(default, deserialize_with = "duration")]
+    pub(crate) wait: Option<Duration>,
     /// Memory queries may hold before spilling to disk, e.g. "1G".
-    pub memory_limit: Option<String>,
+    #[serde(default, deserialize_with = "memory")]
+    pub(crate) memory_limit: Option<usize>,
 }
 
 /// `[schedule]`: when `lake schedule` runs the daily job.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ScheduleSection {
+pub(crate) struct ScheduleSection {
     /// Cron expression, e.g. "0 2 * * *".
-    pub cron: Option<String>,
+    pub(crate) cron: Option<String>,
     /// IANA timezone of the cron time and of "yesterday", e.g. "Europe/Berlin".
-    pub timezone: Option<String>,
-    pub retries: Option<u32>,
+    pub(crate) timezone: Option<String>,
+    pub(crate) retries: Option<u32>,
     /// First retry delay, doubling after, e.g. "1m".
-    pub retry_backoff: Option<String>,
+    #[serde(default, deserialize_with = "duration")]
+    pub(crate) retry_backoff: Option<Duration>,
 }
 
 /// `[serve]`: `lake serve` (Flight SQL).
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServeSection {
+pub(crate) struct ServeSection {
     /// Address to listen on, e.g. "127.0.0.1:50051".
-    pub addr: Option<String>,
+    pub(crate) addr: Option<SocketAddr>,
     /// Login required when both are set (prefer LAKE_SERVE_PASSWORD for the password).
-    pub user: Option<String>,
-    pub password: Option<String>,
+    pub(crate) user: Option<String>,
+    pub(crate) password: Option<String>,
     /// PEM files; TLS is on when both are set.
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
+    pub(crate) tls_cert: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
     /// Longest a query may run, e.g. "60s".
-    pub query_timeout: Option<String>,
+    #[serde(default, deserialize_with = "duration")]
+    pub(crate) query_timeout: Option<Duration>,
     /// Memory all queries together may hold, e.g. "2G".
-    pub memory_limit: Option<String>,
-    pub max_concurrent_queries: Option<usize>,
+    #[serde(default, deserialize_with = "memory")]
+    pub(crate) memory_limit: Option<usize>,
+    pub(crate) max_concurrent_queries: Option<usize>,
 }
 
 impl FileConfig {
     /// Reads `path`; a missing file is only an error when it was asked for explicitly.
-    pub fn load(path: &Path, explicit: bool) -> Result<Self> {
+    pub(crate) fn load(path: &Path, explicit: bool) -> Result<Self> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
@@ -104,8 +118,33 @@ impl FileConfig {
     }
 }
 
+/// Parses a duration such as `30s`, `5m` or `1h` (flags and the file alike).
+pub(crate) fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} in {s:?} (use e.g. 30s, 5m or 1h)"))
+}
+
+/// Parses a memory size such as `512M` or `2G` (flags and the file alike).
+pub(crate) fn parse_memory(s: &str) -> std::result::Result<usize, String> {
+    datafusion::execution::context::SessionContext::parse_capacity_limit("memory limit", s)
+        .map_err(|e| format!("{e} (use e.g. 512M or 1G)"))
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn memory<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<usize>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_memory(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
 /// Parses `-X key=value` librdkafka overrides.
-pub fn parse_kafka_override(s: &str) -> std::result::Result<(String, String), String> {
+pub(crate) fn parse_kafka_override(s: &str) -> std::result::Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("expected key=value, got {s:?}")),
@@ -120,7 +159,7 @@ mod tests {
     fn the_documented_example_file_is_valid() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("lake.toml.example");
         let c = FileConfig::load(&p, true).unwrap();
-        assert_eq!(c.daily.lateness.as_deref(), Some("10m"));
+        assert_eq!(c.daily.lateness, Some(Duration::from_secs(600)));
         assert_eq!(c.schedule.cron.as_deref(), Some("0 2 * * *"));
     }
 
@@ -148,6 +187,23 @@ mod tests {
         assert_eq!(c.kafka["fetch.max.bytes"], "1000");
         assert!(FileConfig::load(&dir.path().join("none.toml"), false).is_ok());
         assert!(FileConfig::load(&dir.path().join("none.toml"), true).is_err());
+    }
+
+    #[test]
+    fn durations_and_sizes_are_parsed_when_the_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lake.toml");
+        std::fs::write(
+            &p,
+            "[serve]\nquery_timeout = \"90s\"\nmemory_limit = \"2M\"\n",
+        )
+        .unwrap();
+        let c = FileConfig::load(&p, true).unwrap();
+        assert_eq!(c.serve.query_timeout, Some(Duration::from_secs(90)));
+        assert_eq!(c.serve.memory_limit, Some(2 * 1024 * 1024));
+        std::fs::write(&p, "[daily]\nlateness = \"ten minutes\"\n").unwrap();
+        let e = FileConfig::load(&p, true).unwrap_err().to_string();
+        assert!(e.contains("lateness") && e.contains("ten minutes"), "{e}");
     }
 
     #[test]

@@ -3,48 +3,58 @@
 //! catches up, the daily job runs for every complete day, then Flight SQL serves the lake on
 //! loopback (no auth) while live events keep flowing until Ctrl-C or `--duration`.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
 
+use crate::config::DEFAULT_TOPIC as TOPIC;
 use crate::daily::history::RunStatus;
 use crate::daily::sensor::SensorOptions;
 use crate::daily::{self, shipped, DailyOptions};
 use crate::error::{Error, Result};
-use crate::event::Contract;
 use crate::ingest::{self, BatchLimits, IngestOptions};
 use crate::lake::{Lake, USER_EVENTS};
 use crate::produce::{self, ProduceOptions};
 use crate::serve::control::ControlOptions;
 use crate::serve::{self, ServeOptions};
-
-pub const TOPIC: &str = "user_events";
+use crate::shutdown::CancellationToken;
 
 #[derive(Debug, Clone)]
-pub struct DemoOptions {
-    pub history_events: u64,
-    pub days: u32,
-    pub live_rate: u64,
+pub(crate) struct DemoOptions {
+    pub(crate) history_events: u64,
+    pub(crate) days: u32,
+    pub(crate) live_rate: u64,
     /// Stop by itself after this long in the live phase (for tests and scripted runs).
-    pub duration: Option<Duration>,
-    pub seed: u64,
+    pub(crate) duration: Option<Duration>,
+    pub(crate) seed: u64,
     /// Folder with daily/ and checks/; the built-in copies when it has no daily/.
-    pub sql_dir: PathBuf,
+    pub(crate) sql_dir: PathBuf,
     /// Where Flight SQL listens (loopback, no auth); port 0 or a taken port picks a free one.
-    pub flight_addr: SocketAddr,
+    pub(crate) flight_addr: SocketAddr,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            history_events: 300_000,
+            days: 3,
+            live_rate: 200,
+            duration: None,
+            seed: 42,
+            sql_dir: DailyOptions::default().sql_dir,
+            flight_addr: ServeOptions::default().addr,
+        }
+    }
 }
 
 /// What the demo did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DemoSummary {
-    pub brokers: String,
-    pub history_events: u64,
-    pub ingested_events: u64,
+pub(crate) struct DemoSummary {
+    pub(crate) brokers: String,
+    pub(crate) history_events: u64,
+    pub(crate) ingested_events: u64,
 }
 
 fn produce_options(
@@ -56,17 +66,13 @@ fn produce_options(
     let days = opts.days.max(1);
     ProduceOptions {
         brokers: brokers.to_string(),
-        topic: TOPIC.to_string(),
-        partitions: 3,
         events,
         rate,
         start_date: produce::first_of_last_days(days),
         days,
         seed: opts.seed,
-        users: 1000,
-        pages: 100,
-        kafka: BTreeMap::new(),
         progress: events.is_some(),
+        ..ProduceOptions::default()
     }
 }
 
@@ -76,24 +82,25 @@ fn ingest_options(brokers: &str, source: &str, until_caught_up: bool) -> IngestO
     let drain_on_shutdown = !until_caught_up;
     IngestOptions {
         brokers: brokers.to_string(),
-        topic: TOPIC.to_string(),
         source: source.to_string(),
         group: "lake-demo".to_string(),
-        instance_id: None,
-        kafka: BTreeMap::new(),
         batch: BatchLimits {
             max_latency: Duration::from_millis(500),
             ..BatchLimits::default()
         },
-        contract: Contract::default(),
         until_caught_up,
         drain_on_shutdown,
         stats_interval: Duration::from_secs(30),
+        ..IngestOptions::default()
     }
 }
 
-/// Runs the demo until `shutdown` is set (or `opts.duration` passes in the live phase).
-pub async fn run(lake: &Lake, opts: DemoOptions, shutdown: Arc<AtomicBool>) -> Result<DemoSummary> {
+/// Runs the demo until `shutdown` is cancelled (or `opts.duration` passes in the live phase).
+pub(crate) async fn run(
+    lake: &Lake,
+    opts: DemoOptions,
+    shutdown: CancellationToken,
+) -> Result<DemoSummary> {
     let mock = MockCluster::new(1)?;
     mock.create_topic(TOPIC, 3, 1)?;
     let brokers = mock.bootstrap_servers();
@@ -131,14 +138,14 @@ pub async fn run(lake: &Lake, opts: DemoOptions, shutdown: Arc<AtomicBool>) -> R
         "ingested {} events ({} dead letters) in {} commits",
         caught_up.events, caught_up.dead_letters, caught_up.commits
     );
-    if shutdown.load(Ordering::SeqCst) {
+    if shutdown.is_cancelled() {
         return Ok(DemoSummary {
             brokers,
             history_events: history.delivered,
             ingested_events: caught_up.events,
         });
     }
-    let sql_dir = run_daily(lake, &opts, &source).await?;
+    let sql_dir = run_daily(lake, &opts, &source, &shutdown).await?;
     let (flight_url, flight) =
         start_flight_sql(lake, &opts, &source, sql_dir, shutdown.clone()).await?;
     print_next_steps(lake, &brokers, &flight_url, opts.live_rate);
@@ -147,10 +154,11 @@ pub async fn run(lake: &Lake, opts: DemoOptions, shutdown: Arc<AtomicBool>) -> R
         let stop = shutdown.clone();
         tokio::spawn(async move {
             tokio::time::sleep(d).await;
-            stop.store(true, Ordering::SeqCst);
+            stop.cancel();
         });
     }
-    let ingest_stop = Arc::new(AtomicBool::new(false));
+    // Ingest stops only after the producer, draining what it produced (not on the signal).
+    let ingest_stop = CancellationToken::new();
     let live_produce = async {
         let produced = produce::run(
             produce_options(&brokers, &opts, None, opts.live_rate.max(1)),
@@ -158,7 +166,7 @@ pub async fn run(lake: &Lake, opts: DemoOptions, shutdown: Arc<AtomicBool>) -> R
         )
         .await;
         // Only now may ingest stop: it drains what was produced up to this moment.
-        ingest_stop.store(true, Ordering::SeqCst);
+        ingest_stop.cancel();
         produced
     };
     let live_ingest = ingest::run(
@@ -198,7 +206,7 @@ async fn start_flight_sql(
     opts: &DemoOptions,
     source: &str,
     sql_dir: PathBuf,
-    shutdown: Arc<AtomicBool>,
+    shutdown: CancellationToken,
 ) -> Result<(String, tokio::task::JoinHandle<Result<()>>)> {
     let mut addr = opts.flight_addr;
     if std::net::TcpListener::bind(addr).is_err() {
@@ -207,18 +215,13 @@ async fn start_flight_sql(
     }
     let serve_opts = ServeOptions {
         addr,
-        credentials: None,
-        allow_public_without_auth: false,
-        tls: None,
         query_timeout: Duration::from_secs(300),
-        memory_limit: None,
-        max_concurrent_queries: 8,
         control: ControlOptions {
             sql_dir,
             topic: source.to_string(),
-            lateness: Duration::from_secs(600),
-            memory_limit: None,
+            ..ControlOptions::default()
         },
+        ..ServeOptions::default()
     };
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
     let lake = lake.clone();
@@ -245,7 +248,12 @@ async fn start_flight_sql(
 
 /// Runs the daily job for every day of the history that the sensor finds complete; returns the
 /// SQL folder it used.
-async fn run_daily(lake: &Lake, opts: &DemoOptions, source: &str) -> Result<PathBuf> {
+async fn run_daily(
+    lake: &Lake,
+    opts: &DemoOptions,
+    source: &str,
+    shutdown: &CancellationToken,
+) -> Result<PathBuf> {
     let sql_dir = if opts.sql_dir.join("daily").is_dir() {
         opts.sql_dir.clone()
     } else {
@@ -259,21 +267,18 @@ async fn run_daily(lake: &Lake, opts: &DemoOptions, source: &str) -> Result<Path
     };
     let daily_opts = DailyOptions {
         sql_dir: sql_dir.clone(),
-        only: None,
-        dry_run: false,
         sensor: Some(SensorOptions {
             topic: source.to_string(),
-            lateness: Duration::from_secs(600),
-            wait: Duration::ZERO,
+            ..SensorOptions::default()
         }),
-        memory_limit: None,
         trigger: "demo".into(),
+        ..DailyOptions::default()
     };
     // Today is still filling up: only the days before it can be complete.
     let days = opts.days.max(1);
     let first = produce::first_of_last_days(days);
     for date in first.iter_days().take(days as usize - 1) {
-        let run = daily::run_date(lake, &daily_opts, date).await?;
+        let run = daily::run_date(lake, &daily_opts, date, shutdown).await?;
         let checks_passed = run.checks.iter().filter(|c| c.status == "pass").count();
         match run.status {
             RunStatus::Succeeded => println!(

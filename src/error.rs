@@ -25,6 +25,9 @@ pub enum Error {
     /// The sensor's wait ran out before the date was complete.
     #[error("{0}")]
     NotComplete(String),
+    /// The shutdown signal came before the work was done; nothing of it was recorded.
+    #[error("stopped before it finished")]
+    Stopped,
     #[error("{0}")]
     Other(String),
 }
@@ -50,14 +53,14 @@ impl From<datafusion::error::DataFusionError> for Error {
 }
 
 impl Error {
-    pub fn delta(table: impl std::fmt::Display, error: DeltaTableError) -> Self {
+    pub(crate) fn delta(table: impl std::fmt::Display, error: DeltaTableError) -> Self {
         Error::Delta {
             table: table.to_string(),
             error,
         }
     }
 
-    pub fn io(path: impl std::fmt::Display, error: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl std::fmt::Display, error: std::io::Error) -> Self {
         Error::Io {
             path: path.to_string(),
             error,

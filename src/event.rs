@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// The event types the seed contract allows, with their share of generated traffic (percent).
-pub const DEFAULT_EVENT_TYPES: [(&str, u32); 5] = [
+pub(crate) const DEFAULT_EVENT_TYPES: [(&str, u32); 5] = [
     ("click", 40),
     ("view", 35),
     ("purchase", 5),
@@ -18,10 +18,10 @@ pub const DEFAULT_EVENT_TYPES: [(&str, u32); 5] = [
 ];
 
 /// Default largest payload accepted; bigger messages become dead letters.
-pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+pub(crate) const DEFAULT_MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 
 /// Partition column of `raw.user_events`.
-pub const EVENT_DATE: &str = "event_date";
+pub(crate) const EVENT_DATE: &str = "event_date";
 
 fn utc_timestamp() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -31,7 +31,7 @@ fn utc_timestamp() -> DataType {
 /// null field is reported per row (as a dead letter) instead of failing the whole batch.
 /// `timestamp` is read as text and parsed by [`crate::ingest::decode`] so that a bad timestamp
 /// is a per-row error too.
-pub static MESSAGE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+pub(crate) static MESSAGE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new("user_id", DataType::Int64, true),
         Field::new("event_type", DataType::Utf8, true),
@@ -42,7 +42,7 @@ pub static MESSAGE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 /// Schema of `raw.user_events`.
-pub static EVENTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+pub(crate) static EVENTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new("user_id", DataType::Int64, false),
         Field::new("event_type", DataType::Utf8, false),
@@ -58,7 +58,7 @@ pub static EVENTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 /// Schema of `raw.user_events_dead_letters`: the message exactly as received plus why it failed.
-pub static DEAD_LETTERS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+pub(crate) static DEAD_LETTERS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new("topic", DataType::Utf8, false),
         Field::new("kafka_partition", DataType::Int32, false),
@@ -91,7 +91,7 @@ impl Default for Contract {
 }
 
 impl Contract {
-    pub fn allows(&self, event_type: &str) -> bool {
+    pub(crate) fn allows(&self, event_type: &str) -> bool {
         self.event_types.iter().any(|t| t == event_type)
     }
 }

@@ -1,7 +1,7 @@
 //! `lake produce`: a seeded generator of seed-contract events into Kafka, keyed by user_id.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,33 +19,53 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::event::DEFAULT_EVENT_TYPES;
+use crate::shutdown::CancellationToken;
 
 #[derive(Debug, Clone)]
-pub struct ProduceOptions {
-    pub brokers: String,
-    pub topic: String,
-    pub partitions: i32,
+pub(crate) struct ProduceOptions {
+    pub(crate) brokers: String,
+    pub(crate) topic: String,
+    pub(crate) partitions: i32,
     /// None: until shutdown.
-    pub events: Option<u64>,
+    pub(crate) events: Option<u64>,
     /// Events per second; 0 = as fast as possible.
-    pub rate: u64,
-    pub start_date: NaiveDate,
-    pub days: u32,
-    pub seed: u64,
-    pub users: u64,
-    pub pages: u64,
-    pub kafka: BTreeMap<String, String>,
-    pub progress: bool,
+    pub(crate) rate: u64,
+    pub(crate) start_date: NaiveDate,
+    pub(crate) days: u32,
+    pub(crate) seed: u64,
+    pub(crate) users: u64,
+    pub(crate) pages: u64,
+    pub(crate) kafka: BTreeMap<String, String>,
+    pub(crate) progress: bool,
+}
+
+impl Default for ProduceOptions {
+    fn default() -> Self {
+        Self {
+            brokers: crate::config::DEFAULT_BROKERS.to_string(),
+            topic: crate::config::DEFAULT_TOPIC.to_string(),
+            partitions: 3,
+            events: None,
+            rate: 0,
+            start_date: first_of_last_days(1),
+            days: 1,
+            seed: 42,
+            users: 1000,
+            pages: 100,
+            kafka: BTreeMap::new(),
+            progress: true,
+        }
+    }
 }
 
 /// What was produced (acknowledged by the broker).
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct ProduceSummary {
-    pub delivered: u64,
-    pub failed: u64,
-    pub by_type: BTreeMap<String, u64>,
-    pub seconds: f64,
-    pub events_per_second: f64,
+pub(crate) struct ProduceSummary {
+    pub(crate) delivered: u64,
+    pub(crate) failed: u64,
+    pub(crate) by_type: BTreeMap<String, u64>,
+    pub(crate) seconds: f64,
+    pub(crate) events_per_second: f64,
 }
 
 /// Counts deliveries as the broker acknowledges them.
@@ -71,7 +91,7 @@ impl ProducerContext for Ctx {
 }
 
 /// The deterministic event stream of the seed contract.
-pub struct Generator {
+pub(crate) struct Generator {
     rng: StdRng,
     start: NaiveDateTime,
     span_secs: i64,
@@ -81,14 +101,14 @@ pub struct Generator {
 }
 
 /// One generated event: its key and JSON payload.
-pub struct Generated {
-    pub user_id: u64,
-    pub event_type: &'static str,
-    pub json: String,
+pub(crate) struct Generated {
+    pub(crate) user_id: u64,
+    pub(crate) event_type: &'static str,
+    pub(crate) json: String,
 }
 
 impl Generator {
-    pub fn new(seed: u64, start_date: NaiveDate, days: u32, users: u64, pages: u64) -> Self {
+    pub(crate) fn new(seed: u64, start_date: NaiveDate, days: u32, users: u64, pages: u64) -> Self {
         Self {
             rng: StdRng::seed_from_u64(seed),
             start: start_date.and_hms_opt(0, 0, 0).unwrap_or_default(),
@@ -99,7 +119,7 @@ impl Generator {
         }
     }
 
-    pub fn next_event(&mut self) -> Generated {
+    pub(crate) fn next_event(&mut self) -> Generated {
         let mut pick = self.rng.random_range(0..self.weights_total);
         let mut event_type = DEFAULT_EVENT_TYPES[0].0;
         for (t, w) in DEFAULT_EVENT_TYPES {
@@ -126,7 +146,7 @@ impl Generator {
 }
 
 /// The first of `days` days ending today (UTC): where timestamps start by default.
-pub fn first_of_last_days(days: u32) -> NaiveDate {
+pub(crate) fn first_of_last_days(days: u32) -> NaiveDate {
     chrono::Utc::now().date_naive() - chrono::Duration::days(i64::from(days.max(1)) - 1)
 }
 
@@ -167,15 +187,18 @@ pub async fn ensure_topic(
     Ok(())
 }
 
-/// Produces events until `opts.events` are acknowledged or `shutdown` is set.
-pub async fn run(opts: ProduceOptions, shutdown: Arc<AtomicBool>) -> Result<ProduceSummary> {
+/// Produces events until `opts.events` are acknowledged or `shutdown` is cancelled.
+pub(crate) async fn run(
+    opts: ProduceOptions,
+    shutdown: CancellationToken,
+) -> Result<ProduceSummary> {
     ensure_topic(&opts.brokers, &opts.topic, opts.partitions, &opts.kafka).await?;
     tokio::task::spawn_blocking(move || produce_blocking(&opts, &shutdown))
         .await
         .map_err(|e| Error::Other(format!("producer thread: {e}")))?
 }
 
-fn produce_blocking(opts: &ProduceOptions, shutdown: &AtomicBool) -> Result<ProduceSummary> {
+fn produce_blocking(opts: &ProduceOptions, shutdown: &CancellationToken) -> Result<ProduceSummary> {
     let deliveries = Arc::new(Deliveries::default());
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &opts.brokers)
@@ -211,7 +234,7 @@ fn produce_blocking(opts: &ProduceOptions, shutdown: &AtomicBool) -> Result<Prod
     let started = Instant::now();
     let mut sent: u64 = 0;
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
-    while opts.events.is_none_or(|n| sent < n) && !shutdown.load(Ordering::SeqCst) {
+    while opts.events.is_none_or(|n| sent < n) && !shutdown.is_cancelled() {
         let event = generator.next_event();
         let key = event.user_id.to_string();
         let mut record = BaseRecord::to(&opts.topic).key(&key).payload(&event.json);

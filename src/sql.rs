@@ -21,15 +21,15 @@ use crate::error::{Error, Result};
 use crate::lake::{catalog, Lake};
 
 #[derive(Debug, Clone)]
-pub struct SqlOptions {
+pub(crate) struct SqlOptions {
     /// Statements to run (`-c`); with no commands and no files, the REPL starts.
-    pub commands: Vec<String>,
-    pub files: Vec<PathBuf>,
-    pub format: PrintFormat,
-    pub maxrows: MaxRows,
-    pub quiet: bool,
+    pub(crate) commands: Vec<String>,
+    pub(crate) files: Vec<PathBuf>,
+    pub(crate) format: PrintFormat,
+    pub(crate) maxrows: MaxRows,
+    pub(crate) quiet: bool,
     /// Allow DDL, DML and SET (session-local: nothing in the lake changes through DDL).
-    pub writable: bool,
+    pub(crate) writable: bool,
 }
 
 /// A session that checks every plan against the statement policy before running it.
@@ -72,7 +72,7 @@ impl CliSessionContext for Session {
 }
 
 /// Runs the statements of `opts`, or the REPL when there are none.
-pub async fn run(lake: &Lake, opts: SqlOptions) -> Result<()> {
+pub(crate) async fn run(lake: &Lake, opts: SqlOptions) -> Result<()> {
     let policy = if opts.writable {
         SQLOptions::new()
     } else {

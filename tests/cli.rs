@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use lake::lake::{dead_letters_spec, user_events_spec, Lake};
+use lake::testing::{dead_letters_spec, user_events_spec, Lake};
 
 fn maintain_in(cwd: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
     let mut cmd = lake();

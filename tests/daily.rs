@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use lake::lake::Lake;
+use lake::testing::Lake;
 
 /// [`HAND_CHECKABLE_DAY`] on 2025-01-10, then one click on 2025-01-11 (offsets 0..=6).
 async fn hand_checkable(dir: &Path) {
@@ -392,6 +392,70 @@ async fn schedule_catches_up_missed_dates_once_and_retries_failures() {
     let out = schedule(&["--cron", "0 25 * * *"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("cron"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn schedule_waiting_on_its_sensor_stops_within_five_seconds_of_sigint() {
+    let dir = tempdir();
+    hand_checkable(dir.path()).await;
+    let sql = sql_folder(dir.path(), "int_sql", &[("purchases.sql", PURCHASES)], &[]);
+    let (d, s) = (dir.path().to_str().unwrap(), sql.to_str().unwrap());
+    let log = dir.path().join("schedule.log");
+    // Ingest of topic `t` only reached 2025-01-11T00:00: 2025-01-11 is not complete, and the
+    // sensor would wait for it for two hours (the schedule's default).
+    let mut child = spawn(
+        &[
+            "schedule",
+            "--lake",
+            d,
+            "--sql",
+            s,
+            "--topic",
+            "t",
+            "--once",
+            "--since",
+            "2025-01-11",
+            "--today",
+            "2025-01-12",
+        ],
+        &log,
+    );
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !read_log().contains("waiting for ingest") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sensor never waited:\n{}",
+            read_log()
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "exited early:\n{}",
+            read_log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let signalled = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if signalled.elapsed() > std::time::Duration::from_secs(5) {
+            child.kill().unwrap();
+            panic!("still running 5 s after SIGINT:\n{}", read_log());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}:\n{}", read_log());
+    // A run cut short in its sensor's wait is not recorded: it is simply run again.
+    assert!(
+        !dir.path().join("system/daily_runs").exists(),
+        "{}",
+        read_log()
+    );
 }
 
 #[tokio::test]

@@ -85,7 +85,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
 async fn bad_messages_become_dead_letters_and_good_ones_around_them_land() {
     let topic = topic("dead");
     let dir = tempdir();
-    lake::produce::ensure_topic(&brokers(), &topic, 1, &Default::default())
+    lake::testing::ensure_topic(&brokers(), &topic, 1, &Default::default())
         .await
         .expect("topic");
     let good: &[u8] = br#"{"user_id": 1, "event_type": "click", "timestamp": "2025-01-10T10:00:00", "page_id": 2, "session_id": "s1"}"#;
@@ -159,7 +159,7 @@ async fn two_workers_one_killed_mid_stream_exactly_once() {
     let topic = topic("group");
     let dir = tempdir();
     let b = brokers();
-    lake::produce::ensure_topic(&b, &topic, 3, &Default::default())
+    lake::testing::ensure_topic(&b, &topic, 3, &Default::default())
         .await
         .expect("topic");
     let worker = |name: &str| {

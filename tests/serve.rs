@@ -15,7 +15,7 @@ use common::*;
 use datafusion::arrow::array::{Date32Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use futures::TryStreamExt;
-use lake::lake::Lake;
+use lake::testing::Lake;
 use tonic::transport::Channel;
 
 // tonic prints a status code as its description.
@@ -333,7 +333,7 @@ fn a_public_address_without_auth_is_refused() {
 async fn control(
     server: &Server,
     token: Option<String>,
-) -> lake::serve::control::proto::control_client::ControlClient<
+) -> lake::testing::control_proto::control_client::ControlClient<
     tonic::service::interceptor::InterceptedService<Channel, impl tonic::service::Interceptor>,
 > {
     let channel = Channel::from_shared(server.url.clone())
@@ -343,7 +343,7 @@ async fn control(
         .expect("connect");
     let header: Option<tonic::metadata::MetadataValue<_>> =
         token.map(|t| format!("Bearer {t}").parse().unwrap());
-    lake::serve::control::proto::control_client::ControlClient::with_interceptor(
+    lake::testing::control_proto::control_client::ControlClient::with_interceptor(
         channel,
         move |mut req: tonic::Request<()>| {
             if let Some(h) = &header {
@@ -356,7 +356,7 @@ async fn control(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_api_triggers_runs_and_reports_tables_runs_and_ingest() {
-    use lake::serve::control::proto;
+    use lake::testing::control_proto as proto;
     let dir = tempdir();
     lake_with_daily(dir.path()).await;
     let sql = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");

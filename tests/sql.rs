@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use lake::lake::Lake;
+use lake::testing::Lake;
 
 /// Appends events (type, timestamp) of user 7, session "s" to raw.user_events.
 async fn append_events(lake: &Lake, first_offset: i64, events: &[(&str, &str)]) {

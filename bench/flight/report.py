@@ -11,13 +11,10 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
-from benchlib import fmt_mib, machine_and_version_sections, percentile, report_header, target_block  # noqa: E402
+from benchlib import (fmt_mib, machine_and_version_sections, percentile, report_header,  # noqa: E402
+                      target_block, verdict_bold)
 
 POINT_P50_MS, POINT_P99_MS, SCAN_GBPS = 2.0, 10.0, 1.0
-
-
-def verdict(ok: bool) -> str:
-    return "**met**" if ok else "**NOT met**"
 
 
 def main() -> None:
@@ -68,7 +65,8 @@ def main() -> None:
     floor = percentile(next(q for q in r["point"] if q["key"] == "floor")["ms"], 50)
     if floor >= 30:
         # Seen on 2026-11-26: tonic's TcpIncoming::from(listener) leaves TCP_NODELAY off on
-        # accepted sockets; an LD_PRELOAD shim setting it brought `SELECT 1` from ~44 to ~5 ms.
+        # accepted sockets, and setting it removed that floor (bench/NOTES.md, "where a point
+        # query's time went").
         w(f"Note: even `SELECT 1` takes {floor:.0f} ms. A floor near 40 ms per round trip is the signature of "
           "Nagle's algorithm meeting delayed ACKs: the server's accepted sockets without TCP_NODELAY.")
         w("")
@@ -129,17 +127,17 @@ def main() -> None:
     target = min(dated, key=lambda q: percentile(q["ms"], 50))
     p50, p99 = percentile(target["ms"], 50), percentile(target["ms"], 99)
     w(f"- Point query p50 < {POINT_P50_MS:g} ms (through ADBC or pyarrow; best form: {target['name']}): "
-      f"{p50:.2f} ms {verdict(p50 < POINT_P50_MS)}")
-    w(f"- Point query p99 < {POINT_P99_MS:g} ms (same form): {p99:.2f} ms {verdict(p99 < POINT_P99_MS)}")
+      f"{p50:.2f} ms {verdict_bold(p50 < POINT_P50_MS)}")
+    w(f"- Point query p99 < {POINT_P99_MS:g} ms (same form): {p99:.2f} ms {verdict_bold(p99 < POINT_P99_MS)}")
     for q in dated:
         if q is not target:
             q50, q99 = percentile(q["ms"], 50), percentile(q["ms"], 99)
-            w(f"  - {q['name']}: p50 {q50:.2f} ms {verdict(q50 < POINT_P50_MS)}, p99 {q99:.2f} ms "
-              f"{verdict(q99 < POINT_P99_MS)}")
+            w(f"  - {q['name']}: p50 {q50:.2f} ms {verdict_bold(q50 < POINT_P50_MS)}, p99 {q99:.2f} ms "
+              f"{verdict_bold(q99 < POINT_P99_MS)}")
     scan_ok = best_median_gbps >= SCAN_GBPS
     note = " — quick mode, not the 10M-row table the target is about" if a.quick else ""
     w(f"- Full scan ≥ {SCAN_GBPS:g} GB/s of Arrow data (better client, median run): {best_median_gbps:.2f} GB/s "
-      f"{verdict(scan_ok)}{note}")
+      f"{verdict_bold(scan_ok)}{note}")
     L.extend(target_block("flight", a.quick, [
         (f"Flight SQL point query p50 < {POINT_P50_MS:g} ms (ADBC or pyarrow)", f"{p50:.2f} ms ({target['name']})",
          p50 < POINT_P50_MS),

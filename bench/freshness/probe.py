@@ -129,7 +129,7 @@ def main() -> None:
     rows_end, rows_end_t = count_rows(a.url, since), time.monotonic()
     producer.flush(30)
 
-    # Wait for the stragglers (normally they are all seen within ~2 s).
+    # Wait for the stragglers (--settle is far longer than they normally take: bench/NOTES.md).
     deadline = time.monotonic() + a.settle
     while time.monotonic() < deadline:
         with poller.lock:

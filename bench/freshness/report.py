@@ -13,7 +13,8 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
-from benchlib import fmt_mib, machine_and_version_sections, percentile, report_header, target_block  # noqa: E402
+from benchlib import (fmt_mib, machine_and_version_sections, percentile, report_header,  # noqa: E402
+                      target_block, verdict_bold)
 
 P99_TARGET_S = 2.0
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -31,10 +32,6 @@ def dist_row(name: str, xs: list[float]) -> str:
 def read_json_line(path: pathlib.Path) -> dict:
     text = path.read_text().strip() if path.exists() else ""
     return json.loads(text.splitlines()[-1]) if text else {}
-
-
-def verdict(ok: bool) -> str:
-    return "**met**" if ok else "**NOT met**"
 
 
 def main() -> None:
@@ -150,13 +147,13 @@ def main() -> None:
     w("")
     p99 = percentile(from_send, 99)
     w(f"- Freshness p99 ≤ {P99_TARGET_S:g} s (produce() → visible): "
-      + (f"{p99:.2f} s {verdict(p99 <= P99_TARGET_S)}" if p99 is not None else "no probe seen **NOT met**"))
+      + (f"{p99:.2f} s {verdict_bold(p99 <= P99_TARGET_S)}" if p99 is not None else "no probe seen **NOT met**"))
     w(f"- No probe lost: {len(r['lost'])} lost, {len(r['delivery_failed'])} not delivered "
-      f"{verdict(not r['lost'] and not r['delivery_failed'])}")
+      f"{verdict_bold(not r['lost'] and not r['delivery_failed'])}")
     # Judged on what the producer achieved: the visible rate above is too coarse for a short window.
     rate = produce.get("events_per_second", 0)
     w(f"- Background load at the requested {int(a.rate):,} events/s (≥ 95% achieved by `lake produce`): "
-      f"{rate:,.0f} events/s {verdict(rate >= 0.95 * int(a.rate))}")
+      f"{rate:,.0f} events/s {verdict_bold(rate >= 0.95 * int(a.rate))}")
     L.extend(target_block("freshness", a.quick, [
         (f"freshness p99 ≤ {P99_TARGET_S:g} s, produce() → visible over Flight SQL",
          f"{p99:.2f} s ({len(from_send)} probes)" if p99 is not None else "no probe seen",

@@ -13,10 +13,14 @@ use super::sql_file::{Severity, SqlFile};
 use crate::error::{Error, Result};
 
 /// Violating rows kept in `system.check_results.sample`.
-pub const SAMPLE_ROWS: usize = 5;
+pub(crate) const SAMPLE_ROWS: usize = 5;
 
 /// Runs one check for `date`.
-pub async fn run(session: &JobSession, file: &SqlFile, date: NaiveDate) -> Result<CheckRecord> {
+pub(crate) async fn run(
+    session: &JobSession,
+    file: &SqlFile,
+    date: NaiveDate,
+) -> Result<CheckRecord> {
     let batches = session.collect(file, date).await?;
     let violations: usize = batches.iter().map(|b| b.num_rows()).sum();
     let status = match (violations, file.severity) {

@@ -15,13 +15,13 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::col;
 
-use super::query::date32;
+use super::dates::date32;
 
 /// How the guard's error starts after the file name.
-pub const MESSAGE: &str = "every row's `date` must be";
+pub(crate) const MESSAGE: &str = "every row's `date` must be";
 
 /// The column `date`, checked to equal `date` on every row; `file` names the culprit.
-pub fn guarded_date(file: &str, date: NaiveDate) -> Expr {
+pub(crate) fn guarded_date(file: &str, date: NaiveDate) -> Expr {
     let udf = ScalarUDF::from(DateGuard {
         file: file.to_string(),
         want: date32(date),

@@ -14,22 +14,26 @@ use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, T
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use deltalake::protocol::SaveMode;
 
-use super::query::{date32, JobSession};
+use super::dates::{date32, date_value, from_date32};
+use super::query::JobSession;
 use crate::error::{Error, Result};
 use crate::lake::{Lake, TableId, TableSpec};
 
-pub const DAILY_RUNS: TableId = TableId {
+pub(crate) const DAILY_RUNS: TableId = TableId {
     schema: "system",
     name: "daily_runs",
 };
-pub const CHECK_RESULTS: TableId = TableId {
+pub(crate) const CHECK_RESULTS: TableId = TableId {
     schema: "system",
     name: "check_results",
 };
 
+/// How many runs `lake runs` and the control API's ListRuns show unless told otherwise.
+pub(crate) const DEFAULT_RUNS_SHOWN: usize = 20;
+
 /// How a run of one date ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunStatus {
+pub(crate) enum RunStatus {
     Succeeded,
     /// A SQL error, a write error or a failed `error` check.
     Failed,
@@ -38,7 +42,7 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
@@ -49,30 +53,30 @@ impl RunStatus {
 
 /// One row of `system.daily_runs`.
 #[derive(Debug, Clone)]
-pub struct RunRecord {
-    pub run_id: String,
-    pub date: NaiveDate,
-    pub status: RunStatus,
+pub(crate) struct RunRecord {
+    pub(crate) run_id: String,
+    pub(crate) date: NaiveDate,
+    pub(crate) status: RunStatus,
     /// Who started it: `cli`, `schedule`, `api`, `demo`.
-    pub trigger: String,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
+    pub(crate) trigger: String,
+    pub(crate) started_at: DateTime<Utc>,
+    pub(crate) finished_at: DateTime<Utc>,
     /// Rows written per table (`processed.<name>`).
-    pub rows: Vec<(String, i64)>,
-    pub error: Option<String>,
+    pub(crate) rows: Vec<(String, i64)>,
+    pub(crate) error: Option<String>,
 }
 
 /// One row of `system.check_results`.
 #[derive(Debug, Clone)]
-pub struct CheckRecord {
-    pub check: String,
-    pub severity: &'static str,
+pub(crate) struct CheckRecord {
+    pub(crate) check: String,
+    pub(crate) severity: &'static str,
     /// `pass`, `fail` (an `error` check found rows), `warn` (a `warn` check found rows).
-    pub status: &'static str,
-    pub violation_count: i64,
+    pub(crate) status: &'static str,
+    pub(crate) violation_count: i64,
     /// Up to a few violating rows as a JSON array.
-    pub sample: String,
-    pub description: Option<String>,
+    pub(crate) sample: String,
+    pub(crate) description: Option<String>,
 }
 
 fn ts() -> DataType {
@@ -123,7 +127,7 @@ static CHECKS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-pub fn runs_spec() -> TableSpec {
+pub(crate) fn runs_spec() -> TableSpec {
     TableSpec {
         id: DAILY_RUNS,
         schema: RUNS_SCHEMA.clone(),
@@ -131,7 +135,7 @@ pub fn runs_spec() -> TableSpec {
     }
 }
 
-pub fn checks_spec() -> TableSpec {
+pub(crate) fn checks_spec() -> TableSpec {
     TableSpec {
         id: CHECK_RESULTS,
         schema: CHECKS_SCHEMA.clone(),
@@ -140,7 +144,7 @@ pub fn checks_spec() -> TableSpec {
 }
 
 /// Stores a finished run: its check results first, then its run row.
-pub async fn record(lake: &Lake, run: &RunRecord, checks: &[CheckRecord]) -> Result<()> {
+pub(crate) async fn record(lake: &Lake, run: &RunRecord, checks: &[CheckRecord]) -> Result<()> {
     if !checks.is_empty() {
         append(lake, &checks_spec(), checks_batch(run, checks)?).await?;
     }
@@ -215,7 +219,7 @@ fn checks_batch(run: &RunRecord, checks: &[CheckRecord]) -> Result<RecordBatch> 
 }
 
 /// Every date that has a succeeded run, ascending.
-pub async fn succeeded_dates(lake: &Lake) -> Result<Vec<NaiveDate>> {
+pub(crate) async fn succeeded_dates(lake: &Lake) -> Result<Vec<NaiveDate>> {
     if lake.open(DAILY_RUNS).await?.is_none() {
         return Ok(Vec::new());
     }
@@ -226,25 +230,19 @@ pub async fn succeeded_dates(lake: &Lake) -> Result<Vec<NaiveDate>> {
             None,
         )
         .await?;
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
     let mut out = Vec::new();
     for b in &batches {
-        let Some(dates) = b.column(0).as_any().downcast_ref::<Date32Array>() else {
+        let Some(dates) = column(b, "date")?.as_any().downcast_ref::<Date32Array>() else {
             return Err(Error::Other(format!("{DAILY_RUNS}: `date` is not a DATE")));
         };
-        out.extend(
-            dates
-                .iter()
-                .flatten()
-                .map(|d| epoch + chrono::Duration::days(d.into())),
-        );
+        out.extend(dates.iter().flatten().map(from_date32));
     }
     Ok(out)
 }
 
 /// The latest `limit` runs (of `date` if given), newest first, with their check results, as
 /// printable tables.
-pub async fn recent(lake: &Lake, limit: usize, date: Option<NaiveDate>) -> Result<String> {
+pub(crate) async fn recent(lake: &Lake, limit: usize, date: Option<NaiveDate>) -> Result<String> {
     if lake.open(DAILY_RUNS).await?.is_none() {
         return Ok("no daily runs recorded yet\n".into());
     }
@@ -289,35 +287,42 @@ pub async fn recent(lake: &Lake, limit: usize, date: Option<NaiveDate>) -> Resul
 
 /// A run as stored, its values as text (dates `YYYY-MM-DD`, times RFC 3339).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct StoredRun {
-    pub run_id: String,
-    pub date: String,
-    pub status: String,
-    pub trigger: String,
-    pub started_at: String,
-    pub finished_at: String,
-    pub rows: Vec<(String, i64)>,
-    pub error: Option<String>,
-    pub checks: Vec<StoredCheck>,
+pub(crate) struct StoredRun {
+    pub(crate) run_id: String,
+    pub(crate) date: String,
+    pub(crate) status: String,
+    pub(crate) trigger: String,
+    pub(crate) started_at: String,
+    pub(crate) finished_at: String,
+    pub(crate) rows: Vec<(String, i64)>,
+    pub(crate) error: Option<String>,
+    pub(crate) checks: Vec<StoredCheck>,
 }
 
 /// A check result as stored.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct StoredCheck {
-    pub check: String,
-    pub severity: String,
-    pub status: String,
-    pub violation_count: i64,
-    pub sample: String,
-    pub description: Option<String>,
+pub(crate) struct StoredCheck {
+    pub(crate) check: String,
+    pub(crate) severity: String,
+    pub(crate) status: String,
+    pub(crate) violation_count: i64,
+    pub(crate) sample: String,
+    pub(crate) description: Option<String>,
 }
 
 /// Which runs to load.
 #[derive(Debug, Clone, Default)]
-pub struct RunFilter {
-    pub run_id: Option<String>,
-    pub date: Option<NaiveDate>,
-    pub limit: usize,
+pub(crate) struct RunFilter {
+    pub(crate) run_id: Option<String>,
+    pub(crate) date: Option<NaiveDate>,
+    pub(crate) limit: usize,
+}
+
+/// The column `name` of a history query's result.
+fn column<'b>(b: &'b RecordBatch, name: &str) -> Result<&'b dyn datafusion::arrow::array::Array> {
+    b.column_by_name(name)
+        .map(|c| c.as_ref())
+        .ok_or_else(|| Error::Other(format!("run history: no column {name:?} in the result")))
 }
 
 /// Text of row `i` of `column` (None when NULL).
@@ -335,7 +340,7 @@ fn int(column: &dyn datafusion::arrow::array::Array, i: usize) -> Result<i64> {
 }
 
 /// Loads runs (newest first) with their check results.
-pub async fn load_runs(lake: &Lake, filter: &RunFilter) -> Result<Vec<StoredRun>> {
+pub(crate) async fn load_runs(lake: &Lake, filter: &RunFilter) -> Result<Vec<StoredRun>> {
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::common::ScalarValue;
     if lake.open(DAILY_RUNS).await?.is_none() {
@@ -350,7 +355,7 @@ pub async fn load_runs(lake: &Lake, filter: &RunFilter) -> Result<Vec<StoredRun>
     }
     if let Some(d) = filter.date {
         conditions.push("date = $date");
-        params.push(("date", ScalarValue::Date32(Some(date32(d)))));
+        params.push(("date", date_value(d)));
     }
     let filter_sql = if conditions.is_empty() {
         String::new()
@@ -368,9 +373,11 @@ pub async fn load_runs(lake: &Lake, filter: &RunFilter) -> Result<Vec<StoredRun>
     let mut runs = Vec::new();
     for b in &batches {
         for i in 0..b.num_rows() {
-            let t = |c: usize| text(b.column(c).as_ref(), i).map(Option::unwrap_or_default);
+            let t = |name: &str| -> Result<String> {
+                Ok(text(column(b, name)?, i)?.unwrap_or_default())
+            };
             let mut rows = Vec::new();
-            let map = b.column(6).as_map_opt();
+            let map = column(b, "rows")?.as_map_opt();
             if let Some(map) = map.filter(|m| !m.is_null(i)) {
                 let entries = map.value(i);
                 for j in 0..entries.len() {
@@ -379,14 +386,14 @@ pub async fn load_runs(lake: &Lake, filter: &RunFilter) -> Result<Vec<StoredRun>
                 }
             }
             runs.push(StoredRun {
-                run_id: t(0)?,
-                date: t(1)?,
-                status: t(2)?,
-                trigger: t(3)?,
-                started_at: t(4)?,
-                finished_at: t(5)?,
+                run_id: t("run_id")?,
+                date: t("date")?,
+                status: t("status")?,
+                trigger: t("trigger")?,
+                started_at: t("started_at")?,
+                finished_at: t("finished_at")?,
                 rows,
-                error: text(b.column(7).as_ref(), i)?,
+                error: text(column(b, "error")?, i)?,
                 checks: Vec::new(),
             });
         }
@@ -406,15 +413,17 @@ pub async fn load_runs(lake: &Lake, filter: &RunFilter) -> Result<Vec<StoredRun>
         .await?;
     for b in &checks {
         for i in 0..b.num_rows() {
-            let t = |c: usize| text(b.column(c).as_ref(), i).map(Option::unwrap_or_default);
-            let run_id = t(0)?;
+            let t = |name: &str| -> Result<String> {
+                Ok(text(column(b, name)?, i)?.unwrap_or_default())
+            };
+            let run_id = t("run_id")?;
             let check = StoredCheck {
-                check: t(1)?,
-                severity: t(2)?,
-                status: t(3)?,
-                violation_count: int(b.column(4).as_ref(), i)?,
-                sample: t(5)?,
-                description: text(b.column(6).as_ref(), i)?,
+                check: t("check")?,
+                severity: t("severity")?,
+                status: t("status")?,
+                violation_count: int(column(b, "violation_count")?, i)?,
+                sample: t("sample")?,
+                description: text(column(b, "description")?, i)?,
             };
             if let Some(run) = runs.iter_mut().find(|r| r.run_id == run_id) {
                 run.checks.push(check);

@@ -4,16 +4,17 @@
 //! All queries of a run read one pinned snapshot of each input table ([`query`]), so files and
 //! checks agree with each other while ingest keeps appending. [`schedule`] runs it daily.
 
-pub mod checks;
-pub mod date_guard;
-pub mod history;
-pub mod output;
-pub mod plan;
-pub mod query;
-pub mod schedule;
-pub mod sensor;
-pub mod shipped;
-pub mod sql_file;
+pub(crate) mod checks;
+pub(crate) mod date_guard;
+pub(crate) mod dates;
+pub(crate) mod history;
+pub(crate) mod output;
+pub(crate) mod plan;
+pub(crate) mod query;
+pub(crate) mod schedule;
+pub(crate) mod sensor;
+pub(crate) mod shipped;
+pub(crate) mod sql_file;
 
 use std::path::PathBuf;
 
@@ -21,56 +22,69 @@ use chrono::{NaiveDate, Utc};
 
 use crate::error::{Error, Result};
 use crate::lake::catalog;
-use crate::lake::maintain::list_tables;
 use crate::lake::{dead_letters_spec, user_events_spec, Lake};
+use crate::shutdown::CancellationToken;
 use history::{CheckRecord, RunRecord, RunStatus};
 use query::{require_date_column, JobSession};
 use sensor::SensorOptions;
 use sql_file::SqlFile;
 
 #[derive(Debug, Clone)]
-pub struct DailyOptions {
+pub(crate) struct DailyOptions {
     /// The folder holding `daily/` and `checks/`.
-    pub sql_dir: PathBuf,
+    pub(crate) sql_dir: PathBuf,
     /// Run only this daily file (its inputs must exist already) and no checks.
-    pub only: Option<String>,
+    pub(crate) only: Option<String>,
     /// Plan and validate every file, run nothing, write nothing.
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Wait for the date to be complete first; None runs at once.
-    pub sensor: Option<SensorOptions>,
+    pub(crate) sensor: Option<SensorOptions>,
     /// Bytes queries may hold before they spill to disk.
-    pub memory_limit: Option<usize>,
+    pub(crate) memory_limit: Option<usize>,
     /// Recorded with the run: `cli`, `schedule`, `api`, `demo`.
-    pub trigger: String,
+    pub(crate) trigger: String,
+}
+
+impl Default for DailyOptions {
+    fn default() -> Self {
+        Self {
+            sql_dir: PathBuf::from("sql"),
+            only: None,
+            dry_run: false,
+            sensor: Some(SensorOptions::default()),
+            memory_limit: None,
+            trigger: "cli".into(),
+        }
+    }
 }
 
 /// The files of the job, in the order they run.
 #[derive(Debug, Clone)]
-pub struct Job {
-    pub daily: Vec<SqlFile>,
-    pub checks: Vec<SqlFile>,
+pub(crate) struct Job {
+    pub(crate) daily: Vec<SqlFile>,
+    pub(crate) checks: Vec<SqlFile>,
 }
 
 /// What one daily file produced for one date (None: dry run).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableResult {
-    pub table: String,
-    pub rows: Option<usize>,
+pub(crate) struct TableResult {
+    pub(crate) table: String,
+    pub(crate) rows: Option<usize>,
 }
 
 /// How the job went for one date.
 #[derive(Debug, Clone)]
-pub struct DateRun {
-    pub run_id: String,
-    pub date: NaiveDate,
-    pub status: RunStatus,
-    pub tables: Vec<TableResult>,
-    pub checks: Vec<CheckRecord>,
-    pub error: Option<String>,
+pub(crate) struct DateRun {
+    pub(crate) run_id: String,
+    pub(crate) date: NaiveDate,
+    pub(crate) status: RunStatus,
+    pub(crate) tables: Vec<TableResult>,
+    pub(crate) checks: Vec<CheckRecord>,
+    pub(crate) error: Option<String>,
 }
 
 /// Loads and orders the job's files and checks that every table they read can exist.
-pub fn plan(lake: &Lake, opts: &DailyOptions) -> Result<Job> {
+pub(crate) fn plan(lake: &Lake, opts: &DailyOptions) -> Result<Job> {
     let daily_dir = opts.sql_dir.join("daily");
     let files = SqlFile::load_dir(&daily_dir)?;
     if files.is_empty() {
@@ -79,7 +93,7 @@ pub fn plan(lake: &Lake, opts: &DailyOptions) -> Result<Job> {
             daily_dir.display()
         )));
     }
-    let tables = list_tables(lake)?;
+    let tables = lake.tables()?;
     let exists = |r: &str| catalog::resolves(&tables, r);
     let ordered = plan::order(files, exists)?;
     let checks = SqlFile::load_dir(&opts.sql_dir.join("checks"))?;
@@ -104,10 +118,40 @@ pub fn plan(lake: &Lake, opts: &DailyOptions) -> Result<Job> {
     }
 }
 
+/// Runs the job for every date from `from` through `to`, oldest first, stopping after the first
+/// run that did not succeed (later dates may compare themselves with it). `each` sees every run
+/// as it ends. The CLI and the control API both run ranges through here.
+pub(crate) async fn run_range(
+    lake: &Lake,
+    opts: &DailyOptions,
+    from: NaiveDate,
+    to: NaiveDate,
+    shutdown: &CancellationToken,
+    mut each: impl FnMut(&DateRun),
+) -> Result<Vec<DateRun>> {
+    let mut runs = Vec::new();
+    for date in from.iter_days().take_while(|d| *d <= to) {
+        let run = run_date(lake, opts, date, shutdown).await?;
+        each(&run);
+        let succeeded = run.status == RunStatus::Succeeded;
+        runs.push(run);
+        if !succeeded {
+            break;
+        }
+    }
+    Ok(runs)
+}
+
 /// Runs the job for `date` and records the run (except a dry run). Failures of the run itself
 /// (sensor timeout, SQL or write errors, failed `error` checks) are in the returned
-/// [`DateRun`]; an `Err` means the run could not even be recorded.
-pub async fn run_date(lake: &Lake, opts: &DailyOptions, date: NaiveDate) -> Result<DateRun> {
+/// [`DateRun`]; an `Err` means the run could not even be recorded, or [`Error::Stopped`] that
+/// `shutdown` came during the sensor's wait (nothing is recorded then).
+pub(crate) async fn run_date(
+    lake: &Lake,
+    opts: &DailyOptions,
+    date: NaiveDate,
+    shutdown: &CancellationToken,
+) -> Result<DateRun> {
     // Checks may read the raw tables before ingest ever wrote to them.
     lake.open_or_create(&user_events_spec()).await?;
     lake.open_or_create(&dead_letters_spec()).await?;
@@ -125,7 +169,7 @@ pub async fn run_date(lake: &Lake, opts: &DailyOptions, date: NaiveDate) -> Resu
     }
     let started_at = Utc::now();
     let outcome = match &opts.sensor {
-        Some(sensor) => sensor::wait_for(lake, sensor, date).await,
+        Some(sensor) => sensor::wait_for(lake, sensor, date, shutdown).await,
         None => Ok(()),
     };
     let outcome = match outcome {
@@ -142,6 +186,7 @@ pub async fn run_date(lake: &Lake, opts: &DailyOptions, date: NaiveDate) -> Resu
                 ));
             }
         }
+        Err(Error::Stopped) => return Err(Error::Stopped),
         Err(Error::NotComplete(why)) => {
             run.status = RunStatus::SensorTimeout;
             run.error = Some(why);
@@ -213,7 +258,7 @@ async fn validate(
         });
     }
     // A check reading a table no daily run has written yet cannot be planned before one.
-    let tables = list_tables(lake)?;
+    let tables = lake.tables()?;
     for file in &job.checks {
         if file.reads.iter().all(|r| catalog::resolves(&tables, r)) {
             session.plan(file, date).await?;

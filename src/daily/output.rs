@@ -7,7 +7,6 @@
 use chrono::NaiveDate;
 use std::sync::Arc;
 
-use datafusion::common::ScalarValue;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{col, lit, DataFrame};
 use deltalake::delta_datafusion::planner::DeltaPlanner;
@@ -16,18 +15,18 @@ use deltalake::protocol::SaveMode;
 use deltalake::DeltaTableBuilder;
 use futures::TryStreamExt;
 
-use super::query::date32;
+use super::dates::date_value;
 use crate::error::{Error, Result};
 use crate::lake::{dir_url, Lake};
 
 /// The table a daily file writes.
-pub fn table_name(file_name: &str) -> String {
+pub(crate) fn table_name(file_name: &str) -> String {
     format!("processed.{file_name}")
 }
 
 /// Replaces the rows of `date` in `processed.<name>` with what `result` yields (run in its own
 /// session, memory limit included); returns the table's name and the rows written.
-pub async fn replace_date(
+pub(crate) async fn replace_date(
     lake: &Lake,
     name: &str,
     date: NaiveDate,
@@ -44,7 +43,7 @@ pub async fn replace_date(
         DeltaTableBuilder::from_url(url).and_then(|b| b.build())
     }
     .map_err(|e| Error::delta(&table_name, e))?;
-    let predicate = col("date").eq(lit(ScalarValue::Date32(Some(date32(date)))));
+    let predicate = col("date").eq(lit(date_value(date)));
     let (session, plan) = result.into_parts();
     // The writer plans its own nodes (row metrics) around ours; they need delta-rs's planner.
     let session = SessionStateBuilder::new_from_existing(session)

@@ -18,7 +18,7 @@ fn produced_by<'a>(reference: &str, outputs: &'a BTreeSet<String>) -> Option<&'a
 
 /// Orders `files` so that every file runs after the files whose tables it reads.
 /// `exists` says whether a table reference that no file produces is in the lake already.
-pub fn order(files: Vec<SqlFile>, exists: impl Fn(&str) -> bool) -> Result<Vec<SqlFile>> {
+pub(crate) fn order(files: Vec<SqlFile>, exists: impl Fn(&str) -> bool) -> Result<Vec<SqlFile>> {
     let outputs: BTreeSet<String> = files.iter().map(|f| f.name.clone()).collect();
     let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for f in &files {
@@ -74,7 +74,7 @@ pub fn order(files: Vec<SqlFile>, exists: impl Fn(&str) -> bool) -> Result<Vec<S
 }
 
 /// Checks that every table a check reads exists in the lake or is made by a daily file.
-pub fn check_reads(
+pub(crate) fn check_reads(
     checks: &[SqlFile],
     daily: &[SqlFile],
     exists: impl Fn(&str) -> bool,

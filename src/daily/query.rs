@@ -13,19 +13,14 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{col, DataFrame, Expr};
 
 use super::date_guard::guarded_date;
+use super::dates::date_value;
 use super::sql_file::SqlFile;
 use crate::error::{Error, Result};
 use crate::lake::catalog::{self, Lookup, Pins};
 use crate::lake::Lake;
 
-/// DataFusion's DATE: days since 1970-01-01.
-pub fn date32(date: NaiveDate) -> i32 {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    (date - epoch).num_days() as i32
-}
-
 /// The session one run of the job uses for all its queries.
-pub struct JobSession {
+pub(crate) struct JobSession {
     ctx: SessionContext,
     pins: Pins,
 }
@@ -33,7 +28,7 @@ pub struct JobSession {
 impl JobSession {
     /// `memory_limit` (bytes) caps what queries hold in memory; past it, sorts and aggregations
     /// spill to temporary files instead of failing.
-    pub fn new(lake: &Lake, memory_limit: Option<usize>) -> Result<Self> {
+    pub(crate) fn new(lake: &Lake, memory_limit: Option<usize>) -> Result<Self> {
         let mut runtime = RuntimeEnvBuilder::new();
         if let Some(limit) = memory_limit {
             runtime = runtime.with_memory_limit(limit, 1.0);
@@ -48,20 +43,20 @@ impl JobSession {
     }
 
     /// The next query reads `table`'s latest snapshot (the job has just rewritten it).
-    pub fn refresh(&self, table: &str) {
+    pub(crate) fn refresh(&self, table: &str) {
         self.pins.forget(table);
     }
 
     /// Plans `file` with `$date` bound; nothing runs yet.
-    pub async fn plan(&self, file: &SqlFile, date: NaiveDate) -> Result<DataFrame> {
+    pub(crate) async fn plan(&self, file: &SqlFile, date: NaiveDate) -> Result<DataFrame> {
         let df = self.ctx.sql(&file.text).await.map_err(|e| at(file, &e))?;
-        df.with_param_values(vec![("date", ScalarValue::Date32(Some(date32(date))))])
+        df.with_param_values(vec![("date", date_value(date))])
             .map_err(|e| at(file, &e))
     }
 
     /// `file`'s result for `date`, to be streamed into its table: it must have a DATE column
     /// `date`, and every row must be of `date` (checked as the rows go by).
-    pub async fn daily_result(&self, file: &SqlFile, date: NaiveDate) -> Result<DataFrame> {
+    pub(crate) async fn daily_result(&self, file: &SqlFile, date: NaiveDate) -> Result<DataFrame> {
         let df = self.plan(file, date).await?;
         require_date_column(file, df.schema().inner())?;
         let columns: Vec<Expr> = df
@@ -78,7 +73,11 @@ impl JobSession {
 
     /// Runs `file` for `date` and returns all its rows (at least one batch, maybe empty, so
     /// that the result's schema is known even without rows).
-    pub async fn collect(&self, file: &SqlFile, date: NaiveDate) -> Result<Vec<RecordBatch>> {
+    pub(crate) async fn collect(
+        &self,
+        file: &SqlFile,
+        date: NaiveDate,
+    ) -> Result<Vec<RecordBatch>> {
         let df = self.plan(file, date).await?;
         let schema: SchemaRef = df.schema().inner().clone();
         let mut batches = df.collect().await.map_err(|e| at(file, &e))?;
@@ -89,15 +88,19 @@ impl JobSession {
     }
 
     /// Runs one of lake's own queries (not a user's file), with `$date` bound if given.
-    pub async fn internal(&self, sql: &str, date: Option<NaiveDate>) -> Result<Vec<RecordBatch>> {
+    pub(crate) async fn internal(
+        &self,
+        sql: &str,
+        date: Option<NaiveDate>,
+    ) -> Result<Vec<RecordBatch>> {
         let params = date
-            .map(|d| vec![("date", ScalarValue::Date32(Some(date32(d))))])
+            .map(|d| vec![("date", date_value(d))])
             .unwrap_or_default();
         self.internal_with(sql, params).await
     }
 
     /// Runs one of lake's own queries with named parameters (`$name`).
-    pub async fn internal_with(
+    pub(crate) async fn internal_with(
         &self,
         sql: &str,
         params: Vec<(&str, ScalarValue)>,
@@ -111,7 +114,7 @@ impl JobSession {
 }
 
 /// Checks that a daily file's result has a DATE column `date` and at least one other column.
-pub fn require_date_column(file: &SqlFile, schema: &SchemaRef) -> Result<()> {
+pub(crate) fn require_date_column(file: &SqlFile, schema: &SchemaRef) -> Result<()> {
     match schema.field_with_name("date") {
         Err(_) => Err(Error::Config(format!(
             "{}: the result needs a `date` column",
@@ -132,7 +135,7 @@ pub fn require_date_column(file: &SqlFile, schema: &SchemaRef) -> Result<()> {
 }
 
 /// `file[:line:column]: message`, the place taken from DataFusion's diagnostic when it has one.
-pub fn at(file: &SqlFile, e: &DataFusionError) -> Error {
+pub(crate) fn at(file: &SqlFile, e: &DataFusionError) -> Error {
     let place = e
         .diagnostic()
         .and_then(|d| d.span)

@@ -5,8 +5,6 @@
 //! time: a run cut short leaves no record and is simply run again.
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
@@ -17,37 +15,58 @@ use super::history::{self, RunStatus};
 use super::{run_date, DailyOptions, DateRun};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
+use crate::shutdown::{self, CancellationToken};
+
+/// When the daily job runs unless told otherwise: 02:00 every day.
+pub(crate) const DEFAULT_CRON: &str = "0 2 * * *";
+/// How long a scheduled run waits for its day to be complete unless told otherwise.
+pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(2 * 3600);
 
 #[derive(Debug, Clone)]
-pub struct ScheduleOptions {
-    pub cron: Cron,
-    pub timezone: Tz,
+pub(crate) struct ScheduleOptions {
+    pub(crate) cron: Cron,
+    pub(crate) timezone: Tz,
     /// Attempts after the first failed one, per date and tick.
-    pub retries: u32,
+    pub(crate) retries: u32,
     /// Wait before the first retry; doubles for each further one.
-    pub backoff: Duration,
+    pub(crate) backoff: Duration,
     /// Catch up, then exit instead of waiting for the next tick.
-    pub once: bool,
+    pub(crate) once: bool,
     /// Pretend today is this date (replays and tests); None: the clock.
-    pub today: Option<NaiveDate>,
+    pub(crate) today: Option<NaiveDate>,
     /// With no succeeded run on record, start catching up at this date (default: yesterday).
-    pub first_date: Option<NaiveDate>,
+    pub(crate) first_date: Option<NaiveDate>,
+}
+
+impl Default for ScheduleOptions {
+    fn default() -> Self {
+        Self {
+            // A constant, not input; `cron_and_timezone_errors_are_config_errors` parses it.
+            cron: parse_cron(DEFAULT_CRON).expect("DEFAULT_CRON parses"),
+            timezone: Tz::UTC,
+            retries: 3,
+            backoff: Duration::from_secs(60),
+            once: false,
+            today: None,
+            first_date: None,
+        }
+    }
 }
 
 /// Parses a 5-field cron expression (`minute hour day month weekday`).
-pub fn parse_cron(expr: &str) -> Result<Cron> {
+pub(crate) fn parse_cron(expr: &str) -> Result<Cron> {
     Cron::from_str(expr).map_err(|e| Error::Config(format!("schedule cron {expr:?}: {e}")))
 }
 
 /// Parses an IANA timezone name such as `Europe/Berlin` or `UTC`.
-pub fn parse_timezone(name: &str) -> Result<Tz> {
+pub(crate) fn parse_timezone(name: &str) -> Result<Tz> {
     name.parse::<Tz>()
         .map_err(|e| Error::Config(format!("schedule timezone {name:?}: {e}")))
 }
 
 /// The dates to run, oldest first: from the earliest succeeded date (or `first`, or `yesterday`
 /// when nothing ever succeeded) through `yesterday`, minus those that succeeded.
-pub fn due_dates(
+pub(crate) fn due_dates(
     succeeded: &[NaiveDate],
     first: Option<NaiveDate>,
     yesterday: NaiveDate,
@@ -65,20 +84,20 @@ pub fn due_dates(
 }
 
 /// Delay before retry `attempt` (1-based): `backoff`, then doubling, at most an hour.
-pub fn retry_delay(backoff: Duration, attempt: u32) -> Duration {
+pub(crate) fn retry_delay(backoff: Duration, attempt: u32) -> Duration {
     let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
     backoff
         .saturating_mul(factor)
         .min(Duration::from_secs(3600))
 }
 
-/// Runs until `stop` is set, or with `once` after catching up; then an error names the dates
-/// that did not succeed.
-pub async fn run(
+/// Runs until `stop` is cancelled, or with `once` after catching up; then an error names the
+/// dates that did not succeed.
+pub(crate) async fn run(
     lake: &Lake,
     daily: &DailyOptions,
     opts: &ScheduleOptions,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 ) -> Result<()> {
     loop {
         let today = opts
@@ -95,7 +114,10 @@ pub async fn run(
                 break;
             }
         }
-        if opts.once || stop.load(Ordering::SeqCst) {
+        if stop.is_cancelled() {
+            return Ok(());
+        }
+        if opts.once {
             if not_done.is_empty() {
                 return Ok(());
             }
@@ -114,7 +136,7 @@ pub async fn run(
         let wait = (next.with_timezone(&Utc) - Utc::now())
             .to_std()
             .unwrap_or_default();
-        if !sleep_unless_stopped(wait, &stop).await {
+        if !shutdown::sleep(wait, &stop).await {
             return Ok(());
         }
     }
@@ -126,22 +148,23 @@ async fn run_with_retries(
     daily: &DailyOptions,
     opts: &ScheduleOptions,
     date: NaiveDate,
-    stop: &AtomicBool,
+    stop: &CancellationToken,
 ) -> Result<bool> {
     for attempt in 0..=opts.retries {
         if attempt > 0 {
             let delay = retry_delay(opts.backoff, attempt);
             tracing::warn!(%date, attempt, "retrying in {}", humantime::format_duration(delay));
-            if !sleep_unless_stopped(delay, stop).await {
+            if !shutdown::sleep(delay, stop).await {
                 return Ok(false);
             }
         }
-        let outcome: Result<DateRun> = run_date(lake, daily, date).await;
+        let outcome: Result<DateRun> = run_date(lake, daily, date, stop).await;
         match outcome {
             Ok(run) if run.status == RunStatus::Succeeded => {
                 tracing::info!(%date, run_id = %run.run_id, "daily run succeeded");
                 return Ok(true);
             }
+            Err(Error::Stopped) => return Ok(false),
             Ok(run) => tracing::warn!(
                 %date,
                 status = run.status.as_str(),
@@ -151,24 +174,11 @@ async fn run_with_retries(
             // The run could not even be recorded (the lake is unwritable): retrying may help.
             Err(e) => tracing::error!(%date, "daily run could not be recorded: {e}"),
         }
-        if stop.load(Ordering::SeqCst) {
+        if stop.is_cancelled() {
             return Ok(false);
         }
     }
     Ok(false)
-}
-
-/// Sleeps `wait`, waking early when `stop` is set; false if stopped.
-async fn sleep_unless_stopped(wait: Duration, stop: &AtomicBool) -> bool {
-    let deadline = tokio::time::Instant::now() + wait;
-    while tokio::time::Instant::now() < deadline {
-        if stop.load(Ordering::SeqCst) {
-            return false;
-        }
-        let left = deadline - tokio::time::Instant::now();
-        tokio::time::sleep(left.min(Duration::from_millis(200))).await;
-    }
-    !stop.load(Ordering::SeqCst)
 }
 
 #[cfg(test)]
@@ -204,7 +214,7 @@ mod tests {
 
     #[test]
     fn cron_and_timezone_errors_are_config_errors() {
-        assert!(parse_cron("0 2 * * *").is_ok());
+        assert!(parse_cron(DEFAULT_CRON).is_ok());
         assert!(parse_cron("0 25 * * *")
             .unwrap_err()
             .to_string()

@@ -14,21 +14,37 @@ use datafusion::arrow::array::{Array, Int32Array, TimestampMicrosecondArray};
 
 use super::query::JobSession;
 use crate::error::{Error, Result};
-use crate::ingest::offsets;
-use crate::lake::{Lake, USER_EVENTS};
+use crate::lake::{progress, Lake, USER_EVENTS};
+use crate::shutdown::{self, CancellationToken};
 
 #[derive(Debug, Clone)]
-pub struct SensorOptions {
+pub(crate) struct SensorOptions {
     /// The topic whose ingest progress counts (markers `lake-ingest:<topic>:<partition>`).
-    pub topic: String,
+    pub(crate) topic: String,
     /// How late an event may arrive after its day ended.
-    pub lateness: Duration,
+    pub(crate) lateness: Duration,
     /// How long to wait for the day to complete; zero checks once.
-    pub wait: Duration,
+    pub(crate) wait: Duration,
 }
 
-/// Waits until `date` is complete, or fails with [`Error::NotComplete`] when `wait` runs out.
-pub async fn wait_for(lake: &Lake, opts: &SensorOptions, date: NaiveDate) -> Result<()> {
+impl Default for SensorOptions {
+    fn default() -> Self {
+        Self {
+            topic: crate::config::DEFAULT_TOPIC.to_string(),
+            lateness: Duration::from_secs(600),
+            wait: Duration::ZERO,
+        }
+    }
+}
+
+/// Waits until `date` is complete, or fails with [`Error::NotComplete`] when `wait` runs out
+/// (or with [`Error::Stopped`] when `shutdown` comes first).
+pub(crate) async fn wait_for(
+    lake: &Lake,
+    opts: &SensorOptions,
+    date: NaiveDate,
+    shutdown: &CancellationToken,
+) -> Result<()> {
     let started = Instant::now();
     let poll = (opts.wait / 20).clamp(Duration::from_millis(250), Duration::from_secs(10));
     loop {
@@ -45,16 +61,22 @@ pub async fn wait_for(lake: &Lake, opts: &SensorOptions, date: NaiveDate) -> Res
             )));
         }
         tracing::info!(%date, "waiting for ingest: {}", behind.join("; "));
-        tokio::time::sleep(poll.min(opts.wait - waited)).await;
+        if !shutdown::sleep(poll.min(opts.wait - waited), shutdown).await {
+            return Err(Error::Stopped);
+        }
     }
 }
 
 /// Why `date` is not complete yet, one line per lagging partition (empty: complete).
-pub async fn behind(lake: &Lake, opts: &SensorOptions, date: NaiveDate) -> Result<Vec<String>> {
+pub(crate) async fn behind(
+    lake: &Lake,
+    opts: &SensorOptions,
+    date: NaiveDate,
+) -> Result<Vec<String>> {
     let Some(table) = lake.open(USER_EVENTS).await? else {
         return Ok(vec![format!("{USER_EVENTS} does not exist yet")]);
     };
-    let partitions: Vec<i32> = offsets::all_committed(&table, &opts.topic)
+    let partitions: Vec<i32> = progress::all_committed(&table, &opts.topic)
         .await?
         .into_iter()
         .map(|(p, _)| p)
@@ -91,7 +113,7 @@ fn end_of(date: NaiveDate) -> DateTime<Utc> {
 }
 
 /// The latest event time per Kafka partition, among rows of days after `after` if given.
-pub async fn watermarks(
+pub(crate) async fn watermarks(
     lake: &Lake,
     after: Option<NaiveDate>,
 ) -> Result<BTreeMap<i32, DateTime<Utc>>> {
@@ -104,7 +126,7 @@ pub async fn watermarks(
     let batches = session
         .internal(
             &format!(
-                "SELECT kafka_partition, max(event_time) FROM raw.user_events \
+                "SELECT kafka_partition, max(event_time) AS watermark FROM raw.user_events \
                  {only_after} GROUP BY kafka_partition"
             ),
             after,
@@ -113,10 +135,10 @@ pub async fn watermarks(
     let mut out = BTreeMap::new();
     for b in &batches {
         let (Some(parts), Some(times)) = (
-            b.column(0).as_any().downcast_ref::<Int32Array>(),
-            b.column(1)
-                .as_any()
-                .downcast_ref::<TimestampMicrosecondArray>(),
+            b.column_by_name("kafka_partition")
+                .and_then(|c| c.as_any().downcast_ref::<Int32Array>()),
+            b.column_by_name("watermark")
+                .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>()),
         ) else {
             return Err(Error::Other(
                 "sensor: unexpected column types in raw.user_events".into(),

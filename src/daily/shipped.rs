@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// `(path under sql/, text)` of every shipped file.
-pub const FILES: &[(&str, &str)] = &[
+pub(crate) const FILES: &[(&str, &str)] = &[
     (
         "daily/daily_metrics.sql",
         include_str!("../../sql/daily/daily_metrics.sql"),
@@ -46,7 +46,7 @@ pub const FILES: &[(&str, &str)] = &[
 ];
 
 /// Writes the shipped files under `dir` (`dir/daily/*.sql`, `dir/checks/*.sql`).
-pub fn write_to(dir: &Path) -> Result<()> {
+pub(crate) fn write_to(dir: &Path) -> Result<()> {
     for (path, text) in FILES {
         let path = dir.join(path);
         if let Some(parent) = path.parent() {

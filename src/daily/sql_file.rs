@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 /// How a failing check counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
+pub(crate) enum Severity {
     /// A violation fails the run.
     Error,
     /// A violation is recorded only.
@@ -18,19 +18,19 @@ pub enum Severity {
 }
 
 #[derive(Debug, Clone)]
-pub struct SqlFile {
+pub(crate) struct SqlFile {
     /// File stem: `sql/daily/daily_metrics.sql` is `daily_metrics`.
-    pub name: String,
-    pub path: PathBuf,
-    pub text: String,
-    pub severity: Severity,
-    pub description: Option<String>,
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
+    pub(crate) text: String,
+    pub(crate) severity: Severity,
+    pub(crate) description: Option<String>,
     /// Tables read, as written (`raw.user_events`, `daily_metrics`, ...).
-    pub reads: Vec<String>,
+    pub(crate) reads: Vec<String>,
 }
 
 impl SqlFile {
-    pub fn load(path: &Path) -> Result<Self> {
+    pub(crate) fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))?;
         let name = path
             .file_stem()
@@ -85,7 +85,7 @@ impl SqlFile {
     }
 
     /// Every `*.sql` file of `dir`, sorted by name; a missing folder is an empty list.
-    pub fn load_dir(dir: &Path) -> Result<Vec<Self>> {
+    pub(crate) fn load_dir(dir: &Path) -> Result<Vec<Self>> {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

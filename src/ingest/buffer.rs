@@ -18,9 +18,9 @@ pub struct Message<'a> {
 /// A run of consecutive messages of one topic, in poll order.
 #[derive(Debug, Default)]
 pub struct MessageBuffer {
-    pub partitions: Vec<i32>,
-    pub offsets: Vec<i64>,
-    pub timestamps_ms: Vec<Option<i64>>,
+    pub(crate) partitions: Vec<i32>,
+    pub(crate) offsets: Vec<i64>,
+    pub(crate) timestamps_ms: Vec<Option<i64>>,
     keys: Vec<u8>,
     key_ranges: Vec<Option<Range<usize>>>,
     payloads: Vec<u8>,
@@ -52,34 +52,34 @@ impl MessageBuffer {
             .or_insert((m.offset, m.offset));
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.offsets.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.offsets.is_empty()
     }
 
     /// Bytes held (payloads and keys), for the max-bytes flush trigger.
-    pub fn byte_size(&self) -> usize {
+    pub(crate) fn byte_size(&self) -> usize {
         self.payloads.len() + self.keys.len()
     }
 
-    pub fn payload(&self, i: usize) -> Option<&[u8]> {
+    pub(crate) fn payload(&self, i: usize) -> Option<&[u8]> {
         self.payload_ranges[i].clone().map(|r| &self.payloads[r])
     }
 
-    pub fn key(&self, i: usize) -> Option<&[u8]> {
+    pub(crate) fn key(&self, i: usize) -> Option<&[u8]> {
         self.key_ranges[i].clone().map(|r| &self.keys[r])
     }
 
     /// First and last offset buffered per partition.
-    pub fn spans(&self) -> &BTreeMap<i32, (i64, i64)> {
+    pub(crate) fn spans(&self) -> &BTreeMap<i32, (i64, i64)> {
         &self.spans
     }
 
     /// Forgets everything buffered for `partition` (after a revoke or a re-seek).
-    pub fn drop_partition(&mut self, partition: i32) {
+    pub(crate) fn drop_partition(&mut self, partition: i32) {
         if !self.spans.contains_key(&partition) {
             return;
         }
@@ -91,7 +91,7 @@ impl MessageBuffer {
         }
     }
 
-    pub fn message(&self, i: usize) -> Message<'_> {
+    pub(crate) fn message(&self, i: usize) -> Message<'_> {
         Message {
             partition: self.partitions[i],
             offset: self.offsets[i],

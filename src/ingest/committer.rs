@@ -9,7 +9,6 @@
 //! letter table ahead, never behind: on replay its marker filters what it already has.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,36 +20,37 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::decode::Decoded;
 use super::offsets;
-use super::stats::Stats;
+use super::stats::Shared;
 use super::writer::{append, CommitOutcome};
 use crate::error::{Error, Result};
+use crate::lake::progress;
 use crate::lake::{TableId, DEAD_LETTERS, USER_EVENTS};
 
 /// Committed offsets of one partition in both tables.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Watermark {
-    pub events: Option<i64>,
-    pub dead_letters: Option<i64>,
+pub(crate) struct Watermark {
+    pub(crate) events: Option<i64>,
+    pub(crate) dead_letters: Option<i64>,
 }
 
 impl Watermark {
     /// The first offset not yet ingested.
-    pub fn resume_at(&self) -> Option<i64> {
+    pub(crate) fn resume_at(&self) -> Option<i64> {
         self.events.map(|o| o + 1)
     }
 }
 
 /// One decoded flush of the consumer's buffer.
 #[derive(Debug)]
-pub struct Flush {
+pub(crate) struct Flush {
     /// The consumer's epoch when it read these messages; stale epochs are discarded.
-    pub epoch: u64,
-    pub decoded: Decoded,
+    pub(crate) epoch: u64,
+    pub(crate) decoded: Decoded,
     /// Per partition: last offset read (the new marker).
-    pub last_offsets: BTreeMap<i32, i64>,
+    pub(crate) last_offsets: BTreeMap<i32, i64>,
 }
 
-pub enum Request {
+pub(crate) enum Request {
     Flush(Flush),
     /// Committed watermarks of these partitions, read fresh from the tables.
     Watermarks {
@@ -62,27 +62,21 @@ pub enum Request {
     },
 }
 
-/// Called after each successful commit with the new markers (to mirror them to Kafka).
-pub type OnCommitted = Box<dyn Fn(&BTreeMap<i32, i64>) + Send>;
-
-pub struct Committer {
+pub(crate) struct Committer {
     /// Source name in the progress markers (see [`super::IngestOptions::source`]).
-    pub source: String,
-    pub events: DeltaTable,
-    pub dead_letters: DeltaTable,
+    pub(crate) source: String,
+    pub(crate) events: DeltaTable,
+    pub(crate) dead_letters: DeltaTable,
     /// What this worker believes is committed, per partition it has seen.
-    pub known: BTreeMap<i32, Watermark>,
-    /// Bumped when a conflict shows our view is stale; the consumer then re-seeks.
-    pub epoch: Arc<AtomicU64>,
-    pub stats: Arc<Stats>,
-    pub on_committed: OnCommitted,
+    pub(crate) known: BTreeMap<i32, Watermark>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 const COMMIT_ATTEMPTS: u32 = 5;
 
 impl Committer {
     /// Serves requests until the channel closes or a commit fails for good.
-    pub async fn run(mut self, mut requests: mpsc::Receiver<Request>) -> Result<()> {
+    pub(crate) async fn run(mut self, mut requests: mpsc::Receiver<Request>) -> Result<()> {
         while let Some(request) = requests.recv().await {
             match request {
                 Request::Flush(flush) => {
@@ -111,8 +105,9 @@ impl Committer {
     async fn read_watermarks(&mut self, partitions: &[i32]) -> Result<BTreeMap<i32, Watermark>> {
         refresh(&mut self.events, USER_EVENTS).await?;
         refresh(&mut self.dead_letters, DEAD_LETTERS).await?;
-        let ev = offsets::committed(&self.events, &self.source, partitions.iter().copied()).await?;
-        let dl = offsets::committed(&self.dead_letters, &self.source, partitions.iter().copied())
+        let ev =
+            progress::committed(&self.events, &self.source, partitions.iter().copied()).await?;
+        let dl = progress::committed(&self.dead_letters, &self.source, partitions.iter().copied())
             .await?;
         let mut out = BTreeMap::new();
         for p in partitions {
@@ -141,11 +136,11 @@ impl Committer {
     }
 
     fn stale(&self, flush: &Flush) -> bool {
-        flush.epoch < self.epoch.load(Ordering::SeqCst)
+        flush.epoch < self.shared.epoch()
     }
 
     fn conflict(&self, table: TableId) {
-        let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        let epoch = self.shared.next_epoch();
         tracing::warn!(%table, epoch, "another writer advanced our partitions; re-seeking");
     }
 
@@ -170,13 +165,13 @@ impl Committer {
             w.dead_letters.max(w.events)
         };
         // Clones (cheap: shared buffers) so that a retry of this flush still has its rows.
-        let dead = take_after(flush.decoded.dead_letters.clone(), dl_floor, 1, 2)?;
+        let dead = take_after(flush.decoded.dead_letters.clone(), dl_floor)?;
         let dead_rows = dead.as_ref().map_or(0, |b| b.num_rows()) as u64;
         if dead_rows > 0 {
             let marks = new_marks(flush, dl_floor);
             let txns = self.txns(&marks);
             match append(&mut self.dead_letters, DEAD_LETTERS, dead, txns).await? {
-                CommitOutcome::Committed(_) => self.stats.dead_lettered(dead_rows),
+                CommitOutcome::Committed(_) => self.shared.stats.dead_lettered(dead_rows),
                 CommitOutcome::Conflict => {
                     self.conflict(DEAD_LETTERS);
                     return Ok(());
@@ -185,7 +180,7 @@ impl Committer {
         }
 
         let ev_floor = |p: i32| now[&p].events;
-        let events = take_after(flush.decoded.events.clone(), ev_floor, 6, 7)?;
+        let events = take_after(flush.decoded.events.clone(), ev_floor)?;
         let event_rows = events.as_ref().map_or(0, |b| b.num_rows()) as u64;
         let marks = new_marks(flush, ev_floor);
         let txns = self.txns(&marks);
@@ -194,9 +189,11 @@ impl Committer {
                 for (p, o) in &marks {
                     self.known.entry(*p).or_default().events = Some(*o);
                 }
-                self.stats.committed(event_rows);
+                self.shared.stats.committed(event_rows);
                 tracing::debug!(version, event_rows, dead_rows, "committed");
-                (self.on_committed)(&marks);
+                if let Ok(mut m) = self.shared.to_mirror.lock() {
+                    m.extend(marks.iter().map(|(p, o)| (*p, *o)));
+                }
             }
             CommitOutcome::Conflict => self.conflict(USER_EVENTS),
         }
@@ -228,25 +225,20 @@ async fn refresh(table: &mut DeltaTable, id: TableId) -> Result<()> {
         .map_err(|e| Error::delta(id, e))
 }
 
-/// Keeps the rows whose offset (column `offset_col`) is above their partition's
-/// (column `partition_col`) floor.
+/// Keeps the rows whose `kafka_offset` is above their `kafka_partition`'s floor.
 fn take_after(
     batch: Option<RecordBatch>,
     floor: impl Fn(i32) -> Option<i64>,
-    partition_col: usize,
-    offset_col: usize,
 ) -> Result<Option<RecordBatch>> {
     let Some(batch) = batch else { return Ok(None) };
     let parts = batch
-        .column(partition_col)
-        .as_any()
-        .downcast_ref::<Int32Array>()
-        .ok_or_else(|| Error::Other("kafka_partition column is not Int32".into()))?;
+        .column_by_name("kafka_partition")
+        .and_then(|c| c.as_any().downcast_ref::<Int32Array>())
+        .ok_or_else(|| Error::Other("no Int32 column kafka_partition".into()))?;
     let offs = batch
-        .column(offset_col)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .ok_or_else(|| Error::Other("kafka_offset column is not Int64".into()))?;
+        .column_by_name("kafka_offset")
+        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+        .ok_or_else(|| Error::Other("no Int64 column kafka_offset".into()))?;
     let keep: BooleanArray = (0..batch.num_rows())
         .map(|i| Some(floor(parts.value(i)).is_none_or(|f| offs.value(i) > f)))
         .collect();

@@ -1,13 +1,12 @@
-//! The Kafka side of ingest: a consumer-group member on its own thread that polls messages,
-//! buffers them, and hands a buffer on (to [`decode`](super::decode) and then the
-//! [`Committer`](super::committer::Committer)) when it is full or old enough.
+//! The Kafka side of ingest: a consumer-group member on its own thread ([`PollLoop`]) that polls
+//! messages, buffers them, and hands a buffer on (to [`stage`](super::stage), which decodes it
+//! for the [`Committer`](super::committer::Committer)) when it is full or old enough.
 //!
 //! On every partition assignment the rebalance callback asks the committer for the partitions'
 //! markers in Delta and starts each partition right after its marker; Kafka's own committed
 //! offsets are never trusted for that.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -19,13 +18,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::buffer::{Message, MessageBuffer};
 use super::committer::{Request, Watermark};
-use super::decode::Handoff;
-use super::stats::{Reporter, Stats};
+use super::stage::Handoff;
+use super::stats::{Reporter, Shared, Stats};
 use super::IngestOptions;
 use crate::error::{Error, Result};
+use crate::shutdown::CancellationToken;
 
 /// Client context: rebalance handling that positions partitions from the Delta markers.
-pub struct LakeContext {
+pub(crate) struct LakeContext {
     topic: String,
     requests: mpsc::Sender<Handoff>,
     /// Partitions revoked since the loop last looked; their buffered messages are dropped.
@@ -36,7 +36,7 @@ pub struct LakeContext {
 }
 
 impl LakeContext {
-    pub fn new(topic: &str, requests: mpsc::Sender<Handoff>) -> Self {
+    pub(crate) fn new(topic: &str, requests: mpsc::Sender<Handoff>) -> Self {
         Self {
             topic: topic.to_string(),
             requests,
@@ -84,7 +84,7 @@ impl LakeContext {
             .unwrap_or_default()
     }
 
-    pub fn assigned(&self) -> Vec<i32> {
+    pub(crate) fn assigned(&self) -> Vec<i32> {
         self.assigned
             .lock()
             .map(|a| a.iter().copied().collect())
@@ -183,17 +183,17 @@ impl ConsumerContext for LakeContext {
     }
 }
 
-pub type LakeConsumer = BaseConsumer<LakeContext>;
+pub(crate) type LakeConsumer = BaseConsumer<LakeContext>;
 
 /// Why the poll loop ended.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     Shutdown,
     CaughtUp,
 }
 
 /// End offsets of every partition of the topic, captured for `--until-caught-up`.
-pub fn end_offsets(consumer: &LakeConsumer, topic: &str) -> Result<BTreeMap<i32, i64>> {
+pub(crate) fn end_offsets(consumer: &LakeConsumer, topic: &str) -> Result<BTreeMap<i32, i64>> {
     let timeout = Duration::from_secs(10);
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
@@ -222,133 +222,223 @@ fn caught_up(ends: &BTreeMap<i32, i64>, marks: &BTreeMap<i32, Watermark>) -> boo
     })
 }
 
-/// The poll → buffer → decode → hand-off loop. Runs on a dedicated thread until `shutdown` is
-/// set, or until caught up with `ends` when given.
-pub fn poll_loop(
-    consumer: &LakeConsumer,
-    opts: &IngestOptions,
-    epoch: &AtomicU64,
-    shutdown: &AtomicBool,
-    stats: &Stats,
-    mirror: &Mutex<BTreeMap<i32, i64>>,
-    mut ends: Option<BTreeMap<i32, i64>>,
-) -> Result<Stop> {
-    let ctx = consumer.context();
-    let requests = &ctx.requests;
-    let mut buffer = MessageBuffer::default();
-    let mut oldest: Option<Instant> = None;
-    let mut my_epoch = epoch.load(Ordering::SeqCst);
-    let mut reporter = Reporter::default();
-    let mut last_report = Instant::now();
-    let mut last_caught_up_check = Instant::now();
-    let mut last_mirror = Instant::now();
-    let poll_timeout = Duration::from_millis(50);
+/// The poll → buffer → hand-off loop, on the consumer's own thread. Each turn of [`run`] is a
+/// sequence of named steps; the loop ends on shutdown, or once caught up with `ends` when given.
+///
+/// [`run`]: PollLoop::run
+pub(crate) struct PollLoop<'a> {
+    consumer: &'a LakeConsumer,
+    opts: &'a IngestOptions,
+    shared: &'a Shared,
+    shutdown: &'a CancellationToken,
+    /// End offsets to catch up to (`--until-caught-up`, or draining on shutdown).
+    ends: Option<BTreeMap<i32, i64>>,
+    buffer: MessageBuffer,
+    /// When the oldest buffered message arrived.
+    oldest: Option<Instant>,
+    /// The epoch the buffer's messages were read in.
+    epoch: u64,
+    reporter: Reporter,
+    last_report: Instant,
+    last_caught_up_check: Instant,
+    last_mirror: Instant,
+}
 
-    let flush = |buffer: &mut MessageBuffer, my_epoch: u64| -> Result<()> {
-        if buffer.is_empty() {
-            return Ok(());
-        }
-        requests
-            .blocking_send(Handoff::Messages {
-                epoch: my_epoch,
-                buffer: std::mem::take(buffer),
-            })
-            .map_err(|_| Error::Other("committer stopped".into()))
-    };
+const POLL_TIMEOUT: Duration = Duration::from_millis(50);
+const MIRROR_EVERY: Duration = Duration::from_secs(1);
+const CAUGHT_UP_CHECK_EVERY: Duration = Duration::from_millis(200);
 
-    let stop = loop {
-        if let Some(why) = ctx.take_failure() {
-            return Err(Error::Other(why));
+impl<'a> PollLoop<'a> {
+    pub(crate) fn new(
+        consumer: &'a LakeConsumer,
+        opts: &'a IngestOptions,
+        shared: &'a Shared,
+        shutdown: &'a CancellationToken,
+        ends: Option<BTreeMap<i32, i64>>,
+    ) -> Self {
+        let now = Instant::now();
+        Self {
+            consumer,
+            opts,
+            shared,
+            shutdown,
+            ends,
+            buffer: MessageBuffer::default(),
+            oldest: None,
+            epoch: shared.epoch(),
+            reporter: Reporter::default(),
+            last_report: now,
+            last_caught_up_check: now,
+            last_mirror: now,
         }
-        if shutdown.load(Ordering::SeqCst) {
-            if !opts.drain_on_shutdown {
+    }
+
+    pub(crate) fn run(mut self) -> Result<Stop> {
+        let stop = loop {
+            self.surface_failure()?;
+            if self.shutdown.is_cancelled() && !self.drain_before_stopping()? {
                 break Stop::Shutdown;
             }
-            if ends.is_none() {
-                let now = end_offsets(consumer, &opts.topic)?;
-                tracing::info!(ends = ?now, "draining up to these end offsets before stopping");
-                ends = Some(now);
-            }
-        }
-        let current = epoch.load(Ordering::SeqCst);
-        if current != my_epoch {
-            // Our view of progress was stale: forget the buffer and restart after the markers.
-            buffer = MessageBuffer::default();
-            oldest = None;
-            let marks = ctx.watermarks(ctx.assigned(), true)?;
-            let mut all_seeked = true;
-            for (p, w) in marks {
-                let start = w.resume_at().map_or(Offset::Beginning, Offset::Offset);
-                if let Err(e) = consumer.seek(&opts.topic, p, start, Duration::from_secs(10)) {
-                    // E.g. fetching has not started yet: try again on the next turn.
-                    tracing::warn!("seek of partition {p} failed, retrying: {e}");
-                    all_seeked = false;
-                }
-            }
-            if all_seeked {
-                my_epoch = current;
-            } else {
-                std::thread::sleep(Duration::from_millis(100));
+            if !self.follow_epoch()? {
                 continue;
             }
-        }
+            self.poll()?;
+            if self.flush_due() {
+                self.flush()?;
+            }
+            self.housekeeping();
+            if self.caught_up()? {
+                break Stop::CaughtUp;
+            }
+        };
+        self.finish()?;
+        Ok(stop)
+    }
 
-        let polled = consumer.poll(poll_timeout);
-        for p in ctx.take_revoked() {
-            buffer.drop_partition(p);
+    fn ctx(&self) -> &'a LakeContext {
+        self.consumer.context()
+    }
+
+    /// A failure inside a rebalance callback ends the loop.
+    fn surface_failure(&self) -> Result<()> {
+        match self.ctx().take_failure() {
+            Some(why) => Err(Error::Other(why)),
+            None => Ok(()),
         }
-        if let Some(ctx_failure) = ctx.take_failure() {
-            return Err(Error::Other(ctx_failure));
+    }
+
+    /// On shutdown: true to go on until the end offsets of this moment are ingested
+    /// (`drain_on_shutdown`), false to stop now.
+    fn drain_before_stopping(&mut self) -> Result<bool> {
+        if !self.opts.drain_on_shutdown {
+            return Ok(false);
         }
+        if self.ends.is_none() {
+            let now = end_offsets(self.consumer, &self.opts.topic)?;
+            tracing::info!(ends = ?now, "draining up to these end offsets before stopping");
+            self.ends = Some(now);
+        }
+        Ok(true)
+    }
+
+    /// After a conflict the committer bumps the epoch: our view of progress was stale, so the
+    /// buffer is forgotten and every partition restarts after its marker. False while a seek
+    /// still has to be retried.
+    fn follow_epoch(&mut self) -> Result<bool> {
+        let current = self.shared.epoch();
+        if current == self.epoch {
+            return Ok(true);
+        }
+        self.buffer = MessageBuffer::default();
+        self.oldest = None;
+        let ctx = self.ctx();
+        let marks = ctx.watermarks(ctx.assigned(), true)?;
+        let mut all_seeked = true;
+        for (p, w) in marks {
+            let start = w.resume_at().map_or(Offset::Beginning, Offset::Offset);
+            let seek = self
+                .consumer
+                .seek(&self.opts.topic, p, start, Duration::from_secs(10));
+            if let Err(e) = seek {
+                // E.g. fetching has not started yet: try again on the next turn.
+                tracing::warn!("seek of partition {p} failed, retrying: {e}");
+                all_seeked = false;
+            }
+        }
+        if all_seeked {
+            self.epoch = current;
+        } else {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(all_seeked)
+    }
+
+    /// One message (or none) into the buffer; revoked partitions' messages out of it.
+    fn poll(&mut self) -> Result<()> {
+        let polled = self.consumer.poll(POLL_TIMEOUT);
+        for p in self.ctx().take_revoked() {
+            self.buffer.drop_partition(p);
+        }
+        self.surface_failure()?;
         match polled {
             Some(Ok(m)) => {
-                buffer.push(Message {
+                self.buffer.push(Message {
                     partition: m.partition(),
                     offset: m.offset(),
                     timestamp_ms: m.timestamp().to_millis(),
                     key: m.key(),
                     payload: m.payload(),
                 });
-                oldest.get_or_insert_with(Instant::now);
+                self.oldest.get_or_insert_with(Instant::now);
             }
             Some(Err(e @ KafkaError::MessageConsumptionFatal(_))) => return Err(e.into()),
             Some(Err(e)) => tracing::warn!("kafka: {e}"),
             None => {}
         }
+        Ok(())
+    }
 
-        let due = oldest.is_some_and(|t| t.elapsed() >= opts.batch.max_latency);
-        if buffer.len() >= opts.batch.max_rows || buffer.byte_size() >= opts.batch.max_bytes || due
-        {
-            flush(&mut buffer, my_epoch)?;
-            oldest = None;
-        }
+    fn flush_due(&self) -> bool {
+        let limits = &self.opts.batch;
+        self.buffer.len() >= limits.max_rows
+            || self.buffer.byte_size() >= limits.max_bytes
+            || self
+                .oldest
+                .is_some_and(|t| t.elapsed() >= limits.max_latency)
+    }
 
-        if last_mirror.elapsed() >= Duration::from_secs(1) {
-            mirror_offsets(consumer, &opts.topic, mirror);
-            last_mirror = Instant::now();
+    /// Hands the buffer on to be decoded and committed.
+    fn flush(&mut self) -> Result<()> {
+        self.oldest = None;
+        if self.buffer.is_empty() {
+            return Ok(());
         }
-        if last_report.elapsed() >= opts.stats_interval {
-            update_lag(consumer, &opts.topic, stats);
-            reporter.report(stats);
-            last_report = Instant::now();
+        self.ctx()
+            .requests
+            .blocking_send(Handoff::Messages {
+                epoch: self.epoch,
+                buffer: std::mem::take(&mut self.buffer),
+            })
+            .map_err(|_| Error::Other("committer stopped".into()))
+    }
+
+    /// Mirrors committed markers to Kafka every second; the stats line every interval.
+    fn housekeeping(&mut self) {
+        if self.last_mirror.elapsed() >= MIRROR_EVERY {
+            mirror_offsets(self.consumer, &self.opts.topic, self.shared);
+            self.last_mirror = Instant::now();
         }
-        if let Some(ends) = &ends {
-            if buffer.is_empty() && last_caught_up_check.elapsed() >= Duration::from_millis(200) {
-                last_caught_up_check = Instant::now();
-                let marks = ctx.watermarks(ends.keys().copied().collect(), false)?;
-                if caught_up(ends, &marks) {
-                    break Stop::CaughtUp;
-                }
-            }
+        if self.last_report.elapsed() >= self.opts.stats_interval {
+            update_lag(self.consumer, &self.opts.topic, &self.shared.stats);
+            self.reporter.report(&self.shared.stats);
+            self.last_report = Instant::now();
         }
-    };
-    flush(&mut buffer, my_epoch)?;
-    // Wait for every flush to be committed before the consumer leaves the group.
-    ctx.watermarks(Vec::new(), false)?;
-    mirror_offsets(consumer, &opts.topic, mirror);
-    update_lag(consumer, &opts.topic, stats);
-    reporter.report(stats);
-    Ok(stop)
+    }
+
+    /// With end offsets to reach: whether every partition's marker has reached them.
+    fn caught_up(&mut self) -> Result<bool> {
+        let Some(ends) = &self.ends else {
+            return Ok(false);
+        };
+        if !self.buffer.is_empty() || self.last_caught_up_check.elapsed() < CAUGHT_UP_CHECK_EVERY {
+            return Ok(false);
+        }
+        self.last_caught_up_check = Instant::now();
+        let marks = self
+            .ctx()
+            .watermarks(ends.keys().copied().collect(), false)?;
+        Ok(caught_up(ends, &marks))
+    }
+
+    /// The last flush, committed before the consumer leaves the group; the last stats line.
+    fn finish(&mut self) -> Result<()> {
+        self.flush()?;
+        self.ctx().watermarks(Vec::new(), false)?;
+        mirror_offsets(self.consumer, &self.opts.topic, self.shared);
+        update_lag(self.consumer, &self.opts.topic, &self.shared.stats);
+        self.reporter.report(&self.shared.stats);
+        Ok(())
+    }
 }
 
 fn update_lag(consumer: &LakeConsumer, topic: &str, stats: &Stats) {
@@ -370,13 +460,10 @@ fn update_lag(consumer: &LakeConsumer, topic: &str, stats: &Stats) {
     }
 }
 
-/// Mirrors the markers committed since the last call (left in `pending` by the committer) to
-/// Kafka's group offsets, so that standard tools show the lag. Runs on the consumer's thread.
-fn mirror_offsets(consumer: &LakeConsumer, topic: &str, pending: &Mutex<BTreeMap<i32, i64>>) {
-    let last = match pending.lock() {
-        Ok(mut p) => std::mem::take(&mut *p),
-        Err(_) => return,
-    };
+/// Mirrors the markers committed since the last call to Kafka's group offsets, so that
+/// standard tools show the lag. Runs on the consumer's thread.
+fn mirror_offsets(consumer: &LakeConsumer, topic: &str, shared: &Shared) {
+    let last = shared.take_to_mirror();
     if last.is_empty() {
         return;
     }

@@ -16,49 +16,8 @@ use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::json::reader::{Decoder, ReaderBuilder};
 
-use tokio::sync::mpsc;
-
 use super::buffer::MessageBuffer;
-use super::committer::{Flush, Request};
-use crate::error::Error;
 use crate::event::{Contract, DEAD_LETTERS_SCHEMA, EVENTS_SCHEMA, MESSAGE_SCHEMA};
-
-/// What the consumer hands on: a buffer to decode, or a request for the committer, passed
-/// through in order (so a request still waits for every buffer sent before it).
-pub enum Handoff {
-    Messages { epoch: u64, buffer: MessageBuffer },
-    Pass(Request),
-}
-
-/// The decode stage, on its own thread between the consumer and the committer so that polling,
-/// decoding and writing overlap. Ends when the consumer hangs up or the committer is gone.
-pub fn run_stage(
-    mut input: mpsc::Receiver<Handoff>,
-    output: mpsc::Sender<Request>,
-    topic: &str,
-    contract: &Contract,
-) -> Result<(), Error> {
-    while let Some(item) = input.blocking_recv() {
-        let request = match item {
-            Handoff::Pass(request) => request,
-            Handoff::Messages { epoch, buffer } => {
-                let started = std::time::Instant::now();
-                let now = chrono::Utc::now().timestamp_micros();
-                let decoded = decode(&buffer, topic, contract, now)?;
-                tracing::debug!(messages = buffer.len(), elapsed = ?started.elapsed(), "decoded");
-                Request::Flush(Flush {
-                    epoch,
-                    decoded,
-                    last_offsets: buffer.spans().iter().map(|(p, (_, l))| (*p, *l)).collect(),
-                })
-            }
-        };
-        if output.blocking_send(request).is_err() {
-            break;
-        }
-    }
-    Ok(())
-}
 
 /// The outcome of decoding one buffer.
 #[derive(Debug)]

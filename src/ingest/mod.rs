@@ -1,22 +1,23 @@
 //! Kafka `user_events` → Delta `raw.user_events` (+ dead letters), exactly once.
 //!
-//! Data flows one way: [`consumer`] polls and buffers → [`decode`] turns a buffer into rows and
-//! dead letters → [`committer`] commits them with the progress markers of [`offsets`] through
-//! [`writer`]. The consumer and the decoder each run on a thread of their own (librdkafka is
-//! blocking, decoding is CPU work); the committer is an async task. Bounded channels link them,
-//! so a slow commit slows polling down.
+//! Data flows one way: [`consumer`] polls and buffers → [`stage`] hands each buffer to
+//! [`decode`], which turns it into rows and dead letters → [`committer`] commits them with the
+//! progress markers of [`offsets`] through [`writer`]. The consumer and the decode stage each run
+//! on a thread of their own (librdkafka is blocking, decoding is CPU work); the committer is an
+//! async task. Bounded channels link them, so a slow commit slows polling down. [`stats`] is
+//! what the consumer and the committer share.
 
-pub mod buffer;
-pub mod committer;
-pub mod consumer;
-pub mod decode;
-pub mod offsets;
-pub mod stats;
-pub mod writer;
+pub(crate) mod buffer;
+pub(crate) mod committer;
+pub(crate) mod consumer;
+pub(crate) mod decode;
+pub(crate) mod offsets;
+pub(crate) mod stage;
+pub(crate) mod stats;
+pub(crate) mod writer;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -26,16 +27,17 @@ use tokio::sync::mpsc;
 use crate::error::{Error, Result};
 use crate::event::Contract;
 use crate::lake::{dead_letters_spec, user_events_spec, Lake};
+use crate::shutdown::CancellationToken;
 use committer::Committer;
-use consumer::{LakeConsumer, LakeContext, Stop};
-use stats::Stats;
+use consumer::{LakeConsumer, LakeContext, PollLoop, Stop};
+use stats::Shared;
 
 /// When the buffer is flushed into a commit: whichever limit is reached first.
 #[derive(Debug, Clone)]
-pub struct BatchLimits {
-    pub max_rows: usize,
-    pub max_bytes: usize,
-    pub max_latency: Duration,
+pub(crate) struct BatchLimits {
+    pub(crate) max_rows: usize,
+    pub(crate) max_bytes: usize,
+    pub(crate) max_latency: Duration,
 }
 
 impl Default for BatchLimits {
@@ -49,33 +51,52 @@ impl Default for BatchLimits {
 }
 
 #[derive(Debug, Clone)]
-pub struct IngestOptions {
-    pub brokers: String,
-    pub topic: String,
+pub(crate) struct IngestOptions {
+    pub(crate) brokers: String,
+    pub(crate) topic: String,
     /// Name of the event source in the progress markers; normally the topic. Offsets are only
     /// meaningful for one topic on one cluster, so a different cluster needs a different name.
-    pub source: String,
-    pub group: String,
+    pub(crate) source: String,
+    pub(crate) group: String,
     /// Static group membership: a restarted worker with the same id gets its partitions back
     /// at once instead of after the session timeout.
-    pub instance_id: Option<String>,
+    pub(crate) instance_id: Option<String>,
     /// librdkafka properties, applied last.
-    pub kafka: BTreeMap<String, String>,
-    pub batch: BatchLimits,
-    pub contract: Contract,
-    pub until_caught_up: bool,
+    pub(crate) kafka: BTreeMap<String, String>,
+    pub(crate) batch: BatchLimits,
+    pub(crate) contract: Contract,
+    pub(crate) until_caught_up: bool,
     /// On shutdown, first ingest everything up to the end offsets of that moment.
-    pub drain_on_shutdown: bool,
-    pub stats_interval: Duration,
+    pub(crate) drain_on_shutdown: bool,
+    pub(crate) stats_interval: Duration,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        let topic = crate::config::DEFAULT_TOPIC.to_string();
+        Self {
+            brokers: crate::config::DEFAULT_BROKERS.to_string(),
+            source: topic.clone(),
+            topic,
+            group: "lake-ingest".into(),
+            instance_id: None,
+            kafka: BTreeMap::new(),
+            batch: BatchLimits::default(),
+            contract: Contract::default(),
+            until_caught_up: false,
+            drain_on_shutdown: false,
+            stats_interval: Duration::from_secs(10),
+        }
+    }
 }
 
 /// What one ingest run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IngestSummary {
-    pub events: u64,
-    pub dead_letters: u64,
-    pub commits: u64,
-    pub caught_up: bool,
+pub(crate) struct IngestSummary {
+    pub(crate) events: u64,
+    pub(crate) dead_letters: u64,
+    pub(crate) commits: u64,
+    pub(crate) caught_up: bool,
 }
 
 /// The librdkafka settings that decide how ingest fetches (also used by the benchmark's bare
@@ -111,11 +132,11 @@ fn client_config(opts: &IngestOptions) -> ClientConfig {
     cfg
 }
 
-/// Runs ingest until `shutdown` is set (or until caught up, with `until_caught_up`).
-pub async fn run(
+/// Runs ingest until `shutdown` is cancelled (or until caught up, with `until_caught_up`).
+pub(crate) async fn run(
     lake: &Lake,
     opts: IngestOptions,
-    shutdown: Arc<AtomicBool>,
+    shutdown: CancellationToken,
 ) -> Result<IngestSummary> {
     let events = lake.open_or_create(&user_events_spec()).await?;
     let dead_letters = lake.open_or_create(&dead_letters_spec()).await?;
@@ -123,35 +144,22 @@ pub async fn run(
     // consumer thread → decode thread → committer task; one item in flight per hop.
     let (handoff_tx, handoff_rx) = mpsc::channel(1);
     let (tx, rx) = mpsc::channel(1);
-    let consumer: Arc<LakeConsumer> = Arc::new(
-        client_config(&opts).create_with_context(LakeContext::new(&opts.topic, handoff_tx))?,
-    );
+    let consumer: LakeConsumer =
+        client_config(&opts).create_with_context(LakeContext::new(&opts.topic, handoff_tx))?;
     let (topic, contract) = (opts.topic.clone(), opts.contract.clone());
     let decoding =
-        tokio::task::spawn_blocking(move || decode::run_stage(handoff_rx, tx, &topic, &contract));
-    let epoch = Arc::new(AtomicU64::new(0));
-    let stats = Arc::new(Stats::default());
-
-    // Markers to mirror to Kafka's group offsets; the consumer thread does the mirroring (the
-    // committer must not hold the consumer: dropping it there would block an async thread).
-    let mirror: Arc<Mutex<BTreeMap<i32, i64>>> = Arc::default();
-    let committed_marks = mirror.clone();
+        tokio::task::spawn_blocking(move || stage::run(handoff_rx, tx, &topic, &contract));
+    let shared = Arc::new(Shared::default());
     let committer = Committer {
         source: opts.source.clone(),
         events,
         dead_letters,
         known: BTreeMap::new(),
-        epoch: epoch.clone(),
-        stats: stats.clone(),
-        on_committed: Box::new(move |marks| {
-            if let Ok(mut m) = committed_marks.lock() {
-                m.extend(marks.iter().map(|(p, o)| (*p, *o)));
-            }
-        }),
+        shared: shared.clone(),
     };
     let committer = tokio::spawn(committer.run(rx));
 
-    let thread_stats = stats.clone();
+    let consumer_shared = shared.clone();
     let polling = tokio::task::spawn_blocking(move || -> Result<Stop> {
         let ends = if opts.until_caught_up {
             let ends = consumer::end_offsets(&consumer, &opts.topic)?;
@@ -161,17 +169,8 @@ pub async fn run(
             None
         };
         consumer.subscribe(&[&opts.topic])?;
-        let stop = consumer::poll_loop(
-            &consumer,
-            &opts,
-            &epoch,
-            &shutdown,
-            &thread_stats,
-            &mirror,
-            ends,
-        );
-        drop(consumer);
-        stop
+        PollLoop::new(&consumer, &opts, &consumer_shared, &shutdown, ends).run()
+        // The consumer is dropped here, on this thread: it leaves the group, which blocks.
     });
 
     let polled = polling
@@ -187,7 +186,7 @@ pub async fn run(
     committed?;
     decoded?;
     let stop = polled?;
-    let (events, dead_letters, commits) = stats.totals();
+    let (events, dead_letters, commits) = shared.stats.totals();
     Ok(IngestSummary {
         events,
         dead_letters,

@@ -68,3 +68,108 @@ fn is_marker_conflict(e: &DeltaTableError) -> bool {
         }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    //! Appends with markers, then maintenance: what ingest's commits must survive.
+    use super::*;
+    use crate::ingest::offsets::marker;
+    use crate::lake::maintain::{maintain_table, MaintainOptions};
+    use crate::lake::{dead_letters_spec, Lake, DEAD_LETTERS};
+    use datafusion::arrow::array::{
+        ArrayRef, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
+        TimestampMicrosecondArray,
+    };
+    use std::sync::Arc;
+
+    fn dead_letters(offset: i64) -> RecordBatch {
+        let ts =
+            || Arc::new(TimestampMicrosecondArray::from(vec![0]).with_timezone("UTC")) as ArrayRef;
+        RecordBatch::try_new(
+            crate::event::DEAD_LETTERS_SCHEMA.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["t"])),
+                Arc::new(Int32Array::from(vec![0])),
+                Arc::new(Int64Array::from(vec![offset])),
+                ts(),
+                Arc::new(BinaryArray::from(vec![Some(b"k".as_ref())])),
+                Arc::new(BinaryArray::from(vec![Some(b"x".as_ref())])),
+                Arc::new(StringArray::from(vec!["r"])),
+                ts(),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// A dead-letter table with `commits` one-row appends, each marking its offset.
+    async fn table_with_commits(commits: i64) -> (tempfile::TempDir, Lake, DeltaTable) {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path()).unwrap();
+        let mut table = lake.open_or_create(&dead_letters_spec()).await.unwrap();
+        for offset in 0..commits {
+            let rows = Some(dead_letters(offset));
+            let outcome = append(&mut table, DEAD_LETTERS, rows, vec![marker("t", 0, offset)])
+                .await
+                .unwrap();
+            assert!(matches!(outcome, CommitOutcome::Committed(_)));
+        }
+        (dir, lake, table)
+    }
+
+    #[tokio::test]
+    async fn appends_write_a_checkpoint_every_hundred_commits() {
+        let (_dir, lake, _) = table_with_commits(100).await;
+        let log = lake.table_path(DEAD_LETTERS).join("_delta_log");
+        let checkpoints = std::fs::read_dir(&log)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().ends_with(".checkpoint.parquet")
+            })
+            .count();
+        assert_eq!(
+            checkpoints, 1,
+            "delta-rs checkpoints every 100 versions by default"
+        );
+        assert!(log.join("_last_checkpoint").exists());
+        let reopened = lake.open(DEAD_LETTERS).await.unwrap().unwrap();
+        let marks = crate::lake::progress::committed(&reopened, "t", [0])
+            .await
+            .unwrap();
+        assert_eq!(
+            marks[&0],
+            Some(99),
+            "markers are read back through the checkpoint"
+        );
+    }
+
+    #[tokio::test]
+    async fn compaction_merges_small_files_and_keeps_rows_and_markers() {
+        let (_dir, lake, table) = table_with_commits(5).await;
+        assert_eq!(table.snapshot().unwrap().log_data().num_files(), 5);
+        let r = maintain_table(
+            &lake,
+            "raw.user_events_dead_letters",
+            &MaintainOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!((r.files_removed, r.files_added), (5, 1));
+        let table = lake.open(DEAD_LETTERS).await.unwrap().unwrap();
+        assert_eq!(table.snapshot().unwrap().log_data().num_files(), 1);
+        let marks = crate::lake::progress::committed(&table, "t", [0])
+            .await
+            .unwrap();
+        assert_eq!(marks[&0], Some(4), "markers survive compaction");
+        assert!(lake
+            .table_path(DEAD_LETTERS)
+            .join("_delta_log/_last_checkpoint")
+            .exists());
+        assert_eq!(lake.tables().unwrap(), vec!["raw.user_events_dead_letters"]);
+        let missing = maintain_table(&lake, "raw.nope", &MaintainOptions::default()).await;
+        assert!(missing
+            .unwrap_err()
+            .to_string()
+            .contains("no Delta table raw.nope"));
+    }
+}

@@ -23,18 +23,17 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use deltalake::DeltaTable;
 
-use super::maintain::list_tables;
 use super::open_dir;
 use super::snapshots::Snapshots;
 use super::Lake;
 
-pub const CATALOG: &str = "lake";
+pub(crate) const CATALOG: &str = "lake";
 /// The schema that resolves unqualified names.
-pub const UNQUALIFIED: &str = "public";
+pub(crate) const UNQUALIFIED: &str = "public";
 
 /// Which snapshot of a table a lookup returns.
 #[derive(Debug, Clone)]
-pub enum Lookup {
+pub(crate) enum Lookup {
     /// The latest, opened afresh.
     Latest,
     /// The latest, from tables the process keeps open.
@@ -44,7 +43,7 @@ pub enum Lookup {
 }
 
 /// A session whose default catalog is the lake; every lookup sees the latest snapshot.
-pub fn session(lake: &Lake, config: SessionConfig) -> SessionContext {
+pub(crate) fn session(lake: &Lake, config: SessionConfig) -> SessionContext {
     session_with(
         lake,
         config,
@@ -55,7 +54,7 @@ pub fn session(lake: &Lake, config: SessionConfig) -> SessionContext {
 
 /// A session over the lake with its own runtime (memory limit, spill files) whose lookups
 /// follow `lookup`.
-pub fn session_with(
+pub(crate) fn session_with(
     lake: &Lake,
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
@@ -83,13 +82,13 @@ pub fn session_with(
 
 /// Table snapshots opened once and shared by every query of one job, keyed `schema.table`.
 #[derive(Debug, Clone, Default)]
-pub struct Pins {
+pub(crate) struct Pins {
     opened: Arc<Mutex<HashMap<String, Arc<dyn TableProvider>>>>,
 }
 
 impl Pins {
     /// The next lookup of `table` (`schema.table`) opens its latest snapshot again.
-    pub fn forget(&self, table: &str) {
+    pub(crate) fn forget(&self, table: &str) {
         if let Ok(mut opened) = self.opened.lock() {
             opened.remove(table);
         }
@@ -116,7 +115,7 @@ fn scan_defaults(config: &SessionConfig) -> Arc<SessionState> {
 }
 
 #[derive(Debug)]
-pub struct LakeCatalog {
+pub(crate) struct LakeCatalog {
     lake: Lake,
     lookup: Lookup,
     scan: Arc<SessionState>,
@@ -124,7 +123,7 @@ pub struct LakeCatalog {
 
 /// Every table of the lake as `schema.table`; a lake that cannot be listed has none.
 fn lake_tables(lake: &Lake) -> Vec<String> {
-    list_tables(lake).unwrap_or_default()
+    lake.tables().unwrap_or_default()
 }
 
 /// Whether `name` can be a folder of the lake: one path component, so that a quoted name
@@ -135,7 +134,7 @@ fn is_name(name: &str) -> bool {
 
 /// The schema holding table `name` among `tables` (`schema.table` names): `schema` itself if
 /// it has the table, or, with no schema given, the only schema that has it.
-pub fn locate(tables: &[String], schema: Option<&str>, name: &str) -> Option<String> {
+pub(crate) fn locate(tables: &[String], schema: Option<&str>, name: &str) -> Option<String> {
     let mut hits = tables.iter().filter_map(|t| {
         let (s, n) = t.split_once('.')?;
         (n == name && schema.is_none_or(|mine| mine == s)).then_some(s)
@@ -145,7 +144,7 @@ pub fn locate(tables: &[String], schema: Option<&str>, name: &str) -> Option<Str
 }
 
 /// Whether a table reference as written in SQL (`t`, `s.t` or `lake.s.t`) names one table.
-pub fn resolves(tables: &[String], reference: &str) -> bool {
+pub(crate) fn resolves(tables: &[String], reference: &str) -> bool {
     let reference = reference
         .strip_prefix(&format!("{CATALOG}."))
         .unwrap_or(reference);
@@ -182,7 +181,7 @@ impl CatalogProvider for LakeCatalog {
 
 /// One folder of the lake, or (schema None) the resolver of unqualified names.
 #[derive(Debug)]
-pub struct LakeSchema {
+pub(crate) struct LakeSchema {
     lake: Lake,
     schema: Option<String>,
     lookup: Lookup,

@@ -1,9 +1,10 @@
 //! The lake root on disk: `<root>/<schema>/<table>` folders, each a Delta table, and how to
 //! open one or create it with its schema on first use.
 
-pub mod catalog;
-pub mod maintain;
-pub mod snapshots;
+pub(crate) mod catalog;
+pub(crate) mod maintain;
+pub(crate) mod progress;
+pub(crate) mod snapshots;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -42,9 +43,9 @@ pub const DEAD_LETTERS: TableId = TableId {
 
 /// How a table is laid out when it is created.
 pub struct TableSpec {
-    pub id: TableId,
-    pub schema: SchemaRef,
-    pub partition_columns: &'static [&'static str],
+    pub(crate) id: TableId,
+    pub(crate) schema: SchemaRef,
+    pub(crate) partition_columns: &'static [&'static str],
 }
 
 pub fn user_events_spec() -> TableSpec {
@@ -64,7 +65,7 @@ pub fn dead_letters_spec() -> TableSpec {
 }
 
 /// The URL of a table's folder: delta-rs opens tables by URL.
-pub fn dir_url(path: &Path) -> Result<Url> {
+pub(crate) fn dir_url(path: &Path) -> Result<Url> {
     Url::from_directory_path(path)
         .map_err(|()| Error::Other(format!("not an absolute path: {}", path.display())))
 }
@@ -76,7 +77,7 @@ pub struct Lake {
 }
 
 /// The latest snapshot of the Delta table in the folder `path`.
-pub async fn open_dir(path: &Path) -> Result<DeltaTable> {
+pub(crate) async fn open_dir(path: &Path) -> Result<DeltaTable> {
     deltalake::open_table(dir_url(path)?)
         .await
         .map_err(|e| Error::delta(path.display(), e))
@@ -101,7 +102,7 @@ impl Lake {
         self.root.join(id.schema).join(id.name)
     }
 
-    pub fn table_url(&self, id: TableId) -> Result<Url> {
+    pub(crate) fn table_url(&self, id: TableId) -> Result<Url> {
         dir_url(&self.table_path(id))
     }
 
@@ -152,6 +153,26 @@ impl Lake {
         }
     }
 
+    /// Every Delta table under the lake root, as `schema.table`, sorted.
+    pub(crate) fn tables(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for schema in sub_dirs(&self.root)? {
+            for table in sub_dirs(&self.root.join(&schema))? {
+                if self
+                    .root
+                    .join(&schema)
+                    .join(&table)
+                    .join("_delta_log")
+                    .is_dir()
+                {
+                    out.push(format!("{schema}.{table}"));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Opens an existing table; None if it was never created.
     pub async fn open(&self, id: TableId) -> Result<Option<DeltaTable>> {
         if !self.table_path(id).join("_delta_log").exists() {
@@ -163,6 +184,21 @@ impl Lake {
             .map(Some)
             .map_err(|e| Error::delta(id, e))
     }
+}
+
+/// The names of the folders in `dir`.
+fn sub_dirs(dir: &Path) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir.display(), e))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir.display(), e))?;
+        if entry.path().is_dir() {
+            if let Some(name) = entry.file_name().to_str() {
+                names.push(name.to_string());
+            }
+        }
+    }
+    Ok(names)
 }
 
 #[cfg(test)]

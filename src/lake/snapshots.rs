@@ -21,15 +21,15 @@ use crate::error::{Error, Result};
 
 /// One table snapshot that a piece of work read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Read {
-    pub path: PathBuf,
+pub(crate) struct Read {
+    pub(crate) path: PathBuf,
     /// None for a table without a version: it never counts as still the latest.
-    pub version: Option<u64>,
+    pub(crate) version: Option<u64>,
 }
 
 impl Read {
     /// Whether this is still the table's latest snapshot (one `stat`).
-    pub fn is_latest(&self) -> bool {
+    pub(crate) fn is_latest(&self) -> bool {
         is_latest(&self.path, self.version)
     }
 }
@@ -41,13 +41,13 @@ tokio::task_local! {
 
 /// Open tables by folder, shared by every session of the process that holds it.
 #[derive(Debug, Clone, Default)]
-pub struct Snapshots {
+pub(crate) struct Snapshots {
     open: Arc<Mutex<HashMap<PathBuf, DeltaTable>>>,
 }
 
 impl Snapshots {
     /// Runs `work` and returns, with its output, every snapshot it looked up here.
-    pub async fn recording<F: Future>(work: F) -> (F::Output, Vec<Read>) {
+    pub(crate) async fn recording<F: Future>(work: F) -> (F::Output, Vec<Read>) {
         READS
             .scope(RefCell::new(Vec::new()), async move {
                 let output = work.await;
@@ -58,7 +58,7 @@ impl Snapshots {
     }
 
     /// The table at `path` at its latest committed version.
-    pub async fn latest(&self, path: &Path) -> Result<DeltaTable> {
+    pub(crate) async fn latest(&self, path: &Path) -> Result<DeltaTable> {
         let table = self.lookup(path).await?;
         let read = Read {
             path: path.to_path_buf(),

@@ -18,13 +18,13 @@ use rand::RngCore;
 use tonic::Status;
 
 /// How long a bearer token stays valid after login.
-pub const TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
+pub(crate) const TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
 
 /// User name and password clients must present.
 #[derive(Clone)]
-pub struct Credentials {
-    pub user: String,
-    pub password: String,
+pub(crate) struct Credentials {
+    pub(crate) user: String,
+    pub(crate) password: String,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -35,7 +35,7 @@ impl std::fmt::Debug for Credentials {
 
 /// The server's login state: credentials (None: no auth) and the tokens handed out.
 #[derive(Debug, Default)]
-pub struct Auth {
+pub(crate) struct Auth {
     credentials: Option<Credentials>,
     tokens: Mutex<HashMap<String, Instant>>,
 }
@@ -52,19 +52,15 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl Auth {
-    pub fn new(credentials: Option<Credentials>) -> Self {
+    pub(crate) fn new(credentials: Option<Credentials>) -> Self {
         Self {
             credentials,
             tokens: Mutex::new(HashMap::new()),
         }
     }
 
-    pub fn enabled(&self) -> bool {
-        self.credentials.is_some()
-    }
-
     /// Checks `Basic base64(user:password)`; Ok with a fresh bearer token.
-    pub fn login(&self, authorization: Option<&str>) -> Result<String, Status> {
+    pub(crate) fn login(&self, authorization: Option<&str>) -> Result<String, Status> {
         let Some(creds) = &self.credentials else {
             return Ok(String::new());
         };
@@ -92,7 +88,7 @@ impl Auth {
     }
 
     /// Checks a call's `authorization` header: a live bearer token or valid Basic credentials.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), Status> {
+    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), Status> {
         if self.credentials.is_none() {
             return Ok(());
         }
@@ -117,8 +113,8 @@ impl Auth {
 
 /// Tower layer checking [`Auth`] on every call except the Flight handshake (which logs in).
 #[derive(Clone)]
-pub struct AuthLayer {
-    pub auth: Arc<Auth>,
+pub(crate) struct AuthLayer {
+    pub(crate) auth: Arc<Auth>,
 }
 
 impl<S> tower::Layer<S> for AuthLayer {
@@ -133,7 +129,7 @@ impl<S> tower::Layer<S> for AuthLayer {
 }
 
 #[derive(Clone)]
-pub struct AuthService<S> {
+pub(crate) struct AuthService<S> {
     inner: S,
     auth: Arc<Auth>,
 }

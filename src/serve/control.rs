@@ -10,9 +10,8 @@ use tonic::{Request, Response, Status};
 use crate::daily::history::{self, RunFilter, StoredRun};
 use crate::daily::sensor::{self, SensorOptions};
 use crate::daily::{self, DailyOptions};
-use crate::ingest::offsets;
-use crate::lake::maintain::list_tables;
-use crate::lake::{dir_url, Lake, USER_EVENTS};
+use crate::lake::{dir_url, progress, Lake, USER_EVENTS};
+use crate::shutdown::CancellationToken;
 
 /// Code generated from `proto/lake/v1/control.proto` at build time.
 pub mod proto {
@@ -23,16 +22,31 @@ use proto::control_server::Control;
 
 /// Settings the API's daily runs use.
 #[derive(Debug, Clone)]
-pub struct ControlOptions {
-    pub sql_dir: PathBuf,
-    pub topic: String,
-    pub lateness: Duration,
-    pub memory_limit: Option<usize>,
+pub(crate) struct ControlOptions {
+    pub(crate) sql_dir: PathBuf,
+    pub(crate) topic: String,
+    pub(crate) lateness: Duration,
+    pub(crate) memory_limit: Option<usize>,
 }
 
-pub struct ControlService {
-    pub lake: Lake,
-    pub opts: ControlOptions,
+impl Default for ControlOptions {
+    fn default() -> Self {
+        let daily = DailyOptions::default();
+        let sensor = SensorOptions::default();
+        Self {
+            sql_dir: daily.sql_dir,
+            topic: sensor.topic,
+            lateness: sensor.lateness,
+            memory_limit: daily.memory_limit,
+        }
+    }
+}
+
+pub(crate) struct ControlService {
+    pub(crate) lake: Lake,
+    pub(crate) opts: ControlOptions,
+    /// The server's shutdown: a daily run waiting for its sensor stops with it.
+    pub(crate) shutdown: CancellationToken,
 }
 
 fn internal(e: impl std::fmt::Display) -> Status {
@@ -119,12 +133,11 @@ impl Control for ControlService {
             memory_limit: self.opts.memory_limit,
             trigger: "api".into(),
         };
+        let done = daily::run_range(&self.lake, &opts, from, to, &self.shutdown, |_| {})
+            .await
+            .map_err(internal)?;
         let mut runs = Vec::new();
-        for date in from.iter_days().take_while(|d| *d <= to) {
-            let run = daily::run_date(&self.lake, &opts, date)
-                .await
-                .map_err(internal)?;
-            let succeeded = run.status == history::RunStatus::Succeeded;
+        for run in done {
             match self.run_by_id(&run.run_id).await? {
                 Some(stored) => runs.push(stored),
                 None => {
@@ -133,9 +146,6 @@ impl Control for ControlService {
                         run.run_id
                     )))
                 }
-            }
-            if !succeeded {
-                break;
             }
         }
         Ok(Response::new(proto::TriggerDailyRunResponse { runs }))
@@ -163,7 +173,11 @@ impl Control for ControlService {
                 "" => None,
                 d => Some(parse_date("date", d)?),
             },
-            limit: if r.limit == 0 { 20 } else { r.limit as usize },
+            limit: if r.limit == 0 {
+                history::DEFAULT_RUNS_SHOWN
+            } else {
+                r.limit as usize
+            },
         };
         let runs = history::load_runs(&self.lake, &filter)
             .await
@@ -178,7 +192,7 @@ impl Control for ControlService {
         _request: Request<proto::ListTablesRequest>,
     ) -> Result<Response<proto::ListTablesResponse>, Status> {
         let mut tables = Vec::new();
-        for name in list_tables(&self.lake).map_err(internal)? {
+        for name in self.lake.tables().map_err(internal)? {
             let Some((schema, table)) = name.split_once('.') else {
                 continue;
             };
@@ -228,7 +242,7 @@ impl Control for ControlService {
                 partitions: Vec::new(),
             }));
         };
-        let committed = offsets::all_committed(&table, &topic)
+        let committed = progress::all_committed(&table, &topic)
             .await
             .map_err(internal)?;
         let watermarks = sensor::watermarks(&self.lake, None)

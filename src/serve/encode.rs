@@ -1,10 +1,10 @@
 //! Record batches into Flight data messages, for every DoGet answer.
 //!
 //! arrow-flight's `FlightDataEncoder` does the same, but its IPC body buffer starts empty for
-//! every batch it does not split, and grows by `realloc` copies to the message's size: 5.5 %
-//! of the server's CPU in a full scan. This encoder keeps the size of the last message's buffer
-//! for the next one, so each message is copied into its buffer once (bench/NOTES.md, "Own
-//! Flight data encoder": less server CPU in each of six paired scans, 30-40 MiB more peak RSS).
+//! every batch it does not split, and grows by `realloc` copies to the message's size, a
+//! visible share of a full scan's server CPU. This encoder keeps the size of the last message's
+//! buffer for the next one, so each message is copied into its buffer once (bench/NOTES.md,
+//! "Own Flight data encoder", has the measured CPU and memory trade).
 //! A schema with dictionary columns is left to arrow-flight's encoder, which turns them into
 //! plain arrays; lake's own tables have none.
 
@@ -24,11 +24,11 @@ use tonic::Status;
 /// Flight data messages are cut to about this size (a soft limit: a batch is split by its
 /// buffers' sizes): half of the smallest default receive limit among the clients we test,
 /// ADBC's 16 MiB.
-pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 
 /// The Flight data of `batches` of `schema`: the schema message first, then each batch in one
 /// or more messages of about [`MAX_MESSAGE_BYTES`] at most.
-pub fn flight_data(
+pub(crate) fn flight_data(
     schema: SchemaRef,
     batches: impl Stream<Item = Result<RecordBatch, Status>> + Send + 'static,
 ) -> BoxStream<'static, Result<FlightData, Status>> {

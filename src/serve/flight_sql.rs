@@ -38,9 +38,9 @@ use crate::lake::catalog::CATALOG;
 type DoGetStream = <LakeFlightSql as FlightService>::DoGetStream;
 
 /// The Flight SQL service of `lake serve`.
-pub struct LakeFlightSql {
-    pub engine: Arc<Engine>,
-    pub auth: Arc<Auth>,
+pub(crate) struct LakeFlightSql {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) auth: Arc<Auth>,
 }
 
 /// A FlightInfo answering `command` with `schema`; the ticket is the command itself.

@@ -16,13 +16,12 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use tonic::Status;
 
 use crate::lake::catalog::CATALOG;
-use crate::lake::maintain::list_tables;
 use crate::lake::{dir_url, Lake};
 
 /// The only table type: every lake table is a Delta table.
-pub const TABLE_TYPE: &str = "TABLE";
+pub(crate) const TABLE_TYPE: &str = "TABLE";
 
-pub static SQL_INFO: LazyLock<Option<SqlInfoData>> = LazyLock::new(|| {
+pub(crate) static SQL_INFO: LazyLock<Option<SqlInfoData>> = LazyLock::new(|| {
     let mut b = SqlInfoDataBuilder::new();
     b.append(SqlInfo::FlightSqlServerName, "lake");
     b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
@@ -73,7 +72,7 @@ fn xdbc(name: &str, t: XdbcDataType, size: Option<i32>, quote: Option<&str>) -> 
     }
 }
 
-pub static XDBC_TYPES: LazyLock<Option<XdbcTypeInfoData>> = LazyLock::new(|| {
+pub(crate) static XDBC_TYPES: LazyLock<Option<XdbcTypeInfoData>> = LazyLock::new(|| {
     let mut b = XdbcTypeInfoDataBuilder::new();
     b.append(xdbc("BOOLEAN", XdbcDataType::XdbcBit, None, None));
     b.append(xdbc("INTEGER", XdbcDataType::XdbcInteger, Some(10), None));
@@ -92,7 +91,7 @@ pub static XDBC_TYPES: LazyLock<Option<XdbcTypeInfoData>> = LazyLock::new(|| {
 
 /// Every table of the lake as (schema, table), sorted.
 fn tables(lake: &Lake) -> Result<Vec<(String, String)>, Status> {
-    let names = list_tables(lake).map_err(|e| Status::internal(e.to_string()))?;
+    let names = lake.tables().map_err(|e| Status::internal(e.to_string()))?;
     Ok(names
         .into_iter()
         .filter_map(|t| {
@@ -103,7 +102,7 @@ fn tables(lake: &Lake) -> Result<Vec<(String, String)>, Status> {
 }
 
 /// The answer to GetDbSchemas: the lake's folders (the builder applies the client's filters).
-pub fn db_schemas(lake: &Lake, query: CommandGetDbSchemas) -> Result<RecordBatch, Status> {
+pub(crate) fn db_schemas(lake: &Lake, query: CommandGetDbSchemas) -> Result<RecordBatch, Status> {
     let mut builder = query.into_builder();
     let mut schemas: Vec<String> = tables(lake)?.into_iter().map(|(s, _)| s).collect();
     schemas.dedup();
@@ -114,7 +113,10 @@ pub fn db_schemas(lake: &Lake, query: CommandGetDbSchemas) -> Result<RecordBatch
 }
 
 /// The answer to GetTables, with each table's Arrow schema when asked for.
-pub async fn tables_batch(lake: &Lake, query: CommandGetTables) -> Result<RecordBatch, Status> {
+pub(crate) async fn tables_batch(
+    lake: &Lake,
+    query: CommandGetTables,
+) -> Result<RecordBatch, Status> {
     let include_schema = query.include_schema;
     let mut builder = query.into_builder();
     for (schema, name) in tables(lake)? {
@@ -145,7 +147,7 @@ async fn table_schema(lake: &Lake, schema: &str, name: &str) -> Result<Schema, S
 }
 
 /// Schema of GetPrimaryKeys answers.
-pub fn primary_keys_schema() -> SchemaRef {
+pub(crate) fn primary_keys_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("catalog_name", DataType::Utf8, true),
         Field::new("db_schema_name", DataType::Utf8, true),
@@ -157,7 +159,7 @@ pub fn primary_keys_schema() -> SchemaRef {
 }
 
 /// Schema of GetExportedKeys, GetImportedKeys and GetCrossReference answers.
-pub fn foreign_keys_schema() -> SchemaRef {
+pub(crate) fn foreign_keys_schema() -> SchemaRef {
     let s = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
     Arc::new(Schema::new(vec![
         s("pk_catalog_name", true),

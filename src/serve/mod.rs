@@ -8,17 +8,16 @@
 //! - [`encode`]: result batches into Flight data messages;
 //! - [`control`]: the control API (`proto/lake/v1/control.proto`) on the same port.
 
-pub mod auth;
-pub mod control;
-pub mod encode;
-pub mod flight_sql;
-pub mod metadata;
-pub mod planned;
-pub mod statement;
+pub(crate) mod auth;
+pub(crate) mod control;
+pub(crate) mod encode;
+pub(crate) mod flight_sql;
+pub(crate) mod metadata;
+pub(crate) mod planned;
+pub(crate) mod statement;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +28,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::error::{Error, Result};
 use crate::lake::Lake;
+use crate::shutdown::CancellationToken;
 use auth::{Auth, AuthLayer, Credentials};
 use control::proto::control_server::ControlServer;
 use control::{ControlOptions, ControlService};
@@ -39,27 +39,42 @@ use statement::{Engine, Limits};
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
-pub struct ServeOptions {
-    pub addr: SocketAddr,
+pub(crate) struct ServeOptions {
+    pub(crate) addr: SocketAddr,
     /// None: no auth (refused off loopback unless `allow_public_without_auth`).
-    pub credentials: Option<Credentials>,
-    pub allow_public_without_auth: bool,
+    pub(crate) credentials: Option<Credentials>,
+    pub(crate) allow_public_without_auth: bool,
     /// PEM certificate chain and private key.
-    pub tls: Option<(PathBuf, PathBuf)>,
-    pub query_timeout: Duration,
+    pub(crate) tls: Option<(PathBuf, PathBuf)>,
+    pub(crate) query_timeout: Duration,
     /// Bytes all running queries may hold together; past it they spill or fail.
-    pub memory_limit: Option<usize>,
-    pub max_concurrent_queries: usize,
+    pub(crate) memory_limit: Option<usize>,
+    pub(crate) max_concurrent_queries: usize,
     /// How the control API runs the daily job.
-    pub control: ControlOptions,
+    pub(crate) control: ControlOptions,
 }
 
-/// Serves until `stop` is set; `ready` gets the bound address (port 0 picks one).
-pub async fn run(
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            credentials: None,
+            allow_public_without_auth: false,
+            tls: None,
+            query_timeout: Duration::from_secs(60),
+            memory_limit: None,
+            max_concurrent_queries: 8,
+            control: ControlOptions::default(),
+        }
+    }
+}
+
+/// Serves until `stop` is cancelled; `ready` gets the bound address (port 0 picks one).
+pub(crate) async fn run(
     lake: &Lake,
     opts: ServeOptions,
     ready: impl FnOnce(SocketAddr),
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 ) -> Result<()> {
     if opts.credentials.is_none()
         && !opts.addr.ip().is_loopback()
@@ -87,6 +102,7 @@ pub async fn run(
     let control = ControlServer::new(ControlService {
         lake: lake.clone(),
         opts: opts.control.clone(),
+        shutdown: stop.clone(),
     });
     let service = LakeFlightSql {
         engine: Arc::new(engine),
@@ -111,19 +127,14 @@ pub async fn run(
         .map_err(|e| Error::io(opts.addr, e))?;
     let bound = listener.local_addr().map_err(|e| Error::io(opts.addr, e))?;
     ready(bound);
-    let shutdown = async move {
-        while !stop.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
     server
         .layer(AuthLayer { auth })
         .add_service(flight)
         .add_service(control)
-        // Without TCP_NODELAY each small answer waits for the client's delayed ACK (~40 ms).
+        // Without TCP_NODELAY each small answer waits for the client's delayed ACK.
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
+            stop.cancelled_owned(),
         )
         .await
         .map_err(|e| Error::Other(format!("serve: {e}")))

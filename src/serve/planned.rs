@@ -55,16 +55,16 @@ const REUSABLE_OPERATORS: &[&str] = &[
 /// A query ready to run: its result schema, physical plan, and whether and how long it may be
 /// reused.
 #[derive(Debug, Clone)]
-pub struct Planned {
-    pub schema: SchemaRef,
-    pub plan: Arc<dyn ExecutionPlan>,
+pub(crate) struct Planned {
+    pub(crate) schema: SchemaRef,
+    pub(crate) plan: Arc<dyn ExecutionPlan>,
     /// The table snapshots it was planned from, when it may be reused while they are latest.
     reuse: Option<Vec<Read>>,
 }
 
 impl Planned {
     /// `plan` of `logical` (before optimisation), planned from the snapshots `reads`.
-    pub fn new(
+    pub(crate) fn new(
         schema: SchemaRef,
         plan: Arc<dyn ExecutionPlan>,
         logical: &LogicalPlan,
@@ -79,7 +79,7 @@ impl Planned {
     }
 
     /// Whether it may serve more than one run (while its snapshots are the latest).
-    pub fn is_reusable(&self) -> bool {
+    pub(crate) fn is_reusable(&self) -> bool {
         self.reuse.is_some()
     }
 }
@@ -116,7 +116,7 @@ fn only_reusable_operators(plan: &Arc<dyn ExecutionPlan>) -> bool {
 
 /// Plans by encoded statement handle.
 #[derive(Debug, Default)]
-pub struct PlanCache {
+pub(crate) struct PlanCache {
     kept: Mutex<Kept>,
 }
 
@@ -130,7 +130,7 @@ struct Kept {
 
 impl PlanCache {
     /// Keeps `planned` for later requests of `key`.
-    pub fn keep(&self, key: Vec<u8>, planned: Planned) {
+    pub(crate) fn keep(&self, key: Vec<u8>, planned: Planned) {
         let Ok(mut kept) = self.kept.lock() else {
             return;
         };
@@ -154,7 +154,7 @@ impl PlanCache {
 
     /// A plan for `key` that gives the same answer as a new one would, if one is kept, ready
     /// to run. A one-time plan is handed out here, and forgotten.
-    pub fn get(&self, key: &[u8]) -> Option<Planned> {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<Planned> {
         self.lookup(key, true, |planned| {
             let mut ready = planned.clone();
             if planned.is_reusable() {
@@ -167,7 +167,7 @@ impl PlanCache {
 
     /// The result schema of the plan [`PlanCache::get`] would hand out for `key`, without
     /// handing it out: what GetFlightInfo needs, leaving a one-time plan for its DoGet.
-    pub fn schema(&self, key: &[u8]) -> Option<SchemaRef> {
+    pub(crate) fn schema(&self, key: &[u8]) -> Option<SchemaRef> {
         self.lookup(key, false, |planned| Some(planned.schema.clone()))
     }
 

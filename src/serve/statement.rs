@@ -32,33 +32,33 @@ use crate::lake::Lake;
 
 /// A query and its bound parameters, as carried in tickets and prepared-statement handles.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Handle {
-    pub sql: String,
+pub(crate) struct Handle {
+    pub(crate) sql: String,
     /// One row of parameter values as an Arrow IPC stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub params: Option<Vec<u8>>,
+    pub(crate) params: Option<Vec<u8>>,
 }
 
 impl Handle {
-    pub fn new(sql: impl Into<String>) -> Self {
+    pub(crate) fn new(sql: impl Into<String>) -> Self {
         Self {
             sql: numbered_placeholders(&sql.into()),
             params: None,
         }
     }
 
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Self, Status> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, Status> {
         serde_json::from_slice(bytes).map_err(|e| {
             Status::invalid_argument(format!("not a statement handle of this server: {e}"))
         })
     }
 
     /// Binds the first row of `batch` as the parameters `$1, $2, ...`.
-    pub fn with_params(mut self, batch: &RecordBatch) -> Result<Self, Status> {
+    pub(crate) fn with_params(mut self, batch: &RecordBatch) -> Result<Self, Status> {
         let mut bytes = Vec::new();
         let mut writer = StreamWriter::try_new(&mut bytes, &batch.schema())
             .map_err(|e| Status::invalid_argument(format!("parameters: {e}")))?;
@@ -94,7 +94,7 @@ impl Handle {
 
 /// `?` placeholders (JDBC, ADBC's qmark style) become DataFusion's `$1, $2, ...`; string
 /// literals, quoted names and comments are left alone because the SQL tokenizer finds them.
-pub fn numbered_placeholders(sql: &str) -> String {
+pub(crate) fn numbered_placeholders(sql: &str) -> String {
     use datafusion::sql::sqlparser::dialect::GenericDialect;
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
     let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
@@ -120,7 +120,7 @@ pub fn numbered_placeholders(sql: &str) -> String {
 }
 
 /// The schema with Utf8View / BinaryView fields as Utf8 / Binary: what [`Engine`] returns.
-pub fn plain_schema(schema: &Schema) -> Schema {
+pub(crate) fn plain_schema(schema: &Schema) -> Schema {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
@@ -142,13 +142,13 @@ fn plain_type(t: &DataType) -> Option<DataType> {
 
 /// Limits every served query obeys.
 #[derive(Debug, Clone)]
-pub struct Limits {
-    pub timeout: Duration,
-    pub max_concurrent: usize,
+pub(crate) struct Limits {
+    pub(crate) timeout: Duration,
+    pub(crate) max_concurrent: usize,
 }
 
 /// Plans and runs queries over the lake for the server.
-pub struct Engine {
+pub(crate) struct Engine {
     lake: Lake,
     /// One session for every query, planned from by reference: building a session (its
     /// hundreds of functions) or even cloning one costs more than planning a point query.
@@ -181,13 +181,13 @@ fn read_only() -> SQLOptions {
 }
 
 /// Rows per batch the server's queries produce: a whole Parquet file of ingest (100k rows) in
-/// one batch, so a full scan is streamed as fewer, larger Flight messages (about 8 MB instead
-/// of 0.65 MB at DataFusion's default of 8,192), which costs both ends less CPU per byte
-/// (bench/NOTES.md, "Flight SQL full scan: larger batches").
+/// one batch, so a full scan is streamed as fewer, larger Flight messages than at DataFusion's
+/// default of 8,192 rows, which costs both ends less CPU per byte (bench/NOTES.md, "Flight SQL
+/// full scan: larger batches").
 const BATCH_ROWS: usize = 128 * 1024;
 
 /// The gRPC status for a DataFusion error.
-pub fn status(e: &DataFusionError) -> Status {
+pub(crate) fn status(e: &DataFusionError) -> Status {
     match e.find_root() {
         DataFusionError::ResourcesExhausted(m) => {
             Status::resource_exhausted(format!("query memory limit reached: {m}"))
@@ -202,7 +202,7 @@ pub fn status(e: &DataFusionError) -> Status {
 }
 
 impl Engine {
-    pub fn new(lake: Lake, runtime: Arc<RuntimeEnv>, limits: Limits) -> Self {
+    pub(crate) fn new(lake: Lake, runtime: Arc<RuntimeEnv>, limits: Limits) -> Self {
         // Plain strings from the scan: clients get Utf8 anyway (see `without_views`), and
         // casting views to it cost about a tenth of a full scan's server CPU.
         let config = SessionConfig::new()
@@ -226,7 +226,7 @@ impl Engine {
         }
     }
 
-    pub fn lake(&self) -> &Lake {
+    pub(crate) fn lake(&self) -> &Lake {
         &self.lake
     }
 
@@ -282,7 +282,7 @@ impl Engine {
 
     /// Plans `handle`'s query for a later [`Engine::execute`] (GetFlightInfo before its DoGet);
     /// returns the result schema.
-    pub async fn plan(&self, handle: &Handle) -> Result<SchemaRef, Status> {
+    pub(crate) async fn plan(&self, handle: &Handle) -> Result<SchemaRef, Status> {
         let key = handle.encode();
         if let Some(schema) = self.planned.schema(&key) {
             return Ok(schema);
@@ -295,7 +295,7 @@ impl Engine {
 
     /// What a prepared statement returns and the parameters it takes (`$1, $2, ...` in order,
     /// unknown types as Utf8), from one plan.
-    pub async fn describe(&self, handle: &Handle) -> Result<(SchemaRef, Schema), Status> {
+    pub(crate) async fn describe(&self, handle: &Handle) -> Result<(SchemaRef, Schema), Status> {
         let plan = self.logical_plan(handle).await?;
         let dataset = plan.schema().inner().clone();
         let types = plan.get_parameter_types().map_err(|e| status(&e))?;
@@ -319,7 +319,7 @@ impl Engine {
     /// Runs a query (with a kept plan when one still gives the latest answer): a stream of its
     /// batches that ends with DeadlineExceeded when the query runs past the timeout.
     /// ResourceExhausted when too many queries run already.
-    pub async fn execute(
+    pub(crate) async fn execute(
         &self,
         handle: &Handle,
     ) -> Result<

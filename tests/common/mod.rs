@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use datafusion::arrow::array::{Array, Int64Array, RecordBatch};
 use datafusion::prelude::SessionContext;
-use lake::event::Contract;
-use lake::ingest::buffer::{Message, MessageBuffer};
-use lake::ingest::decode::decode;
-use lake::ingest::offsets::marker;
-use lake::ingest::writer::append;
-use lake::lake::{user_events_spec, Lake, DEAD_LETTERS, USER_EVENTS};
+use lake::testing::append;
+use lake::testing::decode;
+use lake::testing::marker;
+use lake::testing::Contract;
+use lake::testing::{user_events_spec, Lake, DEAD_LETTERS, USER_EVENTS};
+use lake::testing::{Message, MessageBuffer};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 

@@ -1,0 +1,60 @@
+//! `lake demo`: the whole pipeline on this machine with an embedded broker.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::parse_duration;
+use crate::demo::{self, DemoOptions};
+use crate::lake::Lake;
+use crate::shutdown::CancellationToken;
+
+#[derive(Args, Debug)]
+pub(crate) struct DemoArgs {
+    /// Events of history to produce first
+    #[arg(long, default_value_t = DemoOptions::default().history_events)]
+    pub(crate) events: u64,
+    /// Days of history, ending today
+    #[arg(long, default_value_t = DemoOptions::default().days)]
+    pub(crate) days: u32,
+    /// Live events per second after the history
+    #[arg(long, default_value_t = DemoOptions::default().live_rate)]
+    pub(crate) rate: u64,
+    /// Stop after this long in the live phase, e.g. 30s or 5m [default: until Ctrl-C]
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) duration: Option<Duration>,
+    /// Delete the lake's raw, processed and system tables first
+    #[arg(long)]
+    pub(crate) fresh: bool,
+    /// Random seed of the generated events
+    #[arg(long, default_value_t = DemoOptions::default().seed)]
+    pub(crate) seed: u64,
+    /// Folder with daily/ and checks/ [default: sql, else the built-in files]
+    #[arg(long = "sql", env = "LAKE_SQL_DIR")]
+    pub(crate) sql_dir: Option<PathBuf>,
+    /// Flight SQL port on 127.0.0.1 (a free one if taken; 0 picks one)
+    #[arg(long, default_value_t = DemoOptions::default().flight_addr.port())]
+    pub(crate) port: u16,
+}
+
+pub(crate) async fn run(
+    lake_dir: &Path,
+    opts: DemoOptions,
+    fresh: bool,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    if fresh {
+        for schema in ["raw", "processed", "system"] {
+            let dir = lake_dir.join(schema);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("cannot remove {}", dir.display()))?;
+            }
+        }
+    }
+    let lake = Lake::new(lake_dir)?;
+    demo::run(&lake, opts, stop).await?;
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! `lake ingest`: Kafka → raw.user_events, exactly once, until stopped or caught up.
+
+use clap::Args;
+
+use super::produce::KafkaArgs;
+use super::settings::with_default;
+use crate::ingest::{self, IngestOptions};
+use crate::lake::Lake;
+use crate::shutdown::CancellationToken;
+
+#[derive(Args, Debug)]
+pub(crate) struct IngestArgs {
+    #[command(flatten)]
+    pub(crate) kafka: KafkaArgs,
+    #[arg(long, env = "LAKE_GROUP", help = with_default(
+        "Consumer group; workers with the same group share partitions",
+        IngestOptions::default().group))]
+    pub(crate) group: Option<String>,
+    /// Static group member id: a restarted worker gets its partitions back at once
+    #[arg(long, env = "LAKE_INSTANCE_ID")]
+    pub(crate) instance_id: Option<String>,
+    /// Source name in the Delta progress markers [default: the topic]. Change it only when the
+    /// topic moves to another Kafka cluster, whose offsets start anew.
+    #[arg(long)]
+    pub(crate) source: Option<String>,
+    /// Exit 0 once everything up to the end offsets seen at start is committed
+    #[arg(long)]
+    pub(crate) until_caught_up: bool,
+    #[arg(long, env = "LAKE_MAX_ROWS", help = with_default(
+        "Flush after this many buffered messages", IngestOptions::default().batch.max_rows))]
+    pub(crate) max_rows: Option<usize>,
+    #[arg(long, env = "LAKE_MAX_BYTES", help = with_default(
+        "Flush after this many buffered bytes", IngestOptions::default().batch.max_bytes))]
+    pub(crate) max_bytes: Option<usize>,
+    #[arg(long, env = "LAKE_MAX_LATENCY_MS", help = with_default(
+        "Flush when the oldest buffered message is this old, in ms",
+        IngestOptions::default().batch.max_latency.as_millis()))]
+    pub(crate) max_latency_ms: Option<u64>,
+}
+
+pub(crate) async fn run(
+    lake: &Lake,
+    opts: IngestOptions,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let summary = ingest::run(lake, opts, stop)
+        .await
+        .map_err(|e| anyhow::Error::new(e).context("ingest failed"))?;
+    println!(
+        "ingested {} events, {} dead letters in {} commits{}",
+        summary.events,
+        summary.dead_letters,
+        summary.commits,
+        if summary.caught_up {
+            " (caught up)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}

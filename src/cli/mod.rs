@@ -1,0 +1,140 @@
+//! The `lake` command line: the flags ([`Cli`]), the settings step that turns flags, `LAKE_*`
+//! variables, `lake.toml` and the defaults into typed options ([`settings`]), one file per
+//! subcommand with its flags and its `run`, and the exit codes: 0 ok, 1 error (or a failed
+//! `error` check), 2 usage, 3 the daily sensor's wait ran out, 130 stopped by a signal.
+
+mod daily;
+mod demo;
+mod ingest;
+mod maintain;
+mod produce;
+mod runs;
+mod schedule;
+mod serve;
+mod settings;
+mod sql;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::parse_kafka_override;
+use crate::error::Error;
+use crate::shutdown;
+use settings::Settings;
+
+#[derive(Parser)]
+#[command(
+    name = "lake",
+    version,
+    about = "SQL-first lakehouse: Kafka → Delta, SQL jobs, Flight SQL"
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+pub(crate) struct Global {
+    /// Lake root directory
+    #[arg(long = "lake", env = "LAKE_DIR", global = true,
+          help = settings::with_default("Lake root directory", settings::DEFAULT_LAKE_DIR))]
+    lake: Option<PathBuf>,
+    /// Settings file [default: ./lake.toml when present]
+    #[arg(long, env = "LAKE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// librdkafka property for every Kafka client, repeatable: -X key=value
+    #[arg(short = 'X', value_parser = parse_kafka_override, global = true)]
+    kafka: Vec<(String, String)>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate seed-contract events into Kafka.
+    Produce(produce::ProduceArgs),
+    /// Consume events from Kafka into raw.user_events, exactly once.
+    Ingest(ingest::IngestArgs),
+    /// Compact small files, vacuum old ones and checkpoint (safe while ingest runs).
+    Maintain(maintain::MaintainArgs),
+    /// The pipeline on this machine with an embedded broker: history, ingest, live events.
+    Demo(demo::DemoArgs),
+    /// SQL over the lake (datafusion-cli): `-c SQL`, `-f FILE`, or an interactive prompt.
+    Sql(sql::SqlArgs),
+    /// Run sql/daily/*.sql for a date (or a range), replacing that date in processed.<name>.
+    Daily(daily::DailyArgs),
+    /// Recent daily runs and their check results (system.daily_runs, system.check_results).
+    Runs(runs::RunsArgs),
+    /// Run the daily job every day at a cron time, catching up missed dates.
+    Schedule(schedule::ScheduleArgs),
+    /// Serve the lake over Arrow Flight SQL (JDBC, ADBC, pyarrow), read-only.
+    Serve(serve::ServeArgs),
+}
+
+/// The whole program: `src/main.rs` calls this.
+pub fn main() -> ExitCode {
+    limit_malloc_arenas();
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(run(Cli::parse())),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LAKE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,lake=info")),
+        )
+        .init();
+    match dispatch(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            match e.downcast_ref::<Error>() {
+                Some(Error::NotComplete(_)) => ExitCode::from(3),
+                Some(Error::Stopped) => ExitCode::from(130),
+                _ => ExitCode::from(1),
+            }
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let s = Settings::load(&cli.global)?;
+    let stop = shutdown::on_signals();
+    match cli.command {
+        Command::Produce(a) => produce::run(s.produce(&a)?, a.json, stop).await,
+        Command::Ingest(a) => ingest::run(&s.lake()?, s.ingest(a)?, stop).await,
+        Command::Maintain(a) => {
+            let (table, opts) = s.maintain(&a)?;
+            maintain::run(&s.lake()?, table, &opts).await
+        }
+        Command::Demo(a) => demo::run(s.lake_dir(), s.demo(&a), a.fresh, stop).await,
+        Command::Sql(a) => sql::run(&s.lake()?, settings::sql(a)).await,
+        Command::Daily(a) => daily::run(&s.lake()?, s.daily(a)?, stop).await,
+        Command::Runs(a) => runs::run(&s.lake()?, &a).await,
+        Command::Schedule(a) => {
+            let (schedule, daily) = s.schedule(a)?;
+            schedule::run(&s.lake()?, &daily, &schedule, stop).await
+        }
+        Command::Serve(a) => serve::run(&s.lake()?, s.serve(a)?, stop).await,
+    }
+}
+
+/// glibc gives every thread that allocates its own arena (up to 8 per core) and keeps freed
+/// memory in them; with ingest's poll, decode and commit threads each churning through batches
+/// that inflates peak RSS (bench/NOTES.md). Two arenas are plenty for this process.
+fn limit_malloc_arenas() {
+    const M_ARENA_MAX: i32 = -8;
+    // SAFETY: mallopt only tunes the allocator; it is called before any other thread starts.
+    unsafe {
+        libc::mallopt(M_ARENA_MAX, 2);
+    }
+}

@@ -1,0 +1,475 @@
+//! The settings step: every command's flags merged with the `LAKE_*` environment variables,
+//! `lake.toml` and the defaults into the typed options the library takes. Precedence, highest
+//! first: a flag, its environment variable (both read by clap), the file, the default. The
+//! defaults themselves are the library's `Default` impls; help texts show them from there.
+//!
+//! Nothing after this step parses a duration or a size, or decides a default.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use datafusion_cli::print_options::MaxRows;
+
+use super::daily::{DailyArgs, DailyRun, JobArgs};
+use super::demo::DemoArgs;
+use super::ingest::IngestArgs;
+use super::maintain::MaintainArgs;
+use super::produce::{KafkaArgs, ProduceArgs};
+use super::schedule::ScheduleArgs;
+use super::serve::ServeArgs;
+use super::sql::SqlArgs;
+use super::Global;
+use crate::config::FileConfig;
+use crate::daily::schedule::{self as cron_schedule, ScheduleOptions};
+use crate::daily::sensor::SensorOptions;
+use crate::daily::DailyOptions;
+use crate::demo::DemoOptions;
+use crate::event::Contract;
+use crate::ingest::{BatchLimits, IngestOptions};
+use crate::lake::maintain::MaintainOptions;
+use crate::lake::Lake;
+use crate::produce::{self, ProduceOptions};
+use crate::serve::auth::Credentials;
+use crate::serve::ServeOptions;
+use crate::sql::SqlOptions;
+
+pub(crate) const DEFAULT_LAKE_DIR: &str = "data";
+const DEFAULT_CONFIG: &str = "lake.toml";
+
+/// `help` followed by `[default: value]`, for flags whose default is not clap's to apply (a
+/// file value must be able to override it).
+pub(crate) fn with_default(help: &str, value: impl Display) -> String {
+    format!("{help} [default: {value}]")
+}
+
+/// The global flags and the file, read once per process.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    file: FileConfig,
+    lake_dir: PathBuf,
+    /// `[kafka]` of the file, then every `-X key=value`.
+    kafka: BTreeMap<String, String>,
+}
+
+impl Settings {
+    pub(crate) fn load(g: &Global) -> anyhow::Result<Self> {
+        let path = g
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+        let file = FileConfig::load(&path, g.config.is_some())?;
+        Ok(Self::new(g, file))
+    }
+
+    fn new(g: &Global, file: FileConfig) -> Self {
+        let lake_dir = g
+            .lake
+            .clone()
+            .or_else(|| file.lake_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_LAKE_DIR));
+        let mut kafka = file.kafka.clone();
+        kafka.extend(g.kafka.iter().cloned());
+        Self {
+            file,
+            lake_dir,
+            kafka,
+        }
+    }
+
+    pub(crate) fn lake_dir(&self) -> &Path {
+        &self.lake_dir
+    }
+
+    /// The lake root, created if missing.
+    pub(crate) fn lake(&self) -> anyhow::Result<Lake> {
+        Ok(Lake::new(&self.lake_dir)?)
+    }
+
+    fn brokers(&self, k: &KafkaArgs) -> String {
+        k.brokers
+            .clone()
+            .or_else(|| self.file.brokers.clone())
+            .unwrap_or_else(|| IngestOptions::default().brokers)
+    }
+
+    fn topic(&self, k: &KafkaArgs) -> String {
+        k.topic
+            .clone()
+            .or_else(|| self.file.topic.clone())
+            .unwrap_or_else(|| IngestOptions::default().topic)
+    }
+
+    pub(crate) fn produce(&self, a: &ProduceArgs) -> anyhow::Result<ProduceOptions> {
+        if a.partitions < 1 {
+            anyhow::bail!("--partitions must be at least 1");
+        }
+        let days = a.days.max(1);
+        Ok(ProduceOptions {
+            brokers: self.brokers(&a.kafka),
+            topic: self.topic(&a.kafka),
+            partitions: a.partitions,
+            events: a.events,
+            rate: a.rate,
+            start_date: a
+                .start_date
+                .unwrap_or_else(|| produce::first_of_last_days(days)),
+            days,
+            seed: a.seed,
+            users: a.users,
+            pages: a.pages,
+            kafka: self.kafka.clone(),
+            progress: !a.json,
+        })
+    }
+
+    pub(crate) fn ingest(&self, a: IngestArgs) -> anyhow::Result<IngestOptions> {
+        let s = &self.file.ingest;
+        let d = IngestOptions::default();
+        let mut contract = Contract::default();
+        if let Some(types) = &s.event_types {
+            contract.event_types = types.clone();
+        }
+        if let Some(m) = s.max_payload_bytes {
+            contract.max_payload_bytes = m;
+        }
+        let topic = self.topic(&a.kafka);
+        Ok(IngestOptions {
+            brokers: self.brokers(&a.kafka),
+            source: a.source.unwrap_or_else(|| topic.clone()),
+            topic,
+            group: a.group.or_else(|| s.group.clone()).unwrap_or(d.group),
+            instance_id: a.instance_id.or_else(|| s.instance_id.clone()),
+            kafka: self.kafka.clone(),
+            batch: BatchLimits {
+                max_rows: a.max_rows.or(s.max_rows).unwrap_or(d.batch.max_rows).max(1),
+                max_bytes: a.max_bytes.or(s.max_bytes).unwrap_or(d.batch.max_bytes),
+                max_latency: a
+                    .max_latency_ms
+                    .or(s.max_latency_ms)
+                    .map(std::time::Duration::from_millis)
+                    .unwrap_or(d.batch.max_latency),
+            },
+            contract,
+            until_caught_up: a.until_caught_up,
+            drain_on_shutdown: d.drain_on_shutdown,
+            stats_interval: s
+                .stats_interval_s
+                .map(|secs| std::time::Duration::from_secs(secs.max(1)))
+                .unwrap_or(d.stats_interval),
+        })
+    }
+
+    /// The table to maintain (None: all) and how.
+    pub(crate) fn maintain(
+        &self,
+        a: &MaintainArgs,
+    ) -> anyhow::Result<(Option<String>, MaintainOptions)> {
+        if a.retention_hours < 0 {
+            anyhow::bail!("--retention-hours must not be negative");
+        }
+        let target = NonZeroU64::new(a.target_file_mib.saturating_mul(1024 * 1024))
+            .context("--target-file-mib must be at least 1")?;
+        let opts = MaintainOptions {
+            target_file_bytes: target,
+            retention: chrono::Duration::hours(a.retention_hours),
+        };
+        Ok((a.table.clone(), opts))
+    }
+
+    pub(crate) fn demo(&self, a: &DemoArgs) -> DemoOptions {
+        let d = DemoOptions::default();
+        DemoOptions {
+            history_events: a.events,
+            days: a.days,
+            live_rate: a.rate,
+            duration: a.duration,
+            seed: a.seed,
+            sql_dir: a.sql_dir.clone().unwrap_or(d.sql_dir),
+            flight_addr: std::net::SocketAddr::from(([127, 0, 0, 1], a.port)),
+        }
+    }
+
+    /// The daily job's options shared by `lake daily`, `lake schedule` and the control API.
+    fn job(&self, a: JobArgs, trigger: &str, default_wait: std::time::Duration) -> DailyOptions {
+        let f = &self.file.daily;
+        let d = DailyOptions::default();
+        let sensor = SensorOptions {
+            topic: a
+                .topic
+                .or_else(|| self.file.topic.clone())
+                .unwrap_or_else(|| SensorOptions::default().topic),
+            lateness: self.lateness(a.lateness),
+            wait: a.wait.or(f.wait).unwrap_or(default_wait),
+        };
+        DailyOptions {
+            sql_dir: a.sql_dir.or_else(|| f.sql_dir.clone()).unwrap_or(d.sql_dir),
+            only: None,
+            dry_run: false,
+            sensor: (!a.no_sensor).then_some(sensor),
+            memory_limit: a.memory_limit.or(f.memory_limit),
+            trigger: trigger.into(),
+        }
+    }
+
+    fn lateness(&self, flag: Option<std::time::Duration>) -> std::time::Duration {
+        flag.or(self.file.daily.lateness)
+            .unwrap_or_else(|| SensorOptions::default().lateness)
+    }
+
+    pub(crate) fn daily(&self, a: DailyArgs) -> anyhow::Result<DailyRun> {
+        let yesterday = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
+        let (from, to): (NaiveDate, NaiveDate) = match (a.date, a.from, a.to) {
+            (Some(d), _, _) => (d, d),
+            (None, Some(f), Some(t)) => (f, t),
+            _ => (yesterday, yesterday),
+        };
+        if from > to {
+            anyhow::bail!("--from {from} is after --to {to}");
+        }
+        let mut opts = self.job(a.job, "cli", SensorOptions::default().wait);
+        opts.only = a.only;
+        opts.dry_run = a.dry_run;
+        Ok(DailyRun {
+            from,
+            to,
+            opts,
+            json: a.json,
+        })
+    }
+
+    pub(crate) fn schedule(
+        &self,
+        a: ScheduleArgs,
+    ) -> anyhow::Result<(ScheduleOptions, DailyOptions)> {
+        let s = &self.file.schedule;
+        let d = ScheduleOptions::default();
+        let cron = a.cron.or_else(|| s.cron.clone());
+        let timezone = a.timezone.or_else(|| s.timezone.clone());
+        let opts = ScheduleOptions {
+            cron: match cron {
+                Some(c) => cron_schedule::parse_cron(&c)?,
+                None => d.cron,
+            },
+            timezone: match timezone {
+                Some(t) => cron_schedule::parse_timezone(&t)?,
+                None => d.timezone,
+            },
+            retries: a.retries.or(s.retries).unwrap_or(d.retries),
+            backoff: a.retry_backoff.or(s.retry_backoff).unwrap_or(d.backoff),
+            once: a.once,
+            today: a.today,
+            first_date: a.since,
+        };
+        let daily = self.job(a.job, "schedule", cron_schedule::DEFAULT_WAIT);
+        Ok((opts, daily))
+    }
+
+    pub(crate) fn serve(&self, a: ServeArgs) -> anyhow::Result<ServeOptions> {
+        let s = &self.file.serve;
+        let d = ServeOptions::default();
+        let credentials = match (a.user.or(s.user.clone()), a.password.or(s.password.clone())) {
+            (Some(user), Some(password)) => Some(Credentials { user, password }),
+            (None, None) => None,
+            _ => anyhow::bail!("set both a user and a password for lake serve, or neither"),
+        };
+        let tls = match (
+            a.tls_cert.or(s.tls_cert.clone()),
+            a.tls_key.or(s.tls_key.clone()),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => anyhow::bail!("TLS needs both a certificate and a key"),
+        };
+        let memory_limit = a.memory_limit.or(s.memory_limit);
+        let daily = self.job(
+            JobArgs {
+                sql_dir: a.sql_dir,
+                topic: a.topic,
+                ..JobArgs::default()
+            },
+            "api",
+            SensorOptions::default().wait,
+        );
+        let topic = match daily.sensor {
+            Some(sensor) => sensor.topic,
+            None => d.control.topic,
+        };
+        Ok(ServeOptions {
+            addr: a.addr.or(s.addr).unwrap_or(d.addr),
+            credentials,
+            allow_public_without_auth: a.insecure_no_auth,
+            tls,
+            query_timeout: a
+                .query_timeout
+                .or(s.query_timeout)
+                .unwrap_or(d.query_timeout),
+            memory_limit,
+            max_concurrent_queries: a
+                .max_concurrent_queries
+                .or(s.max_concurrent_queries)
+                .unwrap_or(d.max_concurrent_queries),
+            control: crate::serve::control::ControlOptions {
+                sql_dir: daily.sql_dir,
+                topic,
+                lateness: self.lateness(None),
+                memory_limit,
+            },
+        })
+    }
+}
+
+pub(crate) fn sql(a: SqlArgs) -> SqlOptions {
+    SqlOptions {
+        commands: a.commands,
+        files: a.files,
+        format: a.format,
+        maxrows: if a.maxrows == 0 {
+            MaxRows::Unlimited
+        } else {
+            MaxRows::Limited(a.maxrows)
+        },
+        quiet: a.quiet,
+        writable: a.writable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use super::super::{Cli, Command};
+    use super::*;
+
+    /// Parses `args` (without the program name) with `file` as lake.toml.
+    fn parse(args: &[&str], file: &str) -> (Settings, Command) {
+        let cli = Cli::try_parse_from(std::iter::once("lake").chain(args.iter().copied()))
+            .expect("flags parse");
+        let file: FileConfig = toml::from_str(file).expect("file parses");
+        (Settings::new(&cli.global, file), cli.command)
+    }
+
+    fn serve(args: &[&str], file: &str) -> ServeOptions {
+        match parse(args, file) {
+            (s, Command::Serve(a)) => s.serve(a).expect("serve settings"),
+            _ => unreachable!("not serve"),
+        }
+    }
+
+    fn ingest(args: &[&str], file: &str) -> IngestOptions {
+        match parse(args, file) {
+            (s, Command::Ingest(a)) => s.ingest(a).expect("ingest settings"),
+            _ => unreachable!("not ingest"),
+        }
+    }
+
+    fn schedule(args: &[&str], file: &str) -> (ScheduleOptions, DailyOptions) {
+        match parse(args, file) {
+            (s, Command::Schedule(a)) => s.schedule(a).expect("schedule settings"),
+            _ => unreachable!("not schedule"),
+        }
+    }
+
+    #[test]
+    fn a_flag_beats_the_file_and_the_file_beats_the_default() {
+        let file = "[serve]\nquery_timeout = \"90s\"\nmax_concurrent_queries = 3\n";
+        let o = serve(&["serve", "--query-timeout", "5s"], file);
+        assert_eq!(o.query_timeout, Duration::from_secs(5), "flag wins");
+        assert_eq!(o.max_concurrent_queries, 3, "file beats the default");
+        let o = serve(&["serve"], "");
+        let d = ServeOptions::default();
+        assert_eq!(o.query_timeout, d.query_timeout);
+        assert_eq!(o.max_concurrent_queries, d.max_concurrent_queries);
+        assert_eq!(o.addr, d.addr);
+    }
+
+    #[test]
+    fn top_level_file_keys_reach_every_command_below_their_flags() {
+        let file = "lake_dir = \"elsewhere\"\nbrokers = \"b:1\"\ntopic = \"t\"\n\
+                    [ingest]\ngroup = \"g\"\nmax_rows = 7\n[kafka]\n\"a.b\" = \"file\"\n";
+        let (s, _) = parse(&["ingest"], file);
+        assert_eq!(s.lake_dir(), Path::new("elsewhere"));
+        let o = ingest(&["ingest", "-X", "a.b=flag", "-X", "c=d"], file);
+        assert_eq!((o.brokers.as_str(), o.topic.as_str()), ("b:1", "t"));
+        assert_eq!(o.source, "t", "the source defaults to the topic");
+        assert_eq!((o.group.as_str(), o.batch.max_rows), ("g", 7));
+        assert_eq!(o.kafka["a.b"], "flag", "-X overrides [kafka]");
+        assert_eq!(o.kafka["c"], "d");
+        let o = ingest(
+            &["ingest", "--topic", "u", "--group", "h", "--lake", "x"],
+            file,
+        );
+        assert_eq!((o.topic.as_str(), o.group.as_str()), ("u", "h"));
+        let (s, _) = parse(&["--lake", "x", "ingest"], file);
+        assert_eq!(s.lake_dir(), Path::new("x"));
+    }
+
+    #[test]
+    fn the_documented_example_file_states_the_defaults() {
+        let example = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("lake.toml.example"),
+        )
+        .expect("lake.toml.example");
+        let (with_file, bare) = (ingest(&["ingest"], &example), ingest(&["ingest"], ""));
+        assert_eq!(format!("{with_file:?}"), format!("{bare:?}"));
+        let (with_file, bare) = (serve(&["serve"], &example), serve(&["serve"], ""));
+        assert_eq!(format!("{with_file:?}"), format!("{bare:?}"));
+        let with_file = schedule(&["schedule"], &example);
+        let bare = schedule(&["schedule"], "");
+        assert_eq!(format!("{:?}", with_file.0), format!("{:?}", bare.0));
+        let (s, _) = parse(&["daily"], &example);
+        assert_eq!(s.lake_dir(), Path::new(DEFAULT_LAKE_DIR));
+    }
+
+    #[test]
+    fn schedule_waits_two_hours_by_default_and_daily_does_not_wait() {
+        let (_, daily) = schedule(&["schedule"], "");
+        let sensor = daily.sensor.expect("sensor on");
+        assert_eq!(sensor.wait, cron_schedule::DEFAULT_WAIT);
+        assert_eq!(sensor.lateness, Duration::from_secs(600));
+        let (_, daily) = schedule(&["schedule", "--wait", "1m", "--lateness", "1s"], "");
+        let sensor = daily.sensor.expect("sensor on");
+        assert_eq!(
+            (sensor.wait, sensor.lateness),
+            (Duration::from_secs(60), Duration::from_secs(1))
+        );
+        let (_, daily) = schedule(&["schedule", "--no-sensor"], "[daily]\nwait = \"5m\"\n");
+        assert!(daily.sensor.is_none());
+        match parse(
+            &["daily", "--date", "2025-01-10"],
+            "[daily]\nwait = \"5m\"\n",
+        ) {
+            (s, Command::Daily(a)) => {
+                let run = s.daily(a).expect("daily settings");
+                assert_eq!(run.from, run.to);
+                assert_eq!(
+                    run.opts.sensor.expect("sensor").wait,
+                    Duration::from_secs(300)
+                );
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_flag_or_key_named() {
+        assert!(Cli::try_parse_from(["lake", "serve", "--query-timeout", "soon"]).is_err());
+        let e = toml::from_str::<FileConfig>("[serve]\nmemory_limit = \"lots\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("memory_limit"), "{e}");
+        match parse(&["serve", "--user", "u"], "") {
+            (s, Command::Serve(a)) => assert!(s.serve(a).is_err(), "a user needs a password"),
+            _ => unreachable!(),
+        }
+        match parse(&["daily", "--from", "2025-01-10", "--to", "2025-01-09"], "") {
+            (s, Command::Daily(a)) => assert!(s.daily(a).is_err()),
+            _ => unreachable!(),
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! The decode stage: a thread of its own between the consumer and the committer, so that
+//! polling, decoding and writing overlap. It turns each buffer the consumer hands on into a
+//! [`Flush`] ([`decode`](super::decode) does the work) and passes the consumer's requests through
+//! in order, so a request still waits for every buffer sent before it.
+
+use tokio::sync::mpsc;
+
+use super::buffer::MessageBuffer;
+use super::committer::{Flush, Request};
+use super::decode::decode;
+use crate::error::Error;
+use crate::event::Contract;
+
+/// What the consumer hands on: a buffer to decode, or a request for the committer, passed
+/// through in order (so a request still waits for every buffer sent before it).
+pub(crate) enum Handoff {
+    Messages { epoch: u64, buffer: MessageBuffer },
+    Pass(Request),
+}
+
+/// Runs the stage until the consumer hangs up or the committer is gone.
+pub(crate) fn run(
+    mut input: mpsc::Receiver<Handoff>,
+    output: mpsc::Sender<Request>,
+    topic: &str,
+    contract: &Contract,
+) -> Result<(), Error> {
+    while let Some(item) = input.blocking_recv() {
+        let request = match item {
+            Handoff::Pass(request) => request,
+            Handoff::Messages { epoch, buffer } => {
+                let started = std::time::Instant::now();
+                let now = chrono::Utc::now().timestamp_micros();
+                let decoded = decode(&buffer, topic, contract, now)?;
+                tracing::debug!(messages = buffer.len(), elapsed = ?started.elapsed(), "decoded");
+                Request::Flush(Flush {
+                    epoch,
+                    decoded,
+                    last_offsets: buffer.spans().iter().map(|(p, (_, l))| (*p, *l)).collect(),
+                })
+            }
+        };
+        if output.blocking_send(request).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
