@@ -313,6 +313,103 @@ async fn bad_credentials_forbidden_statements_and_limits_get_grpc_errors() {
     );
 }
 
+/// A prepared-statement handle as this server makes them, with `params` as its parameter bytes.
+fn forged_handle(params: &[u8]) -> arrow_flight::FlightDescriptor {
+    use arrow_flight::sql::{Any, CommandPreparedStatementQuery, ProstMessageExt};
+    use prost::Message;
+    let handle = serde_json::json!({"sql": "SELECT $1", "params": params});
+    let cmd = CommandPreparedStatementQuery {
+        prepared_statement_handle: serde_json::to_vec(&handle).unwrap().into(),
+    };
+    let any: Any = cmd.as_any();
+    arrow_flight::FlightDescriptor::new_cmd(any.encode_to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_long_and_forged_statements_get_an_answer_or_a_clear_error_never_a_crash() {
+    let dir = tempdir();
+    lake_with_daily(dir.path()).await;
+    let server = serve(dir.path(), &[]);
+    let mut c = client(&server.url).await;
+
+    // A long chain of additions within the limit is answered.
+    let terms = vec!["1"; 1_000].join("+");
+    let sum = query(&mut c, &format!("SELECT {terms} AS n"))
+        .await
+        .unwrap();
+    assert_eq!(first_i64(&sum), 1_000);
+    // Longer ones are refused, naming the limit (20,000 terms overflowed even a 64 MiB stack).
+    for n in [1_002, 20_000] {
+        let terms = vec!["1"; n].join("+");
+        let e = query(&mut c, &format!("SELECT {terms}")).await.unwrap_err();
+        assert!(
+            e.contains(INVALID_ARGUMENT) && e.contains("operators"),
+            "{e}"
+        );
+    }
+    // A BI tool's long IN list on the partitioned table is answered.
+    let users: Vec<String> = (0..20_000).map(|i| i.to_string()).collect();
+    let sql = format!(
+        "SELECT count(*) FROM raw.user_events WHERE user_id IN ({})",
+        users.join(",")
+    );
+    assert_eq!(first_i64(&query(&mut c, &sql).await.unwrap()), 6);
+    // Over a MiB of SQL is refused before it is parsed.
+    let e = query(&mut c, &format!("SELECT 1 -- {}", "x".repeat(1 << 20)))
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains(INVALID_ARGUMENT) && e.contains("bytes long"),
+        "{e}"
+    );
+
+    // A forged handle whose parameter bytes announce a petabyte body: refused, not allocated.
+    let batch = RecordBatch::try_from_iter([(
+        "p",
+        Arc::new(datafusion::arrow::array::Int64Array::from(vec![7]))
+            as datafusion::arrow::array::ArrayRef,
+    )])
+    .unwrap();
+    let mut ipc = Vec::new();
+    let mut w =
+        datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut ipc, &batch.schema()).unwrap();
+    w.write(&batch).unwrap();
+    w.finish().unwrap();
+    drop(w);
+    let honest = c
+        .inner_mut()
+        .get_flight_info(forged_handle(&ipc))
+        .await
+        .expect("honest")
+        .into_inner();
+    assert_eq!(first_i64(&fetch(&mut c, honest).await.unwrap()), 7);
+    // Every 8-byte field of the parameters set to a petabyte (one of them is the batch's body
+    // length): each call gets an answer or INVALID_ARGUMENT, and the body length is refused.
+    let mut refused_bodies = 0;
+    for at in 0..ipc.len() - 8 {
+        let mut forged = ipc.clone();
+        forged[at..at + 8].copy_from_slice(&(1i64 << 50).to_le_bytes());
+        if let Err(e) = c.inner_mut().get_flight_info(forged_handle(&forged)).await {
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+            refused_bodies += usize::from(e.message().contains("body"));
+        }
+    }
+    assert!(refused_bodies >= 1);
+    let e = c
+        .inner_mut()
+        .get_flight_info(forged_handle(&[0xff; 64]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(INVALID_ARGUMENT), "{e}");
+
+    // And the server is still there.
+    assert_eq!(
+        first_i64(&query(&mut c, "SELECT 41 + 1").await.unwrap()),
+        42
+    );
+}
+
 #[test]
 fn a_public_address_without_auth_is_refused() {
     let out = lake()

@@ -73,10 +73,19 @@ enum Command {
     Serve(serve::ServeArgs),
 }
 
+/// Stack of every runtime thread. DataFusion and delta-rs walk expression trees recursively;
+/// tokio's 2 MiB default overflowed (aborting the process) on statements a BI tool sends, such
+/// as a long IN list. Only the pages a thread touches are memory; the rest is address space.
+pub(crate) const STACK_BYTES: usize = 64 * 1024 * 1024;
+
 /// The whole program: `src/main.rs` calls this.
 pub fn main() -> ExitCode {
     limit_malloc_arenas();
-    match tokio::runtime::Runtime::new() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(STACK_BYTES)
+        .build();
+    match runtime {
         Ok(rt) => rt.block_on(run(Cli::parse())),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -25,7 +25,7 @@ use arrow_flight::{
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -186,12 +186,17 @@ impl FlightSqlService for LakeFlightSql {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let handle = Handle::decode(&cmd.prepared_statement_handle)?;
         let data = request.into_inner().map_err(FlightError::from);
-        let batches: Vec<RecordBatch> =
-            arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data)
-                .try_collect()
-                .await
-                .map_err(|e| Status::invalid_argument(format!("parameters: {e}")))?;
-        let handle = match batches.iter().find(|b| b.num_rows() > 0) {
+        let mut batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data);
+        // Only the first row binds; the rest of the stream is read (the client sends it all)
+        // but not kept, so a long upload costs one message of memory, not all of them.
+        let mut first: Option<RecordBatch> = None;
+        while let Some(batch) = batches.next().await {
+            let batch = batch.map_err(|e| Status::invalid_argument(format!("parameters: {e}")))?;
+            if first.is_none() && batch.num_rows() > 0 {
+                first = Some(batch.slice(0, 1));
+            }
+        }
+        let handle = match &first {
             Some(batch) => handle.with_params(batch)?,
             None => handle,
         };

@@ -71,24 +71,181 @@ impl Handle {
         Ok(self)
     }
 
+    /// The bound parameters. A handle comes from the client, which may have forged it: its
+    /// parameter bytes are size-limited, their framing is checked against their length before
+    /// arrow-ipc allocates anything they announce, and a panic while decoding them is an error
+    /// of this request.
     fn param_values(&self) -> Result<Option<ParamValues>, Status> {
         let Some(bytes) = &self.params else {
             return Ok(None);
         };
         let bad = |e: &dyn std::fmt::Display| Status::invalid_argument(format!("parameters: {e}"));
-        let reader = StreamReader::try_new(bytes.as_slice(), None).map_err(|e| bad(&e))?;
-        let mut values = Vec::new();
-        for batch in reader {
-            let batch = batch.map_err(|e| bad(&e))?;
-            if batch.num_rows() == 0 {
-                continue;
-            }
-            for column in batch.columns() {
-                values.push(ScalarValue::try_from_array(column, 0).map_err(|e| bad(&e))?);
-            }
-            break;
+        if bytes.len() > MAX_PARAM_BYTES {
+            return Err(bad(&format!(
+                "{} bytes of Arrow IPC, more than the {MAX_PARAM_BYTES} allowed",
+                bytes.len()
+            )));
         }
-        Ok(Some(ParamValues::from(values)))
+        ipc_framing_fits(bytes).map_err(|e| bad(&e))?;
+        let decoded = std::panic::catch_unwind(|| first_row(bytes))
+            .map_err(|_| bad(&"malformed Arrow IPC"))?;
+        decoded.map(Some).map_err(|e| bad(&e))
+    }
+}
+
+/// Longest statement the server plans. Query text, not data: a statement this long is a
+/// generated IN list, which a join against a table does better.
+const MAX_SQL_BYTES: usize = 1024 * 1024;
+
+/// Most operators (`+`, `=`, `AND`, ...) one statement may hold. A chain of them is an
+/// expression as deep as it is long, and planning one costs time quadratic in its depth (each
+/// level's name spells out the whole chain below it); sqlparser's recursion limit already
+/// bounds how deeply parentheses, function calls and subqueries nest.
+const MAX_OPERATORS: usize = 1_000;
+
+/// Refuses a statement longer than [`MAX_SQL_BYTES`] or with more than [`MAX_OPERATORS`]
+/// operators, before it is parsed: the tokenizer is linear and needs no deep stack.
+fn check_size(sql: &str) -> Result<(), Status> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    if sql.len() > MAX_SQL_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "the statement is {} bytes long, more than the {MAX_SQL_BYTES} allowed",
+            sql.len()
+        )));
+    }
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+        return Ok(()); // the planner reports the syntax error
+    };
+    let operators = tokens
+        .iter()
+        .filter(|t| match t {
+            Token::Word(w) => matches!(w.keyword, Keyword::AND | Keyword::OR | Keyword::NOT),
+            Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::DuckIntDiv
+            | Token::Mod
+            | Token::StringConcat
+            | Token::Eq
+            | Token::DoubleEq
+            | Token::Neq
+            | Token::Lt
+            | Token::Gt
+            | Token::LtEq
+            | Token::GtEq
+            | Token::Spaceship
+            | Token::Ampersand
+            | Token::Pipe
+            | Token::Caret
+            | Token::ShiftLeft
+            | Token::ShiftRight
+            | Token::DoubleColon
+            | Token::Arrow
+            | Token::LongArrow => true,
+            _ => false,
+        })
+        .count();
+    if operators > MAX_OPERATORS {
+        return Err(Status::invalid_argument(format!(
+            "the statement has {operators} operators, more than the {MAX_OPERATORS} allowed \
+             (write a long chain of ORs as an IN list, or a long IN list as a join)"
+        )));
+    }
+    Ok(())
+}
+
+/// Deepest expression tree the server runs. [`MAX_OPERATORS`] bounds what a statement says;
+/// this also bounds what planning made of it (a rewrite can deepen a tree). Walking a tree is
+/// recursive in DataFusion and delta-rs; the runtime's threads get a stack that holds this
+/// depth with room to spare (`cli::STACK_BYTES`).
+const MAX_EXPRESSION_DEPTH: usize = 2_000;
+
+/// The depth of the deepest expression tree in `plan`, found without recursion (the walk itself
+/// must not overflow on the trees it is there to refuse).
+fn expression_depth(plan: &LogicalPlan) -> usize {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut deepest = 0;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|root| {
+            let mut pending: Vec<(&Expr, usize)> = vec![(root, 1)];
+            while let Some((e, depth)) = pending.pop() {
+                deepest = deepest.max(depth);
+                let _ = e.apply_children(|child| {
+                    pending.push((child, depth + 1));
+                    Ok(TreeNodeRecursion::Continue)
+                });
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+    });
+    deepest
+}
+
+/// Most bytes of Arrow IPC a handle's parameters may take (one row of values).
+const MAX_PARAM_BYTES: usize = 1024 * 1024;
+
+/// The first row of an Arrow IPC stream as parameter values.
+fn first_row(bytes: &[u8]) -> datafusion::error::Result<ParamValues> {
+    let reader = StreamReader::try_new(bytes, None)?;
+    let mut values = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        for column in batch.columns() {
+            values.push(ScalarValue::try_from_array(column, 0)?);
+        }
+        break;
+    }
+    Ok(ParamValues::from(values))
+}
+
+/// Checks that every message of an Arrow IPC stream lies within `bytes`: its metadata is a
+/// valid flatbuffer and the body it announces is no longer than what follows. arrow-ipc
+/// allocates a body's announced length before reading it, so a forged length could otherwise
+/// ask for petabytes and abort the process.
+fn ipc_framing_fits(mut bytes: &[u8]) -> Result<(), String> {
+    use datafusion::arrow::ipc::root_as_message;
+    fn take_i32(bytes: &mut &[u8]) -> Option<i32> {
+        let (head, rest) = bytes.split_first_chunk::<4>()?;
+        *bytes = rest;
+        Some(i32::from_le_bytes(*head))
+    }
+    loop {
+        let Some(mut len) = take_i32(&mut bytes) else {
+            return Ok(());
+        };
+        // 0xFFFFFFFF is the continuation marker of the current format; the length follows.
+        if len == -1 {
+            let Some(next) = take_i32(&mut bytes) else {
+                return Ok(());
+            };
+            len = next;
+        }
+        if len == 0 {
+            return Ok(()); // end of stream
+        }
+        let len = usize::try_from(len).map_err(|_| format!("negative message length {len}"))?;
+        let Some((metadata, rest)) = bytes.split_at_checked(len) else {
+            return Err(format!(
+                "a message's metadata claims {len} bytes, {} are left",
+                bytes.len()
+            ));
+        };
+        let message = root_as_message(metadata).map_err(|e| format!("message metadata: {e}"))?;
+        let body = usize::try_from(message.bodyLength())
+            .map_err(|_| format!("negative body length {}", message.bodyLength()))?;
+        if body > rest.len() {
+            return Err(format!(
+                "a message claims a {body}-byte body, {} bytes are left",
+                rest.len()
+            ));
+        }
+        bytes = &rest[body..];
     }
 }
 
@@ -239,12 +396,20 @@ impl Engine {
             }
             _ => status(&e),
         };
+        check_size(&handle.sql)?;
         let plan = self
             .state
             .create_logical_plan(&handle.sql)
             .await
             .map_err(refused)?;
         read_only().verify_plan(&plan).map_err(refused)?;
+        let depth = expression_depth(&plan);
+        if depth > MAX_EXPRESSION_DEPTH {
+            return Err(Status::invalid_argument(format!(
+                "an expression is nested {depth} deep, more than the {MAX_EXPRESSION_DEPTH} \
+                 allowed (write a long IN list or a chain of ORs as a join or a subquery)"
+            )));
+        }
         let plan = match handle.param_values()? {
             Some(values) => plan.with_param_values(values).map_err(|e| status(&e))?,
             None => plan,
@@ -401,6 +566,70 @@ fn limited(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn params_handle(bytes: Vec<u8>) -> Handle {
+        Handle {
+            sql: "SELECT $1".into(),
+            params: Some(bytes),
+        }
+    }
+
+    fn one_row() -> Vec<u8> {
+        let batch = RecordBatch::try_from_iter([(
+            "a",
+            Arc::new(datafusion::arrow::array::Int64Array::from(vec![7]))
+                as datafusion::arrow::array::ArrayRef,
+        )])
+        .unwrap();
+        Handle::new("SELECT $1")
+            .with_params(&batch)
+            .unwrap()
+            .params
+            .unwrap()
+    }
+
+    #[test]
+    fn parameters_round_trip_through_a_handle() {
+        let values = params_handle(one_row()).param_values().unwrap().unwrap();
+        match values {
+            ParamValues::List(v) => assert_eq!(v[0].value, ScalarValue::Int64(Some(7))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn forged_parameter_bytes_are_refused_not_allocated_or_panicked_on() {
+        let good = one_row();
+        assert!(ipc_framing_fits(&good).is_ok());
+        // Every 8-byte field set to a petabyte (among them the batch's body length and its
+        // buffers' lengths): an answer or INVALID_ARGUMENT, never a panic; the body length is
+        // caught by the framing check before arrow-ipc would allocate it.
+        let mut framing_refusals = 0;
+        for at in 0..good.len() - 8 {
+            let mut huge = good.clone();
+            huge[at..at + 8].copy_from_slice(&(1i64 << 50).to_le_bytes());
+            if ipc_framing_fits(&huge).is_err_and(|e| e.contains("body")) {
+                framing_refusals += 1;
+            }
+            if let Err(e) = params_handle(huge).param_values() {
+                assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+            }
+        }
+        assert!(framing_refusals >= 1, "the body length was among them");
+        // Every single-byte corruption and every truncation: an answer, never a panic.
+        for i in 0..good.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut bad = good.clone();
+                bad[i] ^= flip;
+                let _ = params_handle(bad).param_values();
+            }
+            let _ = params_handle(good[..i].to_vec()).param_values();
+        }
+        let e = params_handle(vec![0; MAX_PARAM_BYTES + 1])
+            .param_values()
+            .unwrap_err();
+        assert!(e.message().contains("allowed"), "{e}");
+    }
 
     #[test]
     fn question_marks_become_numbered_placeholders_outside_strings() {
