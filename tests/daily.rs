@@ -394,33 +394,11 @@ async fn schedule_catches_up_missed_dates_once_and_retries_failures() {
     assert!(stderr(&out).contains("cron"), "{}", stderr(&out));
 }
 
-#[tokio::test]
-async fn schedule_waiting_on_its_sensor_stops_within_five_seconds_of_sigint() {
-    let dir = tempdir();
-    hand_checkable(dir.path()).await;
-    let sql = sql_folder(dir.path(), "int_sql", &[("purchases.sql", PURCHASES)], &[]);
-    let (d, s) = (dir.path().to_str().unwrap(), sql.to_str().unwrap());
-    let log = dir.path().join("schedule.log");
-    // Ingest of topic `t` only reached 2025-01-11T00:00: 2025-01-11 is not complete, and the
-    // sensor would wait for it for two hours (the schedule's default).
-    let mut child = spawn(
-        &[
-            "schedule",
-            "--lake",
-            d,
-            "--sql",
-            s,
-            "--topic",
-            "t",
-            "--once",
-            "--since",
-            "2025-01-11",
-            "--today",
-            "2025-01-12",
-        ],
-        &log,
-    );
-    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+/// Starts `lake args`, waits until its sensor is waiting, sends SIGINT and returns how it
+/// exited, failing if it takes more than 5 s; `log` gets its stderr.
+async fn interrupted_in_sensor_wait(args: &[&str], log: &Path) -> std::process::ExitStatus {
+    let mut child = spawn(args, log);
+    let read_log = || std::fs::read_to_string(log).unwrap_or_default();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !read_log().contains("waiting for ingest") {
         assert!(
@@ -439,16 +417,46 @@ async fn schedule_waiting_on_its_sensor_stops_within_five_seconds_of_sigint() {
     // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
     let signalled = std::time::Instant::now();
-    let status = loop {
+    loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break status;
+            return status;
         }
         if signalled.elapsed() > std::time::Duration::from_secs(5) {
             child.kill().unwrap();
             panic!("still running 5 s after SIGINT:\n{}", read_log());
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    }
+}
+
+#[tokio::test]
+async fn schedule_and_daily_waiting_on_the_sensor_stop_within_five_seconds_of_sigint() {
+    let dir = tempdir();
+    hand_checkable(dir.path()).await;
+    let sql = sql_folder(dir.path(), "int_sql", &[("purchases.sql", PURCHASES)], &[]);
+    let (d, s) = (dir.path().to_str().unwrap(), sql.to_str().unwrap());
+    // Ingest of topic `t` only reached 2025-01-11T00:00: 2025-01-11 is not complete, and the
+    // sensor would wait for it for two hours (the schedule's default).
+    let log = dir.path().join("schedule.log");
+    let status = interrupted_in_sensor_wait(
+        &[
+            "schedule",
+            "--lake",
+            d,
+            "--sql",
+            s,
+            "--topic",
+            "t",
+            "--once",
+            "--since",
+            "2025-01-11",
+            "--today",
+            "2025-01-12",
+        ],
+        &log,
+    )
+    .await;
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
     assert!(status.success(), "{status}:\n{}", read_log());
     // A run cut short in its sensor's wait is not recorded: it is simply run again.
     assert!(
@@ -456,6 +464,28 @@ async fn schedule_waiting_on_its_sensor_stops_within_five_seconds_of_sigint() {
         "{}",
         read_log()
     );
+
+    // `lake daily` told to wait an hour: stopped, exit 130, nothing recorded either.
+    let log = dir.path().join("daily.log");
+    let status = interrupted_in_sensor_wait(
+        &[
+            "daily",
+            "--lake",
+            d,
+            "--sql",
+            s,
+            "--topic",
+            "t",
+            "--date",
+            "2025-01-11",
+            "--wait",
+            "1h",
+        ],
+        &log,
+    )
+    .await;
+    assert_eq!(status.code(), Some(130));
+    assert!(!dir.path().join("system/daily_runs").exists());
 }
 
 #[tokio::test]

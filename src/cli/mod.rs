@@ -115,25 +115,28 @@ async fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// Runs the command. The long-running ones get the shutdown signal (`shutdown::on_signals`)
+/// and stop cleanly on SIGINT or SIGTERM; the short ones (`sql`, `runs`, `maintain`) keep the
+/// default, so Ctrl-C ends them at once, as it ends any query tool.
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let s = Settings::load(&cli.global)?;
-    let stop = shutdown::on_signals();
+    let stop = shutdown::on_signals;
     match cli.command {
-        Command::Produce(a) => produce::run(s.produce(&a)?, a.json, stop).await,
-        Command::Ingest(a) => ingest::run(&s.lake()?, s.ingest(a)?, stop).await,
+        Command::Produce(a) => produce::run(s.produce(&a)?, a.json, stop()).await,
+        Command::Ingest(a) => ingest::run(&s.lake()?, s.ingest(a)?, stop()).await,
         Command::Maintain(a) => {
             let (table, opts) = s.maintain(&a)?;
             maintain::run(&s.lake()?, table, &opts).await
         }
-        Command::Demo(a) => demo::run(s.lake_dir(), s.demo(&a), a.fresh, stop).await,
+        Command::Demo(a) => demo::run(s.lake_dir(), s.demo(&a), a.fresh, stop()).await,
         Command::Sql(a) => sql::run(&s.lake()?, settings::sql(a)).await,
-        Command::Daily(a) => daily::run(&s.lake()?, s.daily(a)?, stop).await,
+        Command::Daily(a) => daily::run(&s.lake()?, s.daily(a)?, stop()).await,
         Command::Runs(a) => runs::run(&s.lake()?, &a).await,
         Command::Schedule(a) => {
             let (schedule, daily) = s.schedule(a)?;
-            schedule::run(&s.lake()?, &daily, &schedule, stop).await
+            schedule::run(&s.lake()?, &daily, &schedule, stop()).await
         }
-        Command::Serve(a) => serve::run(&s.lake()?, s.serve(a)?, stop).await,
+        Command::Serve(a) => serve::run(&s.lake()?, s.serve(a)?, stop()).await,
     }
 }
 
