@@ -424,6 +424,27 @@ fn a_public_address_without_auth_is_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to serve"));
+    // With a password but without TLS: refused too, unless asked for explicitly.
+    let out = lake()
+        .args([
+            "serve",
+            "--lake",
+            tempdir().path().to_str().unwrap(),
+            "--addr",
+            "0.0.0.0:0",
+            "--user",
+            "ann",
+            "--password",
+            "s3cret",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refusing to take passwords in clear text"),
+        "{stderr}"
+    );
 }
 
 /// A control API client sending `token` as a bearer token.

@@ -27,6 +27,9 @@ pub(crate) struct ServeArgs {
     /// Serve a non-loopback address without auth
     #[arg(long)]
     pub(crate) insecure_no_auth: bool,
+    /// Take passwords without TLS on a non-loopback address (a trusted private network only)
+    #[arg(long)]
+    pub(crate) insecure_no_tls: bool,
     /// TLS certificate chain (PEM), with --tls-key
     #[arg(long, requires = "tls_key")]
     pub(crate) tls_cert: Option<PathBuf>,

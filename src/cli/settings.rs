@@ -302,6 +302,7 @@ impl Settings {
             addr: a.addr.or(s.addr).unwrap_or(d.addr),
             credentials,
             allow_public_without_auth: a.insecure_no_auth,
+            allow_plaintext_password: a.insecure_no_tls,
             tls,
             query_timeout: a
                 .query_timeout

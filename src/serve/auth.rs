@@ -3,8 +3,13 @@
 //! [`TOKEN_TTL`]; every other call must carry `authorization: Bearer <token>` or valid Basic.
 //! [`AuthLayer`] runs in front of every gRPC service on the port (Flight SQL and control API),
 //! so no handler can forget to check.
+//!
+//! Only a login mints a token, and at most [`MAX_TOKENS`] live at once (the ones closest to
+//! expiry make room). Wrong passwords are throttled per client address: after
+//! [`MAX_FAILURES`] within [`FAILURE_WINDOW`], that address is refused until the window ends.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -20,6 +25,14 @@ use tonic::Status;
 /// How long a bearer token stays valid after login.
 pub(crate) const TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
 
+/// Live bearer tokens kept at most.
+pub(crate) const MAX_TOKENS: usize = 10_000;
+/// Failed logins one client address may make within [`FAILURE_WINDOW`].
+pub(crate) const MAX_FAILURES: u32 = 10;
+pub(crate) const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Client addresses whose failures are remembered at most.
+const MAX_TRACKED_CLIENTS: usize = 10_000;
+
 /// User name and password clients must present.
 #[derive(Clone)]
 pub(crate) struct Credentials {
@@ -33,11 +46,20 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// The server's login state: credentials (None: no auth) and the tokens handed out.
+/// The server's login state: credentials (None: no auth), the tokens handed out and the
+/// recent failed logins per client address.
 #[derive(Debug, Default)]
 pub(crate) struct Auth {
     credentials: Option<Credentials>,
     tokens: Mutex<HashMap<String, Instant>>,
+    failures: Mutex<HashMap<IpAddr, Failures>>,
+}
+
+/// Failed logins of one client address in its current window.
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    since: Instant,
 }
 
 /// Standard base64 with or without `=` padding: ADBC's Go driver sends Basic unpadded.
@@ -55,15 +77,33 @@ impl Auth {
     pub(crate) fn new(credentials: Option<Credentials>) -> Self {
         Self {
             credentials,
-            tokens: Mutex::new(HashMap::new()),
+            ..Self::default()
         }
     }
 
-    /// Checks `Basic base64(user:password)`; Ok with a fresh bearer token.
-    pub(crate) fn login(&self, authorization: Option<&str>) -> Result<String, Status> {
-        let Some(creds) = &self.credentials else {
+    /// Checks `Basic base64(user:password)` from `peer`; Ok with a fresh bearer token.
+    pub(crate) fn login(
+        &self,
+        authorization: Option<&str>,
+        peer: Option<IpAddr>,
+    ) -> Result<String, Status> {
+        if self.credentials.is_none() {
             return Ok(String::new());
+        }
+        self.verify_basic(authorization, peer)?;
+        self.mint()
+    }
+
+    /// Checks Basic credentials without minting a token (Basic on an ordinary call).
+    fn verify_basic(
+        &self,
+        authorization: Option<&str>,
+        peer: Option<IpAddr>,
+    ) -> Result<(), Status> {
+        let Some(creds) = &self.credentials else {
+            return Ok(());
         };
+        self.throttle(peer)?;
         let encoded = authorization
             .and_then(|h| h.strip_prefix("Basic "))
             .ok_or_else(|| Status::unauthenticated("log in with Basic user:password"))?;
@@ -72,8 +112,58 @@ impl Auth {
             .map_err(|_| Status::unauthenticated("malformed Basic credentials"))?;
         let expected = format!("{}:{}", creds.user, creds.password);
         if !same(&decoded, expected.as_bytes()) {
+            self.failed(peer);
             return Err(Status::unauthenticated("wrong user name or password"));
         }
+        Ok(())
+    }
+
+    /// Refuses `peer` while it has used up its failed logins for the current window.
+    fn throttle(&self, peer: Option<IpAddr>) -> Result<(), Status> {
+        let Some(peer) = peer else { return Ok(()) };
+        let failures = self
+            .failures
+            .lock()
+            .map_err(|_| Status::internal("failure table poisoned"))?;
+        match failures.get(&peer) {
+            Some(f) if f.count >= MAX_FAILURES && f.since.elapsed() < FAILURE_WINDOW => {
+                let left = FAILURE_WINDOW.saturating_sub(f.since.elapsed());
+                Err(Status::resource_exhausted(format!(
+                    "too many failed logins from {peer}: retry in {} s",
+                    left.as_secs() + 1
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn failed(&self, peer: Option<IpAddr>) {
+        let Some(peer) = peer else { return };
+        let Ok(mut failures) = self.failures.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if failures.len() >= MAX_TRACKED_CLIENTS {
+            failures.retain(|_, f| f.since.elapsed() < FAILURE_WINDOW);
+        }
+        if failures.len() >= MAX_TRACKED_CLIENTS {
+            failures.clear(); // a flood of addresses: forget them rather than grow
+        }
+        let f = failures.entry(peer).or_insert(Failures {
+            count: 0,
+            since: now,
+        });
+        if f.since.elapsed() >= FAILURE_WINDOW {
+            *f = Failures {
+                count: 0,
+                since: now,
+            };
+        }
+        f.count += 1;
+    }
+
+    /// A new random token, kept until it expires or [`MAX_TOKENS`] newer ones need its place.
+    fn mint(&self) -> Result<String, Status> {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -83,12 +173,28 @@ impl Auth {
             .map_err(|_| Status::internal("token table poisoned"))?;
         let now = Instant::now();
         tokens.retain(|_, expires| *expires > now);
+        if tokens.len() >= MAX_TOKENS {
+            let soonest = tokens
+                .iter()
+                .min_by_key(|(_, expires)| **expires)
+                .map(|(t, _)| t.clone());
+            if let Some(t) = soonest {
+                tokens.remove(&t);
+            }
+        }
         tokens.insert(token.clone(), now + TOKEN_TTL);
         Ok(token)
     }
 
-    /// Checks a call's `authorization` header: a live bearer token or valid Basic credentials.
-    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), Status> {
+    /// Live tokens (tests).
+    #[cfg(test)]
+    fn token_count(&self) -> usize {
+        self.tokens.lock().map(|t| t.len()).unwrap_or(0)
+    }
+
+    /// Checks a call's `authorization` header: a live bearer token or valid Basic credentials
+    /// (which do not mint a token: only a login does).
+    pub(crate) fn check(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Result<(), Status> {
         if self.credentials.is_none() {
             return Ok(());
         }
@@ -107,8 +213,19 @@ impl Auth {
                 None => Err(Status::unauthenticated("unknown token: log in again")),
             };
         }
-        self.login(Some(header)).map(|_| ())
+        self.verify_basic(Some(header), peer)
     }
+}
+
+/// The client's address, with or without TLS.
+fn peer_ip(extensions: &http::Extensions) -> Option<IpAddr> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let tcp = extensions.get::<TcpConnectInfo>().or_else(|| {
+        extensions
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .map(|tls| tls.get_ref())
+    });
+    tcp.and_then(|i| i.remote_addr()).map(|a| a.ip())
 }
 
 /// Tower layer checking [`Auth`] on every call except the Flight handshake (which logs in).
@@ -152,7 +269,8 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let is_handshake = req.uri().path() == "/arrow.flight.protocol.FlightService/Handshake";
         if !is_handshake {
-            if let Err(status) = self.auth.check(req.headers()) {
+            let peer = peer_ip(req.extensions());
+            if let Err(status) = self.auth.check(req.headers(), peer) {
                 return Box::pin(async move { Ok(status.into_http()) });
             }
         }
@@ -187,17 +305,73 @@ mod tests {
             user: "ann".into(),
             password: "s3cret".into(),
         }));
-        assert!(auth.login(Some(&basic("ann", "wrong"))).is_err());
-        assert!(auth.login(None).is_err());
-        let token = auth.login(Some(&basic("ann", "s3cret"))).unwrap();
+        assert!(auth.login(Some(&basic("ann", "wrong")), None).is_err());
+        assert!(auth.login(None, None).is_err());
+        let token = auth.login(Some(&basic("ann", "s3cret")), None).unwrap();
         assert_eq!(token.len(), 64);
-        assert!(auth.check(&headers(&format!("Bearer {token}"))).is_ok());
-        assert!(auth.check(&headers(&basic("ann", "s3cret"))).is_ok());
+        assert!(auth
+            .check(&headers(&format!("Bearer {token}")), None)
+            .is_ok());
+        assert!(auth.check(&headers(&basic("ann", "s3cret")), None).is_ok());
         // ADBC sends "ann:s3cret" (10 bytes) as base64 without the `==` padding.
-        assert!(auth.check(&headers("Basic YW5uOnMzY3JldA")).is_ok());
-        let e = auth.check(&headers("Bearer forged")).unwrap_err();
+        assert!(auth.check(&headers("Basic YW5uOnMzY3JldA"), None).is_ok());
+        let e = auth.check(&headers("Bearer forged"), None).unwrap_err();
         assert_eq!(e.code(), tonic::Code::Unauthenticated);
-        assert!(auth.check(&HeaderMap::new()).is_err());
-        assert!(Auth::new(None).check(&HeaderMap::new()).is_ok());
+        assert!(auth.check(&HeaderMap::new(), None).is_err());
+        assert!(Auth::new(None).check(&HeaderMap::new(), None).is_ok());
+    }
+
+    fn ann() -> Auth {
+        Auth::new(Some(Credentials {
+            user: "ann".into(),
+            password: "s3cret".into(),
+        }))
+    }
+
+    #[test]
+    fn basic_on_calls_mints_no_tokens_and_logins_keep_a_bounded_table() {
+        let auth = ann();
+        for _ in 0..100 {
+            assert!(auth.check(&headers(&basic("ann", "s3cret")), None).is_ok());
+        }
+        assert_eq!(auth.token_count(), 0, "only a login mints a token");
+        let first = auth.login(Some(&basic("ann", "s3cret")), None).unwrap();
+        for _ in 0..MAX_TOKENS + 5 {
+            auth.login(Some(&basic("ann", "s3cret")), None).unwrap();
+        }
+        assert_eq!(auth.token_count(), MAX_TOKENS);
+        let e = auth
+            .check(&headers(&format!("Bearer {first}")), None)
+            .unwrap_err();
+        assert_eq!(
+            e.code(),
+            tonic::Code::Unauthenticated,
+            "the oldest made room"
+        );
+    }
+
+    #[test]
+    fn wrong_passwords_are_throttled_per_client_address() {
+        let auth = ann();
+        let (mallory, ann_ip): (IpAddr, IpAddr) =
+            ("10.0.0.66".parse().unwrap(), "10.0.0.1".parse().unwrap());
+        for _ in 0..MAX_FAILURES {
+            let e = auth.login(Some(&basic("ann", "guess")), Some(mallory));
+            assert_eq!(e.unwrap_err().code(), tonic::Code::Unauthenticated);
+        }
+        // Refused now, even with the right password, and over Basic on a call too.
+        let e = auth
+            .login(Some(&basic("ann", "s3cret")), Some(mallory))
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e}");
+        assert!(e.message().contains("too many failed logins"), "{e}");
+        let e = auth
+            .check(&headers(&basic("ann", "s3cret")), Some(mallory))
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        // Another address is not affected.
+        assert!(auth
+            .login(Some(&basic("ann", "s3cret")), Some(ann_ip))
+            .is_ok());
     }
 }

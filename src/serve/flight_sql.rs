@@ -120,7 +120,8 @@ impl FlightSqlService for LakeFlightSql {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let token = self.auth.login(header.as_deref())?;
+        let peer = request.remote_addr().map(|a| a.ip());
+        let token = self.auth.login(header.as_deref(), peer)?;
         let reply = HandshakeResponse {
             protocol_version: 0,
             payload: token.clone().into(),

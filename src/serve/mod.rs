@@ -44,6 +44,8 @@ pub(crate) struct ServeOptions {
     /// None: no auth (refused off loopback unless `allow_public_without_auth`).
     pub(crate) credentials: Option<Credentials>,
     pub(crate) allow_public_without_auth: bool,
+    /// Take passwords without TLS on a non-loopback address (a private network's choice).
+    pub(crate) allow_plaintext_password: bool,
     /// PEM certificate chain and private key.
     pub(crate) tls: Option<(PathBuf, PathBuf)>,
     pub(crate) query_timeout: Duration,
@@ -60,6 +62,7 @@ impl Default for ServeOptions {
             addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             credentials: None,
             allow_public_without_auth: false,
+            allow_plaintext_password: false,
             tls: None,
             query_timeout: Duration::from_secs(60),
             memory_limit: None,
@@ -83,6 +86,17 @@ pub(crate) async fn run(
         return Err(Error::Config(format!(
             "refusing to serve {} without auth: set [serve] user and password (or \
              LAKE_SERVE_USER / LAKE_SERVE_PASSWORD), or pass --insecure-no-auth",
+            opts.addr
+        )));
+    }
+    if opts.credentials.is_some()
+        && opts.tls.is_none()
+        && !opts.addr.ip().is_loopback()
+        && !opts.allow_plaintext_password
+    {
+        return Err(Error::Config(format!(
+            "refusing to take passwords in clear text on {}: configure TLS ([serve] tls_cert \
+             and tls_key, or --tls-cert / --tls-key), or pass --insecure-no-tls",
             opts.addr
         )));
     }
