@@ -64,6 +64,9 @@ pub(crate) struct DailySection {
     /// How long the sensor waits for a day to complete, e.g. "2h".
     #[serde(default, deserialize_with = "duration")]
     pub(crate) wait: Option<Duration>,
+    /// How far past its ingestion an event's time may be and still advance the sensor.
+    #[serde(default, deserialize_with = "duration")]
+    pub(crate) max_future_skew: Option<Duration>,
     /// Memory queries may hold before spilling to disk, e.g. "1G".
     #[serde(default, deserialize_with = "memory")]
     pub(crate) memory_limit: Option<usize>,

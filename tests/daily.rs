@@ -299,6 +299,38 @@ async fn the_sensor_waits_for_ingest_then_runs_or_times_out_with_exit_3() {
         stderr(&out)
     );
 
+    // An event dated 2099 (a producer's clock, a hostile payload) is kept but does not make
+    // later days complete: 2025-01-12 has no data, and the sensor says so.
+    append_raw_events(&store, 8, &[(5, "view", "2099-01-01T00:00:00", "s6")]).await;
+    let out = daily_sensing(
+        dir.path(),
+        &sql,
+        &["--date", "2025-01-12", "--lateness", "0s"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("partition 0 has no events after 2025-01-12"),
+        "{}",
+        stderr(&out)
+    );
+    let out = daily_sensing(
+        dir.path(),
+        &sql,
+        &[
+            "--date",
+            "2025-01-12",
+            "--lateness",
+            "0s",
+            "--max-future-skew",
+            "100000d",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "trusting every clock: {}",
+        stderr(&out)
+    );
+
     // A topic ingest never wrote is never complete.
     let (d, s) = (dir.path().to_str().unwrap(), sql.to_str().unwrap());
     let out = lake()

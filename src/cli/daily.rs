@@ -36,6 +36,10 @@ pub(crate) struct JobArgs {
             humantime::format_duration(SensorOptions::default().wait),
             humantime::format_duration(crate::daily::schedule::DEFAULT_WAIT))))]
     pub(crate) wait: Option<Duration>,
+    #[arg(long, value_parser = parse_duration, help = with_default(
+        "Events timed further past their ingestion do not advance the sensor",
+        humantime::format_duration(SensorOptions::default().max_future_skew)))]
+    pub(crate) max_future_skew: Option<Duration>,
     /// Run without waiting for the day to be complete
     #[arg(long)]
     pub(crate) no_sensor: bool,

@@ -204,6 +204,7 @@ impl Settings {
                 .unwrap_or_else(|| SensorOptions::default().topic),
             lateness: self.lateness(a.lateness),
             wait: a.wait.or(f.wait).unwrap_or(default_wait),
+            max_future_skew: self.max_future_skew(a.max_future_skew),
         };
         DailyOptions {
             sql_dir: a.sql_dir.or_else(|| f.sql_dir.clone()).unwrap_or(d.sql_dir),
@@ -218,6 +219,11 @@ impl Settings {
     fn lateness(&self, flag: Option<std::time::Duration>) -> std::time::Duration {
         flag.or(self.file.daily.lateness)
             .unwrap_or_else(|| SensorOptions::default().lateness)
+    }
+
+    fn max_future_skew(&self, flag: Option<std::time::Duration>) -> std::time::Duration {
+        flag.or(self.file.daily.max_future_skew)
+            .unwrap_or_else(|| SensorOptions::default().max_future_skew)
     }
 
     pub(crate) fn daily(&self, a: DailyArgs) -> anyhow::Result<DailyRun> {
@@ -317,6 +323,7 @@ impl Settings {
                 sql_dir: daily.sql_dir,
                 topic,
                 lateness: self.lateness(None),
+                max_future_skew: self.max_future_skew(None),
                 memory_limit,
             },
         })

@@ -5,6 +5,11 @@
 //!
 //! A partition that receives no events at all after D holds the sensor until `wait` runs out;
 //! that is the price of judging by event time (see README, troubleshooting).
+//!
+//! An event whose time is more than `max_future_skew` past the moment it was ingested is not
+//! evidence of progress (a producer's clock, or a hostile payload): it stays in the table but
+//! does not count towards a partition's watermark, so one event dated 2099 cannot make every
+//! day look complete.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -25,6 +30,8 @@ pub(crate) struct SensorOptions {
     pub(crate) lateness: Duration,
     /// How long to wait for the day to complete; zero checks once.
     pub(crate) wait: Duration,
+    /// How far past its ingestion an event's time may be and still count for the watermark.
+    pub(crate) max_future_skew: Duration,
 }
 
 impl Default for SensorOptions {
@@ -33,6 +40,7 @@ impl Default for SensorOptions {
             topic: crate::config::DEFAULT_TOPIC.to_string(),
             lateness: Duration::from_secs(600),
             wait: Duration::ZERO,
+            max_future_skew: Duration::from_secs(3600),
         }
     }
 }
@@ -88,7 +96,7 @@ pub(crate) async fn behind(
         )]);
     }
     let needed = end_of(date) + opts.lateness;
-    let watermarks = watermarks(lake, Some(date)).await?;
+    let watermarks = watermarks(lake, Some(date), opts.max_future_skew).await?;
     Ok(partitions
         .into_iter()
         .filter_map(|p| match watermarks.get(&p) {
@@ -112,24 +120,35 @@ fn end_of(date: NaiveDate) -> DateTime<Utc> {
     next.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
 }
 
-/// The latest event time per Kafka partition, among rows of days after `after` if given.
+/// The latest event time per Kafka partition, among rows of days after `after` if given,
+/// counting only events at most `max_future_skew` past their ingestion.
 pub(crate) async fn watermarks(
     lake: &Lake,
     after: Option<NaiveDate>,
+    max_future_skew: Duration,
 ) -> Result<BTreeMap<i32, DateTime<Utc>>> {
+    use datafusion::arrow::datatypes::IntervalMonthDayNano;
+    use datafusion::common::ScalarValue;
     let session = JobSession::new(lake, None)?;
-    let only_after = if after.is_some() {
-        "WHERE event_date > $date"
-    } else {
-        ""
+    let nanos = i64::try_from(max_future_skew.as_nanos()).unwrap_or(i64::MAX);
+    let mut params = vec![(
+        "skew",
+        ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(0, 0, nanos))),
+    )];
+    let only_after = match after {
+        Some(date) => {
+            params.push(("date", super::dates::date_value(date)));
+            "AND event_date > $date"
+        }
+        None => "",
     };
     let batches = session
-        .internal(
+        .internal_with(
             &format!(
                 "SELECT kafka_partition, max(event_time) AS watermark FROM raw.user_events \
-                 {only_after} GROUP BY kafka_partition"
+                 WHERE event_time <= ingested_at + $skew {only_after} GROUP BY kafka_partition"
             ),
-            after,
+            params,
         )
         .await?;
     let mut out = BTreeMap::new();

@@ -26,6 +26,7 @@ pub(crate) struct ControlOptions {
     pub(crate) sql_dir: PathBuf,
     pub(crate) topic: String,
     pub(crate) lateness: Duration,
+    pub(crate) max_future_skew: Duration,
     pub(crate) memory_limit: Option<usize>,
 }
 
@@ -37,6 +38,7 @@ impl Default for ControlOptions {
             sql_dir: daily.sql_dir,
             topic: sensor.topic,
             lateness: sensor.lateness,
+            max_future_skew: sensor.max_future_skew,
             memory_limit: daily.memory_limit,
         }
     }
@@ -129,6 +131,7 @@ impl Control for ControlService {
                 topic: self.opts.topic.clone(),
                 lateness: self.opts.lateness,
                 wait: Duration::from_secs(r.wait_seconds.into()),
+                max_future_skew: self.opts.max_future_skew,
             }),
             memory_limit: self.opts.memory_limit,
             trigger: "api".into(),
@@ -245,7 +248,7 @@ impl Control for ControlService {
         let committed = progress::all_committed(&table, &topic)
             .await
             .map_err(internal)?;
-        let watermarks = sensor::watermarks(&self.lake, None)
+        let watermarks = sensor::watermarks(&self.lake, None, self.opts.max_future_skew)
             .await
             .map_err(internal)?;
         let partitions = committed

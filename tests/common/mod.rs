@@ -229,7 +229,8 @@ pub async fn append_raw_events(lake: &Lake, first_offset: i64, events: &[(i64, &
             payload: Some(p.as_bytes()),
         });
     }
-    let decoded = decode(&buf, "t", &Contract::default(), 0).expect("decode");
+    let now = chrono::Utc::now().timestamp_micros();
+    let decoded = decode(&buf, "t", &Contract::default(), now).expect("decode");
     assert_eq!(decoded.dead_letter_count(), 0);
     let mut table = lake
         .open_or_create(&user_events_spec())
