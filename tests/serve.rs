@@ -593,6 +593,30 @@ async fn the_control_api_triggers_runs_and_reports_tables_runs_and_ingest() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    // A decade of dates, or a day's wait, is refused before anything runs.
+    for (request, why) in [
+        (
+            proto::TriggerDailyRunRequest {
+                from_date: "2015-01-01".into(),
+                to_date: "2025-01-10".into(),
+                no_sensor: true,
+                ..Default::default()
+            },
+            "at most 31",
+        ),
+        (
+            proto::TriggerDailyRunRequest {
+                date: "2025-01-10".into(),
+                wait_seconds: 86_400,
+                ..Default::default()
+            },
+            "wait_seconds",
+        ),
+    ] {
+        let e = c.trigger_daily_run(request).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().contains(why), "{e}");
+    }
 
     let status = c
         .ingest_status(proto::IngestStatusRequest {

@@ -44,6 +44,11 @@ impl Default for ControlOptions {
     }
 }
 
+/// Dates one TriggerDailyRun may run: a call holds its connection until they are all done.
+const MAX_TRIGGERED_DAYS: i64 = 31;
+/// Longest sensor wait a TriggerDailyRun may ask for.
+const MAX_TRIGGER_WAIT: Duration = Duration::from_secs(3600);
+
 pub(crate) struct ControlService {
     pub(crate) lake: Lake,
     pub(crate) opts: ControlOptions,
@@ -121,6 +126,20 @@ impl Control for ControlService {
         if from > to {
             return Err(Status::invalid_argument(format!(
                 "from_date {from} is after to_date {to}"
+            )));
+        }
+        let days = (to - from).num_days() + 1;
+        if days > MAX_TRIGGERED_DAYS {
+            return Err(Status::invalid_argument(format!(
+                "{days} dates asked for, at most {MAX_TRIGGERED_DAYS} per call: backfill longer \
+                 ranges with `lake daily --from --to`"
+            )));
+        }
+        if u64::from(r.wait_seconds) > MAX_TRIGGER_WAIT.as_secs() {
+            return Err(Status::invalid_argument(format!(
+                "wait_seconds {} is more than the {} allowed",
+                r.wait_seconds,
+                MAX_TRIGGER_WAIT.as_secs()
             )));
         }
         let opts = DailyOptions {
