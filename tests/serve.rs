@@ -313,6 +313,44 @@ async fn bad_credentials_forbidden_statements_and_limits_get_grpc_errors() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_holds_while_streaming_and_a_stalled_reader_gives_its_slot_back() {
+    let dir = tempdir();
+    lake_with_daily(dir.path()).await;
+    let server = serve(
+        dir.path(),
+        &["--query-timeout", "2s", "--max-concurrent-queries", "1"],
+    );
+    let mut c = client(&server.url).await;
+
+    // Batches that are always ready: the deadline still ends the stream.
+    let started = std::time::Instant::now();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        query(&mut c, "SELECT value FROM range(1, 100000000000)"),
+    )
+    .await
+    .expect("the server ended the stream");
+    let e = read.unwrap_err();
+    assert!(e.contains(DEADLINE_EXCEEDED), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+
+    // A client reads one batch and stops reading without hanging up: its slot comes back at
+    // the deadline.
+    let info = c
+        .execute("SELECT value FROM range(1, 100000000000)".into(), None)
+        .await
+        .expect("plan");
+    let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+    let mut stalled = c.do_get(ticket).await.expect("stream");
+    assert!(stalled.try_next().await.expect("a batch").is_some());
+    let e = query(&mut c, "SELECT 1").await.unwrap_err();
+    assert!(e.contains(RESOURCE_EXHAUSTED), "{e}");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(first_i64(&query(&mut c, "SELECT 1").await.unwrap()), 1);
+    drop(stalled);
+}
+
 /// A prepared-statement handle as this server makes them, with `params` as its parameter bytes.
 fn forged_handle(params: &[u8]) -> arrow_flight::FlightDescriptor {
     use arrow_flight::sql::{Any, CommandPreparedStatementQuery, ProstMessageExt};

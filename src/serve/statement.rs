@@ -445,6 +445,28 @@ impl Engine {
         Ok(planned)
     }
 
+    /// A concurrency slot, or RESOURCE_EXHAUSTED when every slot is taken. Planning takes
+    /// one as running does: planning is work a client can make the server do.
+    fn permit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.running.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "too many concurrent queries (limit {}): retry later",
+                self.limits.max_concurrent
+            ))
+        })
+    }
+
+    /// `work` under a slot and the query timeout.
+    async fn limited<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let _permit = self.permit()?;
+        tokio::time::timeout(self.limits.timeout, work)
+            .await
+            .map_err(|_| timed_out(self.limits.timeout))?
+    }
+
     /// Plans `handle`'s query for a later [`Engine::execute`] (GetFlightInfo before its DoGet);
     /// returns the result schema.
     pub(crate) async fn plan(&self, handle: &Handle) -> Result<SchemaRef, Status> {
@@ -452,7 +474,7 @@ impl Engine {
         if let Some(schema) = self.planned.schema(&key) {
             return Ok(schema);
         }
-        let planned = self.physical_plan(handle).await?;
+        let planned = self.limited(self.physical_plan(handle)).await?;
         let schema = planned.schema.clone();
         self.planned.keep(key, planned);
         Ok(schema)
@@ -461,7 +483,7 @@ impl Engine {
     /// What a prepared statement returns and the parameters it takes (`$1, $2, ...` in order,
     /// unknown types as Utf8), from one plan.
     pub(crate) async fn describe(&self, handle: &Handle) -> Result<(SchemaRef, Schema), Status> {
-        let plan = self.logical_plan(handle).await?;
+        let plan = self.limited(self.logical_plan(handle)).await?;
         let dataset = plan.schema().inner().clone();
         let types = plan.get_parameter_types().map_err(|e| status(&e))?;
         let mut names: Vec<(String, Option<DataType>)> = types.into_iter().collect();
@@ -494,12 +516,7 @@ impl Engine {
         ),
         Status,
     > {
-        let permit = self.running.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "too many concurrent queries (limit {}): retry later",
-                self.limits.max_concurrent
-            ))
-        })?;
+        let permit = self.permit()?;
         let deadline = tokio::time::Instant::now() + self.limits.timeout;
         let planned = tokio::time::timeout_at(deadline, self.planned(handle))
             .await
@@ -507,7 +524,7 @@ impl Engine {
         let stream = execute_stream(planned.plan, self.task.clone()).map_err(|e| status(&e))?;
         Ok((
             planned.schema,
-            limited(stream, deadline, self.limits.timeout, permit),
+            streamed(stream, deadline, self.limits.timeout, permit),
         ))
     }
 }
@@ -545,22 +562,60 @@ fn without_views(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
     LogicalPlanBuilder::from(plan).project(exprs)?.build()
 }
 
-/// The batches of `stream` until `deadline`; holds the concurrency permit until it ends.
-fn limited(
+/// The batches of `stream` until `deadline`, holding the concurrency permit until the stream
+/// ends or the deadline passes, whichever comes first. The deadline is checked before every
+/// batch (a stream whose batches are always ready would never let a timer fire), and the permit
+/// is given back at the deadline even if the client stopped reading and nothing polls the
+/// stream any more.
+fn streamed(
     stream: SendableRecordBatchStream,
     deadline: tokio::time::Instant,
     timeout: Duration,
     permit: OwnedSemaphorePermit,
 ) -> impl Stream<Item = Result<RecordBatch, Status>> + Send + 'static {
-    futures::stream::unfold(Some((stream, permit)), move |state| async move {
-        let (mut stream, permit) = state?;
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Err(_) => Some((Err(timed_out(timeout)), None)),
-            Ok(None) => None,
-            Ok(Some(Ok(batch))) => Some((Ok(batch), Some((stream, permit)))),
-            Ok(Some(Err(e))) => Some((Err(status(&e)), None)),
+    let slot = Arc::new(std::sync::Mutex::new(Some(permit)));
+    let release = {
+        let slot = slot.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            give_back(&slot);
+        })
+    };
+    let done = move || {
+        give_back(&slot);
+        release.abort();
+    };
+    futures::stream::unfold(Some((stream, done)), move |state| async move {
+        let (mut stream, done) = state?;
+        let next = if tokio::time::Instant::now() >= deadline {
+            Err(())
+        } else {
+            tokio::time::timeout_at(deadline, stream.next())
+                .await
+                .map_err(|_| ())
+        };
+        match next {
+            Ok(Some(Ok(batch))) => Some((Ok(batch), Some((stream, done)))),
+            Ok(None) => {
+                done();
+                None
+            }
+            Ok(Some(Err(e))) => {
+                done();
+                Some((Err(status(&e)), None))
+            }
+            Err(()) => {
+                done();
+                Some((Err(timed_out(timeout)), None))
+            }
         }
     })
+}
+
+fn give_back(slot: &std::sync::Mutex<Option<OwnedSemaphorePermit>>) {
+    if let Ok(mut permit) = slot.lock() {
+        permit.take();
+    }
 }
 
 #[cfg(test)]
