@@ -38,6 +38,12 @@ use statement::{Engine, Limits};
 /// gRPC messages up to this size are accepted (ADBC's Go driver sends up to 16 MiB).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+/// How often an idle connection is probed, and how long a probe may go unanswered.
+const KEEPALIVE: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Calls one connection may have open at once.
+const MAX_STREAMS_PER_CONNECTION: u32 = 100;
+
 #[derive(Debug, Clone)]
 pub(crate) struct ServeOptions {
     pub(crate) addr: SocketAddr,
@@ -126,7 +132,12 @@ pub(crate) async fn run(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
-    let mut server = Server::builder();
+    // A peer that vanished without closing (a laptop closed mid-query) is found by HTTP/2 and
+    // TCP keepalive probes and its streams are dropped, instead of holding a query forever.
+    let mut server = Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION));
     if let Some((cert, key)) = &opts.tls {
         // Err only means a provider is installed already, which is what we want.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -147,7 +158,9 @@ pub(crate) async fn run(
         .add_service(control)
         // Without TCP_NODELAY each small answer waits for the client's delayed ACK.
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .with_keepalive(Some(KEEPALIVE)),
             stop.cancelled_owned(),
         )
         .await
