@@ -12,6 +12,8 @@ use serde::{Deserialize, Deserializer};
 
 use crate::error::{Error, Result};
 
+/// The lake root when nothing else says.
+pub(crate) const DEFAULT_LAKE_DIR: &str = "data";
 /// Kafka bootstrap servers when nothing else says.
 pub(crate) const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
 /// The events' topic when nothing else says.

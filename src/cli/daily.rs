@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use clap::Args;
 use serde::Serialize;
 
-use super::settings::with_default;
+use super::help::with_default;
 use crate::config::{parse_duration, parse_memory};
 use crate::daily::history::RunStatus;
 use crate::daily::sensor::SensorOptions;

@@ -2,8 +2,8 @@
 
 use clap::Args;
 
+use super::help::with_default;
 use super::produce::KafkaArgs;
-use super::settings::with_default;
 use crate::ingest::{self, IngestOptions};
 use crate::lake::Lake;
 use crate::shutdown::CancellationToken;

@@ -5,6 +5,7 @@
 
 mod daily;
 mod demo;
+mod help;
 mod ingest;
 mod maintain;
 mod produce;
@@ -14,15 +15,13 @@ mod serve;
 mod settings;
 mod sql;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
-use crate::config::parse_kafka_override;
 use crate::error::Error;
 use crate::shutdown;
-use settings::Settings;
+use settings::{Global, Settings};
 
 #[derive(Parser)]
 #[command(
@@ -35,20 +34,6 @@ pub(crate) struct Cli {
     global: Global,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Args)]
-pub(crate) struct Global {
-    /// Lake root directory
-    #[arg(long = "lake", env = "LAKE_DIR", global = true,
-          help = settings::with_default("Lake root directory", settings::DEFAULT_LAKE_DIR))]
-    lake: Option<PathBuf>,
-    /// Settings file [default: ./lake.toml when present]
-    #[arg(long, env = "LAKE_CONFIG", global = true)]
-    config: Option<PathBuf>,
-    /// librdkafka property for every Kafka client, repeatable: -X key=value
-    #[arg(short = 'X', value_parser = parse_kafka_override, global = true)]
-    kafka: Vec<(String, String)>,
 }
 
 #[derive(Subcommand)]

@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use clap::Args;
 
-use super::settings::with_default;
+use super::help::with_default;
 use crate::ingest::IngestOptions;
 use crate::produce::{self, ProduceOptions};
 use crate::shutdown::CancellationToken;

@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use clap::Args;
 
 use super::daily::JobArgs;
-use super::settings::with_default;
+use super::help::with_default;
 use crate::config::parse_duration;
 use crate::daily::schedule::{self, ScheduleOptions, DEFAULT_CRON};
 use crate::daily::DailyOptions;

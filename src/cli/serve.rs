@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::settings::with_default;
+use super::help::with_default;
 use crate::config::{parse_duration, parse_memory};
 use crate::daily::DailyOptions;
 use crate::lake::Lake;

@@ -6,24 +6,24 @@
 //! Nothing after this step parses a duration or a size, or decides a default.
 
 use std::collections::BTreeMap;
-use std::fmt::Display;
 use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::NaiveDate;
+use clap::Args;
 use datafusion_cli::print_options::MaxRows;
 
 use super::daily::{DailyArgs, DailyRun, JobArgs};
 use super::demo::DemoArgs;
+use super::help::with_default;
 use super::ingest::IngestArgs;
 use super::maintain::MaintainArgs;
 use super::produce::{KafkaArgs, ProduceArgs};
 use super::schedule::ScheduleArgs;
 use super::serve::ServeArgs;
 use super::sql::SqlArgs;
-use super::Global;
-use crate::config::FileConfig;
+use crate::config::{parse_kafka_override, FileConfig, DEFAULT_LAKE_DIR};
 use crate::daily::schedule::{self as cron_schedule, ScheduleOptions};
 use crate::daily::sensor::SensorOptions;
 use crate::daily::DailyOptions;
@@ -37,13 +37,21 @@ use crate::serve::auth::Credentials;
 use crate::serve::ServeOptions;
 use crate::sql::SqlOptions;
 
-pub(crate) const DEFAULT_LAKE_DIR: &str = "data";
 const DEFAULT_CONFIG: &str = "lake.toml";
 
-/// `help` followed by `[default: value]`, for flags whose default is not clap's to apply (a
-/// file value must be able to override it).
-pub(crate) fn with_default(help: &str, value: impl Display) -> String {
-    format!("{help} [default: {value}]")
+/// Flags every command takes.
+#[derive(Args)]
+pub(crate) struct Global {
+    /// Lake root directory
+    #[arg(long = "lake", env = "LAKE_DIR", global = true,
+          help = with_default("Lake root directory", DEFAULT_LAKE_DIR))]
+    pub(crate) lake: Option<PathBuf>,
+    /// Settings file [default: ./lake.toml when present]
+    #[arg(long, env = "LAKE_CONFIG", global = true)]
+    pub(crate) config: Option<PathBuf>,
+    /// librdkafka property for every Kafka client, repeatable: -X key=value
+    #[arg(short = 'X', value_parser = parse_kafka_override, global = true)]
+    pub(crate) kafka: Vec<(String, String)>,
 }
 
 /// The global flags and the file, read once per process.
