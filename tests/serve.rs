@@ -450,35 +450,26 @@ async fn deep_long_and_forged_statements_get_an_answer_or_a_clear_error_never_a_
 
 #[test]
 fn a_public_address_without_auth_is_refused() {
-    let out = lake()
-        .args([
-            "serve",
-            "--lake",
-            tempdir().path().to_str().unwrap(),
-            "--addr",
-            "0.0.0.0:0",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to serve"));
+    // `lake serve` on every interface with `extra`: its exit code and stderr.
+    let public = |extra: &[&str]| {
+        let dir = tempdir();
+        let out = lake()
+            .args(["serve", "--lake", dir.path().to_str().unwrap()])
+            .args(["--addr", "0.0.0.0:0"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = public(&[]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("refusing to serve"), "{stderr}");
     // With a password but without TLS: refused too, unless asked for explicitly.
-    let out = lake()
-        .args([
-            "serve",
-            "--lake",
-            tempdir().path().to_str().unwrap(),
-            "--addr",
-            "0.0.0.0:0",
-            "--user",
-            "ann",
-            "--password",
-            "s3cret",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = public(&["--user", "ann", "--password", "s3cret"]);
+    assert_eq!(code, Some(1));
     assert!(
         stderr.contains("refusing to take passwords in clear text"),
         "{stderr}"
