@@ -36,6 +36,8 @@ pub(crate) struct FileConfig {
     pub(crate) schedule: ScheduleSection,
     #[serde(default)]
     pub(crate) serve: ServeSection,
+    #[serde(default)]
+    pub(crate) maintain: MaintainSection,
     /// librdkafka properties passed through to every Kafka client.
     #[serde(default)]
     pub(crate) kafka: BTreeMap<String, String>,
@@ -107,6 +109,31 @@ pub(crate) struct ServeSection {
     #[serde(default, deserialize_with = "memory")]
     pub(crate) memory_limit: Option<usize>,
     pub(crate) max_concurrent_queries: Option<usize>,
+}
+
+/// `[maintain]`: table maintenance, in the background of `lake ingest` and by `lake maintain`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MaintainSection {
+    /// Whether `lake ingest` maintains its tables in the background.
+    pub(crate) enabled: Option<bool>,
+    /// How often the background task looks at the tables, e.g. "10s".
+    #[serde(default, deserialize_with = "duration")]
+    pub(crate) interval: Option<Duration>,
+    /// Files are compacted towards this size, e.g. "128M".
+    #[serde(default, deserialize_with = "memory")]
+    pub(crate) target_file_size: Option<usize>,
+    /// Fresh files are first merged into files of up to this size, e.g. "8M".
+    #[serde(default, deserialize_with = "memory")]
+    pub(crate) small_file_size: Option<usize>,
+    /// Files between the two sizes in one partition that trigger the second tier.
+    pub(crate) min_files: Option<usize>,
+    /// How long removed files and log entries are kept, e.g. "24h".
+    #[serde(default, deserialize_with = "duration")]
+    pub(crate) retention: Option<Duration>,
+    /// How often the background task vacuums, e.g. "1h".
+    #[serde(default, deserialize_with = "duration")]
+    pub(crate) vacuum_interval: Option<Duration>,
 }
 
 impl FileConfig {

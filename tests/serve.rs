@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 
 use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables};
@@ -23,45 +21,6 @@ const UNAUTHENTICATED: &str = "valid authentication credentials";
 const INVALID_ARGUMENT: &str = "invalid argument";
 const RESOURCE_EXHAUSTED: &str = "resource has been exhausted";
 const DEADLINE_EXCEEDED: &str = "Deadline expired";
-
-/// A running `lake serve`, killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(dir: &Path, extra: &[&str]) -> Server {
-    let mut child = lake()
-        .args([
-            "serve",
-            "--lake",
-            dir.to_str().unwrap(),
-            "--addr",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start lake serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read banner");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("grpc://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .replace("grpc://", "http://");
-    Server { child, url }
-}
 
 /// A lake with 6 events on 2025-01-10 (one of them a purchase) and the daily tables for it.
 async fn lake_with_daily(dir: &Path) {

@@ -36,6 +36,10 @@ pub(crate) struct IngestArgs {
         "Flush when the oldest buffered message is this old, in ms",
         IngestOptions::default().batch.max_latency.as_millis()))]
     pub(crate) max_latency_ms: Option<u64>,
+    /// Do not compact and vacuum the tables in the background (`[maintain] enabled = false`);
+    /// then run `lake maintain` some other way
+    #[arg(long, env = "LAKE_NO_MAINTAIN")]
+    pub(crate) no_maintain: bool,
 }
 
 pub(crate) async fn run(

@@ -1,23 +1,28 @@
-//! `lake maintain`: compaction, vacuum and a checkpoint for one table or all of them.
+//! `lake maintain`: the retention, compaction, vacuum and a checkpoint, once, for one table or
+//! all of them. `lake ingest` does the same in the background for its own tables.
+
+use std::time::Duration;
 
 use clap::Args;
 
+use super::help::with_default;
+use crate::config::{parse_duration, parse_memory};
 use crate::lake::maintain::{self, MaintainOptions};
 use crate::lake::Lake;
-
-const MIB: u64 = 1024 * 1024;
 
 #[derive(Args, Debug)]
 pub(crate) struct MaintainArgs {
     /// Only this table (schema.table) [default: every table in the lake]
     #[arg(long)]
     pub(crate) table: Option<String>,
-    /// Keep unreferenced files younger than this many hours
-    #[arg(long, default_value_t = MaintainOptions::default().retention.num_hours())]
-    pub(crate) retention_hours: i64,
-    /// Compact files towards this size in MiB
-    #[arg(long, default_value_t = MaintainOptions::default().target_file_bytes.get() / MIB)]
-    pub(crate) target_file_mib: u64,
+    #[arg(long, value_parser = parse_duration, help = with_default(
+        "Keep removed files and log entries this long (the time-travel window), e.g. 24h",
+        humantime::format_duration(MaintainOptions::default().retention)))]
+    pub(crate) retention: Option<Duration>,
+    #[arg(long, value_parser = parse_memory, help = with_default(
+        "Compact files towards this size, e.g. 128M",
+        format!("{}M", MaintainOptions::default().target_file_bytes.get() >> 20)))]
+    pub(crate) target_file_size: Option<usize>,
 }
 
 pub(crate) async fn run(

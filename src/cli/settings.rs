@@ -135,6 +135,10 @@ impl Settings {
     }
 
     pub(crate) fn ingest(&self, a: IngestArgs) -> anyhow::Result<IngestOptions> {
+        let maintain = match a.no_maintain || self.file.maintain.enabled == Some(false) {
+            true => None,
+            false => Some(self.maintain_options(None, None)?),
+        };
         let s = &self.file.ingest;
         let d = IngestOptions::default();
         let mut contract = Contract::default();
@@ -168,6 +172,7 @@ impl Settings {
                 .stats_interval_s
                 .map(|secs| std::time::Duration::from_secs(secs.max(1)))
                 .unwrap_or(d.stats_interval),
+            maintain,
         })
     }
 
@@ -176,16 +181,44 @@ impl Settings {
         &self,
         a: &MaintainArgs,
     ) -> anyhow::Result<(Option<String>, MaintainOptions)> {
-        if a.retention_hours < 0 {
-            anyhow::bail!("--retention-hours must not be negative");
-        }
-        let target = NonZeroU64::new(a.target_file_mib.saturating_mul(1024 * 1024))
-            .context("--target-file-mib must be at least 1")?;
-        let opts = MaintainOptions {
-            target_file_bytes: target,
-            retention: chrono::Duration::hours(a.retention_hours),
-        };
+        let opts = self.maintain_options(a.target_file_size, a.retention)?;
         Ok((a.table.clone(), opts))
+    }
+
+    /// `[maintain]` over the defaults, with `lake maintain`'s two flags on top.
+    fn maintain_options(
+        &self,
+        target_flag: Option<usize>,
+        retention_flag: Option<std::time::Duration>,
+    ) -> anyhow::Result<MaintainOptions> {
+        let f = &self.file.maintain;
+        let d = MaintainOptions::default();
+        let size = |bytes: Option<usize>, default: NonZeroU64, what: &str| match bytes {
+            None => Ok(default),
+            Some(b) => NonZeroU64::new(b as u64).with_context(|| format!("{what} must not be 0")),
+        };
+        let opts = MaintainOptions {
+            target_file_bytes: size(
+                target_flag.or(f.target_file_size),
+                d.target_file_bytes,
+                "the target file size",
+            )?,
+            small_file_bytes: size(f.small_file_size, d.small_file_bytes, "small_file_size")?,
+            min_files: f.min_files.unwrap_or(d.min_files),
+            retention: retention_flag.or(f.retention).unwrap_or(d.retention),
+            interval: f.interval.unwrap_or(d.interval),
+            vacuum_interval: f.vacuum_interval.unwrap_or(d.vacuum_interval),
+        };
+        if opts.small_file_bytes > opts.target_file_bytes {
+            anyhow::bail!("[maintain] small_file_size must not exceed target_file_size");
+        }
+        if opts.min_files < 2 {
+            anyhow::bail!("[maintain] min_files must be at least 2");
+        }
+        if opts.interval.is_zero() {
+            anyhow::bail!("[maintain] interval must be more than 0s");
+        }
+        Ok(opts)
     }
 
     pub(crate) fn demo(&self, a: &DemoArgs) -> DemoOptions {
@@ -423,6 +456,33 @@ mod tests {
         assert_eq!((o.topic.as_str(), o.group.as_str()), ("u", "h"));
         let (s, _) = parse(&["--lake", "x", "ingest"], file);
         assert_eq!(s.lake_dir(), Path::new("x"));
+    }
+
+    #[test]
+    fn maintenance_is_on_by_default_and_configured_by_the_file_and_flags() {
+        let d = MaintainOptions::default();
+        assert_eq!(ingest(&["ingest"], "").maintain, Some(d.clone()));
+        assert_eq!(ingest(&["ingest", "--no-maintain"], "").maintain, None);
+        assert_eq!(
+            ingest(&["ingest"], "[maintain]\nenabled = false\n").maintain,
+            None
+        );
+        let file = "[maintain]\nretention = \"2h\"\ntarget_file_size = \"64M\"\nmin_files = 4\n";
+        let o = ingest(&["ingest"], file).maintain.expect("on");
+        assert_eq!(o.retention, Duration::from_secs(7200));
+        assert_eq!((o.target_file_bytes.get(), o.min_files), (64 << 20, 4));
+        assert_eq!(o.interval, d.interval);
+        let maintain = |args: &[&str], file: &str| match parse(args, file) {
+            (s, Command::Maintain(a)) => s.maintain(&a),
+            _ => unreachable!("not maintain"),
+        };
+        let (_, o) = maintain(&["maintain", "--retention", "5m"], file).expect("valid");
+        assert_eq!(o.retention, Duration::from_secs(300), "the flag wins");
+        assert_eq!(o.target_file_bytes.get(), 64 << 20, "the file applies");
+        let e = maintain(&["maintain"], "[maintain]\nsmall_file_size = \"1G\"\n").unwrap_err();
+        assert!(e.to_string().contains("small_file_size"), "{e}");
+        let e = maintain(&["maintain", "--target-file-size", "0"], "").unwrap_err();
+        assert!(e.to_string().contains("must not be 0"), "{e}");
     }
 
     #[test]

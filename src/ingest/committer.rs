@@ -24,6 +24,7 @@ use super::stats::Shared;
 use super::writer::{append, CommitOutcome};
 use crate::error::{Error, Result};
 use crate::lake::progress;
+use crate::lake::snapshots::table_is_latest;
 use crate::lake::{TableId, DEAD_LETTERS, USER_EVENTS};
 
 /// Committed offsets of one partition in both tables.
@@ -218,7 +219,12 @@ fn new_marks(flush: &Flush, floor: impl Fn(i32) -> Option<i64>) -> BTreeMap<i32,
         .collect()
 }
 
+/// Brings `table` to its latest version; when it already is (the common case: this worker is the
+/// table's only writer), without listing the log, whose length grows with the retention.
 async fn refresh(table: &mut DeltaTable, id: TableId) -> Result<()> {
+    if table_is_latest(table) {
+        return Ok(());
+    }
     table
         .update_incremental(None)
         .await

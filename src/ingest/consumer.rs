@@ -7,6 +7,7 @@
 //! offsets are never trusted for that.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -402,9 +403,12 @@ impl<'a> PollLoop<'a> {
             .map_err(|_| Error::Other("committer stopped".into()))
     }
 
-    /// Mirrors committed markers to Kafka every second; the stats line every interval.
+    /// Every second: mirrors committed markers to Kafka and notes whether this worker maintains the
+    /// tables; the stats line every interval.
     fn housekeeping(&mut self) {
         if self.last_mirror.elapsed() >= MIRROR_EVERY {
+            let first = self.ctx().assigned().first() == Some(&0);
+            self.shared.maintainer.store(first, Ordering::Relaxed);
             mirror_offsets(self.consumer, &self.opts.topic, self.shared);
             self.last_mirror = Instant::now();
         }

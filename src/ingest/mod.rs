@@ -26,7 +26,10 @@ use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::event::Contract;
-use crate::lake::{dead_letters_spec, user_events_spec, Lake};
+use crate::lake::maintain::MaintainOptions;
+use crate::lake::{
+    dead_letters_spec, maintainer, user_events_spec, Lake, DEAD_LETTERS, USER_EVENTS,
+};
 use crate::shutdown::CancellationToken;
 use committer::Committer;
 use consumer::{LakeConsumer, LakeContext, PollLoop, Stop};
@@ -69,6 +72,8 @@ pub(crate) struct IngestOptions {
     /// On shutdown, first ingest everything up to the end offsets of that moment.
     pub(crate) drain_on_shutdown: bool,
     pub(crate) stats_interval: Duration,
+    /// Background maintenance of the tables ingest writes; None with `--no-maintain`.
+    pub(crate) maintain: Option<MaintainOptions>,
 }
 
 impl Default for IngestOptions {
@@ -86,6 +91,7 @@ impl Default for IngestOptions {
             until_caught_up: false,
             drain_on_shutdown: false,
             stats_interval: Duration::from_secs(10),
+            maintain: Some(MaintainOptions::default()),
         }
     }
 }
@@ -159,6 +165,19 @@ pub(crate) async fn run(
     };
     let committer = tokio::spawn(committer.run(rx));
 
+    let maintaining = opts.maintain.clone().map(|m| {
+        let (leader, stop) = (shared.clone(), shutdown.child_token());
+        let tables = vec![USER_EVENTS, DEAD_LETTERS];
+        let task = maintainer::run(
+            lake.clone(),
+            tables,
+            m,
+            move || leader.is_maintainer(),
+            stop.clone(),
+        );
+        (tokio::spawn(task), stop)
+    });
+
     let consumer_shared = shared.clone();
     let polling = tokio::task::spawn_blocking(move || -> Result<Stop> {
         let ends = if opts.until_caught_up {
@@ -182,6 +201,12 @@ pub(crate) async fn run(
     let committed = committer
         .await
         .map_err(|e| Error::Other(format!("committer task: {e}")))?;
+    if let Some((task, stop)) = maintaining {
+        // A round under way finishes: a compaction is one atomic commit either way.
+        stop.cancel();
+        task.await
+            .map_err(|e| Error::Other(format!("maintenance task: {e}")))?;
+    }
     // A committer or decoder failure is the root cause of a consumer-side "committer stopped".
     committed?;
     decoded?;

@@ -3,7 +3,7 @@
 //! Kafka; and the periodic stats line.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -17,6 +17,9 @@ pub(crate) struct Shared {
     /// Markers committed since the consumer last mirrored them to Kafka's group offsets (the
     /// consumer's thread does the mirroring: the committer must not hold the consumer).
     pub(crate) to_mirror: Mutex<BTreeMap<i32, i64>>,
+    /// This worker holds the topic's partition 0, which makes it the one that maintains the
+    /// tables (see `lake::maintainer`).
+    pub(crate) maintainer: AtomicBool,
 }
 
 impl Shared {
@@ -27,6 +30,10 @@ impl Shared {
     /// Marks every flush read before now as stale; returns the new epoch.
     pub(crate) fn next_epoch(&self) -> u64 {
         self.epoch.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    pub(crate) fn is_maintainer(&self) -> bool {
+        self.maintainer.load(Ordering::Relaxed)
     }
 
     /// Markers to mirror, taken.

@@ -143,6 +143,95 @@ mod tests {
         );
     }
 
+    /// Rows and distinct offsets of the dead-letter table as a reader sees it.
+    async fn rows_and_offsets(table: &DeltaTable) -> (i64, i64) {
+        let ctx = datafusion::prelude::SessionContext::new();
+        ctx.register_table("t", table.table_provider().await.unwrap())
+            .unwrap();
+        let batches = ctx
+            .sql("SELECT count(*), count(DISTINCT kafka_offset) FROM t")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let col = |i: usize| {
+            batches[0]
+                .column(i)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .value(0)
+        };
+        (col(0), col(1))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn background_compaction_beside_appends_loses_and_repeats_nothing() {
+        use crate::lake::maintainer;
+        use crate::shutdown::CancellationToken;
+        use std::time::Duration;
+
+        let (_dir, lake, table) = table_with_commits(1).await;
+        let opts = MaintainOptions {
+            interval: Duration::from_millis(20),
+            // Every file is "medium" and 2 of them trigger the second tier too.
+            small_file_bytes: std::num::NonZeroU64::MIN,
+            min_files: 2,
+            ..MaintainOptions::default()
+        };
+        // Done once per table (a metadata commit, which a concurrent append would have to retry:
+        // ingest's committer does, this loop does not).
+        let mut table = crate::lake::maintain::apply_retention(table, "dl", opts.retention)
+            .await
+            .unwrap();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(maintainer::run(
+            lake.clone(),
+            vec![DEAD_LETTERS],
+            opts,
+            || true,
+            stop.clone(),
+        ));
+        for offset in 1..80 {
+            let rows = Some(dead_letters(offset));
+            let outcome = append(&mut table, DEAD_LETTERS, rows, vec![marker("t", 0, offset)])
+                .await
+                .unwrap();
+            assert!(matches!(outcome, CommitOutcome::Committed(_)));
+            if offset % 10 == 0 {
+                let reader = lake.open(DEAD_LETTERS).await.unwrap().unwrap();
+                let (rows, offsets) = rows_and_offsets(&reader).await;
+                assert_eq!(
+                    (rows, offsets),
+                    (offset + 1, offset + 1),
+                    "a reader mid-way"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.cancel();
+        task.await.unwrap();
+
+        let table = lake.open(DEAD_LETTERS).await.unwrap().unwrap();
+        assert_eq!(rows_and_offsets(&table).await, (80, 80));
+        let files = table.snapshot().unwrap().log_data().num_files();
+        assert!(
+            files < 40,
+            "compaction kept up with 80 appends: {files} files"
+        );
+        let marks = crate::lake::progress::committed(&table, "t", [0])
+            .await
+            .unwrap();
+        assert_eq!(marks[&0], Some(79));
+        let config = table.snapshot().unwrap().metadata().configuration().clone();
+        assert_eq!(
+            config.get("delta.logRetentionDuration").map(String::as_str),
+            Some("interval 86400 seconds"),
+            "the retention is the table's own"
+        );
+    }
+
     #[tokio::test]
     async fn compaction_merges_small_files_and_keeps_rows_and_markers() {
         let (_dir, lake, table) = table_with_commits(5).await;

@@ -1,33 +1,66 @@
-//! `lake maintain`: keeps tables healthy while ingest keeps appending.
-//! Compaction rewrites small files into large ones per date partition (a commit that removes
-//! and adds files without changing data, so it does not conflict with blind appends); vacuum
-//! deletes files unreferenced for longer than the retention; a checkpoint bounds log replay.
+//! Keeping a table healthy while ingest keeps appending: the steps, and the policy that says
+//! when each is due. [`super::maintainer`] runs them in the background; `lake maintain` runs
+//! them once by hand.
+//!
+//! - **Compaction** rewrites small files into larger ones per partition, in two tiers so that a
+//!   byte is rewritten a bounded number of times however long ingest runs: fresh files are
+//!   merged into files of up to `small_file_bytes` (cheap, every round), and once a partition
+//!   has `min_files` of those they are merged into files of up to `target_file_bytes`. A
+//!   compaction commit removes and adds files without changing data, so it does not conflict with
+//!   ingest's blind appends (delta-rs rebases either over the other).
+//! - **Retention** is one duration, written into the table as `delta.logRetentionDuration` and
+//!   `delta.deletedFileRetentionDuration`: it is the time-travel window and what protects running
+//!   queries. delta-rs then writes a checkpoint every 100 commits, drops log entries older than
+//!   the retention after each checkpoint, and keeps tombstones out of checkpoints once expired;
+//!   other Delta engines honour the same properties.
+//! - **Vacuum** deletes files that no version inside the retention references, including files
+//!   of commits that never landed (a writer killed between writing and committing).
 
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU64;
+use std::time::Duration;
 
-use deltalake::DeltaTable;
+use deltalake::kernel::scalars::ScalarExt;
+use deltalake::operations::vacuum::VacuumMode;
+use deltalake::{DeltaTable, FilterLiteral, FilterOp, FilterValue, TableProperty};
 
 use super::Lake;
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone)]
+const MIB: u64 = 1024 * 1024;
+
+/// What maintenance does and how often (`[maintain]` in `lake.toml`).
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct MaintainOptions {
-    /// Files are compacted towards this size.
+    /// Files are compacted towards this size; larger files are left alone.
     pub(crate) target_file_bytes: NonZeroU64,
-    /// Unreferenced files younger than this are kept (readers may still use them).
-    pub(crate) retention: chrono::Duration,
+    /// Fresh files are first merged into files of up to this size.
+    pub(crate) small_file_bytes: NonZeroU64,
+    /// A partition with this many files between the two sizes has them merged towards the target.
+    pub(crate) min_files: usize,
+    /// Removed files and log entries are kept this long (time travel, running queries).
+    pub(crate) retention: Duration,
+    /// How often the background task looks at the tables.
+    pub(crate) interval: Duration,
+    /// How often the background task vacuums.
+    pub(crate) vacuum_interval: Duration,
 }
 
 impl Default for MaintainOptions {
     fn default() -> Self {
+        let size = |mib: u64| NonZeroU64::new(mib * MIB).unwrap_or(NonZeroU64::MIN);
         Self {
-            target_file_bytes: NonZeroU64::new(128 * 1024 * 1024).unwrap_or(NonZeroU64::MIN),
-            retention: chrono::Duration::hours(168),
+            target_file_bytes: size(128),
+            small_file_bytes: size(8),
+            min_files: 16,
+            retention: Duration::from_secs(24 * 3600),
+            interval: Duration::from_secs(10),
+            vacuum_interval: Duration::from_secs(3600),
         }
     }
 }
 
-/// What maintenance did to one table.
+/// What one maintenance step did to one table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct MaintainReport {
     pub(crate) table: String,
@@ -37,12 +70,22 @@ pub(crate) struct MaintainReport {
     pub(crate) version: u64,
 }
 
-/// Compacts, vacuums and checkpoints the table `name` (`schema.table`).
-pub(crate) async fn maintain_table(
-    lake: &Lake,
-    name: &str,
-    opts: &MaintainOptions,
-) -> Result<MaintainReport> {
+impl MaintainReport {
+    fn new(name: &str) -> Self {
+        Self {
+            table: name.to_string(),
+            ..Self::default()
+        }
+    }
+
+    /// Whether anything changed.
+    pub(crate) fn did_work(&self) -> bool {
+        self.files_removed > 0 || self.files_vacuumed > 0
+    }
+}
+
+/// Opens the table `name` (`schema.table`) of the lake.
+pub(crate) async fn open_named(lake: &Lake, name: &str) -> Result<DeltaTable> {
     let Some((schema, table)) = name.split_once('.') else {
         return Err(Error::Config(format!(
             "table {name:?} must be schema.table"
@@ -55,29 +98,155 @@ pub(crate) async fn maintain_table(
             lake.root().display()
         )));
     }
-    let table: DeltaTable = deltalake::open_table(super::dir_url(&path)?)
-        .await
-        .map_err(|e| Error::delta(name, e))?;
-    let (table, compacted) = table
-        .optimize()
-        .with_target_size(opts.target_file_bytes)
-        .await
-        .map_err(|e| Error::delta(name, e))?;
-    let (table, vacuumed) = table
-        .vacuum()
-        .with_retention_period(opts.retention)
-        // Retentions under the table's default (7 days) are the operator's explicit choice.
-        .with_enforce_retention_duration(false)
-        .await
-        .map_err(|e| Error::delta(name, e))?;
+    super::open_dir(&path).await
+}
+
+/// `lake maintain`: everything at once: the retention, both compaction tiers (every small file
+/// of every partition), a vacuum and a checkpoint.
+pub(crate) async fn maintain_table(
+    lake: &Lake,
+    name: &str,
+    opts: &MaintainOptions,
+) -> Result<MaintainReport> {
+    let table = open_named(lake, name).await?;
+    let table = apply_retention(table, name, opts.retention).await?;
+    let mut report = MaintainReport::new(name);
+    let table = optimize(table, name, opts.target_file_bytes, &[], &mut report).await?;
+    let (table, vacuumed) = vacuum(table, name, opts.retention).await?;
+    report.files_vacuumed = vacuumed;
     deltalake::checkpoints::create_checkpoint(&table, None)
         .await
         .map_err(|e| Error::delta(name, e))?;
-    Ok(MaintainReport {
-        table: name.to_string(),
-        files_removed: compacted.num_files_removed,
-        files_added: compacted.num_files_added,
-        files_vacuumed: vacuumed.files_deleted.len(),
-        version: table.version().unwrap_or_default(),
-    })
+    report.version = table.version().unwrap_or_default();
+    Ok(report)
+}
+
+/// One round of compaction as the policy asks for it: the first tier always (it only merges
+/// files below `small_file_bytes`), the second tier for the partitions that have `min_files`
+/// files between the two sizes.
+pub(crate) async fn compact(
+    table: DeltaTable,
+    name: &str,
+    opts: &MaintainOptions,
+) -> Result<(DeltaTable, MaintainReport)> {
+    let mut report = MaintainReport::new(name);
+    let table = optimize(table, name, opts.small_file_bytes, &[], &mut report).await?;
+    let mut table = table;
+    for partition in partitions_due(&table, name, opts)? {
+        let filters: Vec<FilterLiteral<'_>> = partition
+            .iter()
+            .map(|(col, value)| (col.as_str(), FilterOp::Eq, FilterValue::Scalar(value)))
+            .collect();
+        table = optimize(table, name, opts.target_file_bytes, &filters, &mut report).await?;
+    }
+    report.version = table.version().unwrap_or_default();
+    Ok((table, report))
+}
+
+/// Partition values (column, serialized value) of the partitions whose medium-sized files are
+/// due for the second tier.
+fn partitions_due(
+    table: &DeltaTable,
+    name: &str,
+    opts: &MaintainOptions,
+) -> Result<Vec<Vec<(String, String)>>> {
+    let snapshot = table.snapshot().map_err(|e| Error::delta(name, e))?;
+    let medium = opts.small_file_bytes.get()..opts.target_file_bytes.get();
+    let mut counts: HashMap<Vec<(String, String)>, usize> = HashMap::new();
+    for file in snapshot.log_data().iter() {
+        let size = u64::try_from(file.size()).unwrap_or(0);
+        if !medium.contains(&size) {
+            continue;
+        }
+        let mut key = Vec::new();
+        if let Some(values) = file.partition_values() {
+            for (field, value) in values.fields().iter().zip(values.values()) {
+                if value.is_null() {
+                    // `col = value` cannot select a null partition; the full `lake maintain`
+                    // compacts those.
+                    key.clear();
+                    break;
+                }
+                key.push((field.name().to_string(), value.serialize()));
+            }
+        }
+        *counts.entry(key).or_default() += 1;
+    }
+    let mut due: Vec<_> = counts
+        .into_iter()
+        .filter(|(_, n)| *n >= opts.min_files.max(2))
+        .map(|(key, _)| key)
+        .collect();
+    due.sort();
+    Ok(due)
+}
+
+async fn optimize(
+    table: DeltaTable,
+    name: &str,
+    target: NonZeroU64,
+    filters: &[FilterLiteral<'_>],
+    report: &mut MaintainReport,
+) -> Result<DeltaTable> {
+    let (table, metrics) = table
+        .optimize()
+        .with_filters(filters)
+        .with_target_size(target)
+        // One file at a time: maintenance runs beside ingest and must not take every core.
+        .with_max_concurrent_tasks(1)
+        .await
+        .map_err(|e| Error::delta(name, e))?;
+    report.files_removed += metrics.num_files_removed;
+    report.files_added += metrics.num_files_added;
+    Ok(table)
+}
+
+/// Deletes files unreferenced for longer than `retention`, whether a commit removed them or
+/// none ever added them.
+pub(crate) async fn vacuum(
+    table: DeltaTable,
+    name: &str,
+    retention: Duration,
+) -> Result<(DeltaTable, usize)> {
+    let retention = chrono::Duration::from_std(retention)
+        .map_err(|e| Error::Config(format!("retention: {e}")))?;
+    let (table, metrics) = table
+        .vacuum()
+        .with_mode(VacuumMode::Full)
+        .with_retention_period(retention)
+        // Retentions under Delta's default (7 days) are the operator's explicit choice.
+        .with_enforce_retention_duration(false)
+        .await
+        .map_err(|e| Error::delta(name, e))?;
+    Ok((table, metrics.files_deleted.len()))
+}
+
+/// The table properties that make `retention` the table's own (a metadata commit, only when they
+/// differ).
+pub(crate) async fn apply_retention(
+    table: DeltaTable,
+    name: &str,
+    retention: Duration,
+) -> Result<DeltaTable> {
+    let wanted = format!("interval {} seconds", retention.as_secs());
+    let keys = [
+        TableProperty::LogRetentionDuration,
+        TableProperty::DeletedFileRetentionDuration,
+    ];
+    let snapshot = table.snapshot().map_err(|e| Error::delta(name, e))?;
+    let current = snapshot.metadata().configuration();
+    let changes: BTreeMap<String, String> = keys
+        .iter()
+        .map(|k| k.as_ref().to_string())
+        .filter(|k| current.get(k) != Some(&wanted))
+        .map(|k| (k, wanted.clone()))
+        .collect();
+    if changes.is_empty() {
+        return Ok(table);
+    }
+    table
+        .set_tbl_properties()
+        .with_properties(changes.into_iter().collect())
+        .await
+        .map_err(|e| Error::delta(name, e))
 }

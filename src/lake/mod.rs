@@ -3,6 +3,7 @@
 
 pub(crate) mod catalog;
 pub(crate) mod maintain;
+pub(crate) mod maintainer;
 pub(crate) mod progress;
 pub(crate) mod snapshots;
 
@@ -20,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::event::{DEAD_LETTERS_SCHEMA, EVENTS_SCHEMA, EVENT_DATE};
 
 /// A table's place in the lake: `schema.table`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TableId {
     pub schema: &'static str,
     pub name: &'static str,

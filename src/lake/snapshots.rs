@@ -93,6 +93,15 @@ impl Snapshots {
     }
 }
 
+/// Whether `table`, a handle on a table in a local folder, is at the table's latest version
+/// (one `stat` instead of listing the log).
+pub(crate) fn table_is_latest(table: &DeltaTable) -> bool {
+    table
+        .table_url()
+        .to_file_path()
+        .is_ok_and(|path| is_latest(&path, table.version()))
+}
+
 /// Whether `version` of the table at `path` is its latest: no file for the commit after it,
 /// which is the file Delta's next commit creates. A table without a version never is.
 fn is_latest(path: &Path, version: Option<u64>) -> bool {

@@ -1,10 +1,16 @@
-//! A Flight SQL client for the tests: connect, run a query, read its batches.
+//! `lake serve` for the tests, and a Flight SQL client: connect, run a query, read its batches.
 
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::FlightInfo;
 use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use tonic::transport::Channel;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+
+use super::lake;
 
 pub async fn client(url: &str) -> FlightSqlServiceClient<Channel> {
     let channel = Channel::from_shared(url.to_string())
@@ -64,4 +70,43 @@ pub fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// A running `lake serve`, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn serve(dir: &Path, extra: &[&str]) -> Server {
+    let mut child = lake()
+        .args([
+            "serve",
+            "--lake",
+            dir.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start lake serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read banner");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("grpc://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .replace("grpc://", "http://");
+    Server { child, url }
 }
