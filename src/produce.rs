@@ -231,6 +231,12 @@ fn produce_blocking(opts: &ProduceOptions, shutdown: &CancellationToken) -> Resu
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
 
+    // With a rate, events leave in 100 steps a second, not in bursts: a consumer sees a steady
+    // stream, as from many real clients.
+    let pace_every = match opts.rate {
+        0 => 1000,
+        rate => (rate / 100).clamp(1, 1000),
+    };
     let started = Instant::now();
     let mut sent: u64 = 0;
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
@@ -250,7 +256,7 @@ fn produce_blocking(opts: &ProduceOptions, shutdown: &CancellationToken) -> Resu
         }
         *by_type.entry(event.event_type.to_string()).or_default() += 1;
         sent += 1;
-        if sent % 1000 == 0 {
+        if sent % pace_every == 0 {
             producer.poll(Duration::ZERO);
             bar.set_position(sent);
             if opts.rate > 0 {
@@ -259,9 +265,6 @@ fn produce_blocking(opts: &ProduceOptions, shutdown: &CancellationToken) -> Resu
                     std::thread::sleep(ahead);
                 }
             }
-        } else if opts.rate > 0 && opts.rate < 1000 {
-            std::thread::sleep(Duration::from_secs_f64(1.0 / opts.rate as f64));
-            producer.poll(Duration::ZERO);
         }
     }
     producer.flush(Duration::from_secs(60))?;

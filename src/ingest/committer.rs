@@ -19,7 +19,7 @@ use deltalake::DeltaTable;
 use tokio::sync::{mpsc, oneshot};
 
 use super::decode::Decoded;
-use super::offsets;
+use super::offsets::{self, MarkerCache};
 use super::stats::Shared;
 use super::writer::{append, CommitOutcome};
 use crate::error::{Error, Result};
@@ -71,6 +71,9 @@ pub(crate) struct Committer {
     /// What this worker believes is committed, per partition it has seen.
     pub(crate) known: BTreeMap<i32, Watermark>,
     pub(crate) shared: Arc<Shared>,
+    /// The markers of each table as of its version this worker last saw.
+    pub(crate) events_marks: MarkerCache,
+    pub(crate) dead_letter_marks: MarkerCache,
 }
 
 const COMMIT_ATTEMPTS: u32 = 5;
@@ -104,12 +107,22 @@ impl Committer {
 
     /// The tables' current markers for `partitions`.
     async fn read_watermarks(&mut self, partitions: &[i32]) -> Result<BTreeMap<i32, Watermark>> {
-        refresh(&mut self.events, USER_EVENTS).await?;
-        refresh(&mut self.dead_letters, DEAD_LETTERS).await?;
-        let ev =
-            progress::committed(&self.events, &self.source, partitions.iter().copied()).await?;
-        let dl = progress::committed(&self.dead_letters, &self.source, partitions.iter().copied())
-            .await?;
+        let ev = markers(
+            &mut self.events,
+            USER_EVENTS,
+            &mut self.events_marks,
+            &self.source,
+            partitions,
+        )
+        .await?;
+        let dl = markers(
+            &mut self.dead_letters,
+            DEAD_LETTERS,
+            &mut self.dead_letter_marks,
+            &self.source,
+            partitions,
+        )
+        .await?;
         let mut out = BTreeMap::new();
         for p in partitions {
             let w = Watermark {
@@ -172,7 +185,10 @@ impl Committer {
             let marks = new_marks(flush, dl_floor);
             let txns = self.txns(&marks);
             match append(&mut self.dead_letters, DEAD_LETTERS, dead, txns).await? {
-                CommitOutcome::Committed(_) => self.shared.stats.dead_lettered(dead_rows),
+                CommitOutcome::Committed(version) => {
+                    self.dead_letter_marks.committed(version, &marks);
+                    self.shared.stats.dead_lettered(dead_rows);
+                }
                 CommitOutcome::Conflict => {
                     self.conflict(DEAD_LETTERS);
                     return Ok(());
@@ -187,6 +203,7 @@ impl Committer {
         let txns = self.txns(&marks);
         match append(&mut self.events, USER_EVENTS, events, txns).await? {
             CommitOutcome::Committed(version) => {
+                self.events_marks.committed(version, &marks);
                 for (p, o) in &marks {
                     self.known.entry(*p).or_default().events = Some(*o);
                 }
@@ -217,6 +234,23 @@ fn new_marks(flush: &Flush, floor: impl Fn(i32) -> Option<i64>) -> BTreeMap<i32,
         .iter()
         .map(|(p, o)| (*p, floor(*p).map_or(*o, |f| f.max(*o))))
         .collect()
+}
+
+/// The markers of `partitions` in `table`, brought to its latest version first.
+async fn markers(
+    table: &mut DeltaTable,
+    id: TableId,
+    cache: &mut MarkerCache,
+    source: &str,
+    partitions: &[i32],
+) -> Result<BTreeMap<i32, Option<i64>>> {
+    refresh(table, id).await?;
+    if let Some(marks) = cache.get(table.version(), partitions) {
+        return Ok(marks);
+    }
+    let marks = progress::committed(table, source, partitions.iter().copied()).await?;
+    cache.read(table.version(), &marks);
+    Ok(marks)
 }
 
 /// Brings `table` to its latest version; when it already is (the common case: this worker is the

@@ -162,6 +162,8 @@ pub(crate) async fn run(
         dead_letters,
         known: BTreeMap::new(),
         shared: shared.clone(),
+        events_marks: Default::default(),
+        dead_letter_marks: Default::default(),
     };
     let committer = tokio::spawn(committer.run(rx));
 

@@ -54,7 +54,7 @@ impl Default for MaintainOptions {
             small_file_bytes: size(8),
             min_files: 16,
             retention: Duration::from_secs(24 * 3600),
-            interval: Duration::from_secs(10),
+            interval: Duration::from_secs(5),
             vacuum_interval: Duration::from_secs(3600),
         }
     }
