@@ -131,6 +131,8 @@ pub(crate) struct MaintainSection {
     /// How long removed files and log entries are kept, e.g. "24h".
     #[serde(default, deserialize_with = "duration")]
     pub(crate) retention: Option<Duration>,
+    /// At most this many versions of log entries are kept.
+    pub(crate) max_log_versions: Option<u64>,
     /// How often the background task vacuums, e.g. "1h".
     #[serde(default, deserialize_with = "duration")]
     pub(crate) vacuum_interval: Option<Duration>,

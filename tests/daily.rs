@@ -206,35 +206,46 @@ async fn a_failing_error_check_fails_the_run_and_is_stored_a_warn_check_does_not
         String::from_utf8_lossy(&out.stdout).contains("check many (warn): warn (1 violating rows)")
     );
 
-    let error = "-- severity: error\n-- description: no purchases allowed\n\
-                 SELECT user_id, event_type FROM raw.user_events \
-                 WHERE event_date = $date AND event_type = 'purchase'";
+    // A bad edit (views counted as purchases) that an error check catches: the check reads the
+    // new result, and the published table keeps the previous one.
+    let error = "-- severity: error\n-- description: at most one purchase\n\
+                 SELECT date, n FROM processed.purchases WHERE date = $date AND n > 1";
+    let bad = PURCHASES.replace("'purchase'", "'view'");
     let sql = sql_folder(
         dir.path(),
         "error_sql",
-        &[("purchases.sql", PURCHASES)],
+        &[("purchases.sql", &bad)],
         &[("none.sql", error)],
     );
     let out = daily(dir.path(), &sql, &["--date", "2025-01-10"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("check none found 1 violating rows"),
+        stderr(&out).contains("check none found 1 violating rows; nothing was published"),
         "{}",
         stderr(&out)
+    );
+    assert_eq!(
+        csv(dir.path(), "SELECT n FROM purchases"),
+        "n\n1",
+        "the failed run published nothing"
+    );
+    assert!(
+        std::fs::read_dir(dir.path().join("_staging")).map_or(0, |d| d.count()) == 0,
+        "the staged result is gone"
     );
     assert_eq!(
         csv(dir.path(), "SELECT \"check\", severity, status, violation_count, sample, description \
              FROM system.check_results ORDER BY checked_at"),
         "check,severity,status,violation_count,sample,description\n\
          many,warn,warn,1,\"[{\"\"date\"\":\"\"2025-01-10\"\",\"\"n\"\":1}]\",more than one purchase\n\
-         none,error,fail,1,\"[{\"\"user_id\"\":1,\"\"event_type\"\":\"\"purchase\"\"}]\",no purchases allowed"
+         none,error,fail,1,\"[{\"\"date\"\":\"\"2025-01-10\"\",\"\"n\"\":2}]\",at most one purchase"
     );
     assert_eq!(
         csv(
             dir.path(),
             "SELECT status, error FROM system.daily_runs ORDER BY started_at"
         ),
-        "status,error\nsucceeded,\nfailed,check none found 1 violating rows"
+        "status,error\nsucceeded,\nfailed,check none found 1 violating rows; nothing was published"
     );
 }
 

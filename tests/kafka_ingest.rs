@@ -209,3 +209,192 @@ async fn two_workers_one_killed_mid_stream_exactly_once() {
     assert!(log.contains("partitions assigned"), "{log}");
     assert_exactly_once(dir.path(), produced).await;
 }
+
+/// Runs `lake` with `args`, killed (and the test failed) if it has not exited within `secs`.
+fn run_within(args: &[&str], secs: u64) -> std::process::Output {
+    let child = lake()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn lake");
+    let pid = child.id();
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(secs));
+        // The process is long gone (and reaped) when the test passed; then this finds nothing.
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    });
+    let started = Instant::now();
+    let out = child.wait_with_output().expect("wait for lake");
+    assert!(
+        started.elapsed() < Duration::from_secs(secs),
+        "lake {args:?} did not exit within {secs} s; stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(watchdog);
+    out
+}
+
+fn until_caught_up_args(dir: &std::path::Path, topic: &str, extra: &[&str]) -> Vec<String> {
+    let b = brokers();
+    let base = [
+        "ingest",
+        "--lake",
+        dir.to_str().expect("utf-8"),
+        "--brokers",
+        &b,
+        "--topic",
+        topic,
+        "--group",
+        topic,
+        "--until-caught-up",
+    ];
+    base.iter().chain(extra).map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_topic_is_refused_not_skipped_and_ingests_as_a_new_source() {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+
+    let topic = topic("recreated");
+    let dir = tempdir();
+    produce_events(&topic, 60, &["--seed", "3"]);
+    ingest_until_caught_up(dir.path(), &topic, &[]);
+
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("admin client");
+    let deleted = admin
+        .delete_topics(&[&topic], &AdminOptions::new())
+        .await
+        .expect("delete topics");
+    assert!(deleted.iter().all(|r| r.is_ok()), "{deleted:?}");
+    // Deletion completes in the background; producing re-creates the topic once it is gone.
+    let mut produced = None;
+    for _ in 0..60 {
+        let args = [
+            "produce",
+            "--brokers",
+            &brokers(),
+            "--topic",
+            &topic,
+            "--events",
+            "9",
+        ];
+        let out = lake()
+            .args(args)
+            .arg("--json")
+            .output()
+            .expect("run produce");
+        if out.status.success() {
+            produced = Some(out);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(produced.is_some(), "the topic could be created again");
+
+    let args = until_caught_up_args(dir.path(), &topic, &[]);
+    let out = run_within(&args.iter().map(String::as_str).collect::<Vec<_>>(), 60);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("deleted and recreated") && stderr.contains("--source"),
+        "{stderr}"
+    );
+    assert_eq!(
+        ints(dir.path(), "SELECT count(*) FROM user_events").await[0],
+        60,
+        "nothing of the new topic landed under the old markers"
+    );
+
+    let source = format!("{topic}-2");
+    let args = until_caught_up_args(dir.path(), &topic, &["--source", &source]);
+    let out = run_within(&args.iter().map(String::as_str).collect::<Vec<_>>(), 60);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        ints(dir.path(), "SELECT count(*) FROM user_events").await[0],
+        69,
+        "the new topic's 9 events, from its first offset"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn until_caught_up_ends_after_transactions_committed_and_still_open() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let topic = topic("transactional");
+    let dir = tempdir();
+    produce_events(&topic, 1, &["--partitions", "1"]);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("transactional.id", &topic)
+        .create()
+        .expect("transactional producer");
+    let timeout = Duration::from_secs(30);
+    producer.init_transactions(timeout).expect("init");
+    let event = |i: usize| {
+        format!(
+            r#"{{"user_id": {i}, "event_type": "click", "timestamp": "2025-01-10T10:00:00", "page_id": 1, "session_id": "t{i}"}}"#
+        )
+    };
+    let send = |range: std::ops::Range<usize>| {
+        producer.begin_transaction().expect("begin");
+        for i in range {
+            let payload = event(i);
+            let record: BaseRecord<'_, str, str> =
+                BaseRecord::to(&topic).key("k").payload(&payload);
+            producer.send(record).map_err(|(e, _)| e).expect("send");
+        }
+        producer.flush(timeout).expect("flush");
+    };
+    // The partition now ends with a transaction's commit marker, which no consumer ever sees.
+    send(0..5);
+    producer.commit_transaction(timeout).expect("commit");
+    let args = until_caught_up_args(dir.path(), &topic, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_within(&args, 60);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        ints(dir.path(), "SELECT count(*) FROM user_events").await[0],
+        6
+    );
+
+    // An open transaction: caught up means up to where it starts.
+    send(5..8);
+    let out = run_within(&args, 60);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        ints(dir.path(), "SELECT count(*) FROM user_events").await[0],
+        6
+    );
+    producer.commit_transaction(timeout).expect("commit");
+    let out = run_within(&args, 60);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        ints(dir.path(), "SELECT count(*) FROM user_events").await[0],
+        9
+    );
+}

@@ -206,6 +206,7 @@ impl Settings {
             small_file_bytes: size(f.small_file_size, d.small_file_bytes, "small_file_size")?,
             min_files: f.min_files.unwrap_or(d.min_files),
             retention: retention_flag.or(f.retention).unwrap_or(d.retention),
+            max_log_versions: f.max_log_versions.unwrap_or(d.max_log_versions).max(1),
             interval: f.interval.unwrap_or(d.interval),
             vacuum_interval: f.vacuum_interval.unwrap_or(d.vacuum_interval),
         };

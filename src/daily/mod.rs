@@ -1,6 +1,7 @@
 //! The daily job for one date: wait for the day to be complete ([`sensor`]), run every
-//! `sql/daily/<name>.sql` in dependency order replacing that date of `processed.<name>`
-//! ([`output`]), run `sql/checks/*.sql` ([`checks`]), and record the run ([`history`]).
+//! `sql/daily/<name>.sql` in dependency order into a staging table ([`output`]), run
+//! `sql/checks/*.sql` over the staged results ([`checks`]), replace that date of each
+//! `processed.<name>` only if no `error` check failed, and record the run ([`history`]).
 //! All queries of a run read one pinned snapshot of each input table ([`query`]), so files and
 //! checks agree with each other while ingest keeps appending. [`schedule`] runs it daily.
 
@@ -181,7 +182,7 @@ pub(crate) async fn run_date(
             if let Some(failed) = run.checks.iter().find(|c| c.status == "fail") {
                 run.status = RunStatus::Failed;
                 run.error = Some(format!(
-                    "check {} found {} violating rows",
+                    "check {} found {} violating rows; nothing was published",
                     failed.check, failed.violation_count
                 ));
             }
@@ -214,7 +215,8 @@ pub(crate) async fn run_date(
     Ok(run)
 }
 
-/// The files of the job run for `date`, then its checks, all over one pinned snapshot.
+/// The files of the job run for `date`, then its checks, all over one pinned snapshot; the
+/// results are published only when no `error` check failed.
 async fn execute(
     lake: &Lake,
     opts: &DailyOptions,
@@ -223,19 +225,60 @@ async fn execute(
 ) -> Result<()> {
     let job = plan(lake, opts)?;
     let session = JobSession::new(lake, opts.memory_limit)?;
+    let staging = output::staging_dir(lake, &run.run_id);
+    let outcome = match audit(lake, &job, &session, &staging, date, run).await {
+        Ok(()) if run.checks.iter().all(|c| c.status != "fail") => {
+            publish(lake, &job, &session, &staging, date).await
+        }
+        other => other,
+    };
+    output::clean_staging(lake, &run.run_id);
+    outcome
+}
+
+/// Write and audit: each file's result is staged and shown, in place of the published rows of
+/// `date`, to the files after it and to the checks, which then run.
+async fn audit(
+    lake: &Lake,
+    job: &Job,
+    session: &JobSession,
+    staging: &std::path::Path,
+    date: NaiveDate,
+    run: &mut DateRun,
+) -> Result<()> {
     for file in &job.daily {
         let result = session.daily_result(file, date).await?;
-        let (table, rows) = output::replace_date(lake, &file.name, date, result)
+        let table = output::table_name(&file.name);
+        let staged = staging.join(&file.name);
+        let rows = output::write_date(&staged, &table, date, result)
             .await
             .map_err(|e| from_file(file, e))?;
-        session.refresh(&table);
+        let published = output::published_path(lake, &file.name);
+        session
+            .show_staged(&file.name, date, &staged, &published)
+            .await?;
         run.tables.push(TableResult {
             table,
             rows: Some(rows),
         });
     }
     for file in &job.checks {
-        run.checks.push(checks::run(&session, file, date).await?);
+        run.checks.push(checks::run(session, file, date).await?);
+    }
+    Ok(())
+}
+
+/// Publish: each staged result replaces the rows of `date` in its `processed` table.
+async fn publish(
+    lake: &Lake,
+    job: &Job,
+    session: &JobSession,
+    staging: &std::path::Path,
+    date: NaiveDate,
+) -> Result<()> {
+    for file in &job.daily {
+        let staged = session.read_delta(&staging.join(&file.name)).await?;
+        output::replace_date(lake, &file.name, date, staged).await?;
     }
     Ok(())
 }

@@ -3,9 +3,15 @@
 //! the previous rows in place. A column the SQL file gained is added to the table (older dates
 //! read it as NULL). The result streams from the query into Parquet files, so a big result
 //! needs no more memory than a small one.
+//!
+//! A run first writes each result to a staging table of its own (`<lake>/_staging/<run id>/`,
+//! not part of the catalog); only when the checks pass is it copied into `processed.<name>`
+//! (write, audit, publish), so a failed check never leaves wrong rows visible.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
-use std::sync::Arc;
 
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{col, lit, DataFrame};
@@ -33,16 +39,62 @@ pub(crate) async fn replace_date(
     result: DataFrame,
 ) -> Result<(String, usize)> {
     let table_name = table_name(name);
-    let path = lake.root().join("processed").join(name);
+    let path = published_path(lake, name);
+    let rows = write_date(&path, &table_name, date, result).await?;
+    Ok((table_name, rows))
+}
+
+/// The folder of `processed.<name>`.
+pub(crate) fn published_path(lake: &Lake, name: &str) -> PathBuf {
+    lake.root().join("processed").join(name)
+}
+
+/// The folder where run `run_id` stages its results.
+pub(crate) fn staging_dir(lake: &Lake, run_id: &str) -> PathBuf {
+    lake.root().join(STAGING).join(run_id)
+}
+
+/// Deletes what a run staged (and what runs that crashed staged more than a day ago).
+pub(crate) fn clean_staging(lake: &Lake, run_id: &str) {
+    let _ = std::fs::remove_dir_all(staging_dir(lake, run_id));
+    let Ok(entries) = std::fs::read_dir(lake.root().join(STAGING)) else {
+        return;
+    };
+    let day = std::time::Duration::from_secs(24 * 3600);
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > day);
+        if old {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Staging folder of the lake root (the catalog lists only `<schema>/<table>` tables, so it
+/// never shows up there).
+const STAGING: &str = "_staging";
+
+/// Replaces the rows of `date` in the table at `path` (created when missing) with `result`;
+/// returns the rows written.
+pub(crate) async fn write_date(
+    path: &Path,
+    table_name: &str,
+    date: NaiveDate,
+    result: DataFrame,
+) -> Result<usize> {
     let exists = path.join("_delta_log").is_dir();
-    std::fs::create_dir_all(&path).map_err(|e| Error::io(path.display(), e))?;
-    let url = dir_url(&path)?;
+    std::fs::create_dir_all(path).map_err(|e| Error::io(path.display(), e))?;
+    let url = dir_url(path)?;
     let table = if exists {
         deltalake::open_table(url).await
     } else {
         DeltaTableBuilder::from_url(url).and_then(|b| b.build())
     }
-    .map_err(|e| Error::delta(&table_name, e))?;
+    .map_err(|e| Error::delta(table_name, e))?;
     let predicate = col("date").eq(lit(date_value(date)));
     let (session, plan) = result.into_parts();
     // The writer plans its own nodes (row metrics) around ours; they need delta-rs's planner.
@@ -58,13 +110,10 @@ pub(crate) async fn replace_date(
         .with_partition_columns(["date"])
         .with_schema_mode(SchemaMode::Merge)
         .await
-        .map_err(|e| Error::delta(&table_name, e))?;
-    Ok((
-        table_name.clone(),
-        rows_added(&written)
-            .await
-            .map_err(|e| Error::delta(&table_name, e))?,
-    ))
+        .map_err(|e| Error::delta(table_name, e))?;
+    rows_added(&written)
+        .await
+        .map_err(|e| Error::delta(table_name, e))
 }
 
 /// The rows the table's last commit added, from the metrics the writer records in it.

@@ -2,6 +2,8 @@
 //! snapshots, with the date passed as the DATE parameter `$date` (never pasted into the text).
 //! Errors are reported as `file:line:column: message` when DataFusion knows the place.
 
+use std::path::Path;
+
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -10,14 +12,15 @@ use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{col, DataFrame, Expr};
+use datafusion::prelude::{col, lit, DataFrame, Expr};
 
 use super::date_guard::guarded_date;
 use super::dates::date_value;
+use super::output;
 use super::sql_file::SqlFile;
 use crate::error::{Error, Result};
 use crate::lake::catalog::{self, Lookup, Pins};
-use crate::lake::Lake;
+use crate::lake::{open_dir, Lake};
 
 /// The session one run of the job uses for all its queries.
 pub(crate) struct JobSession {
@@ -42,9 +45,36 @@ impl JobSession {
         Ok(Self { ctx, pins })
     }
 
-    /// The next query reads `table`'s latest snapshot (the job has just rewritten it).
-    pub(crate) fn refresh(&self, table: &str) {
-        self.pins.forget(table);
+    /// From now on the job's queries see `processed.<name>` as published except for the rows of
+    /// `date`, which are what is staged at `staged` (write, audit, publish: the files after this
+    /// one and the checks read the result before anyone else can).
+    pub(crate) async fn show_staged(
+        &self,
+        name: &str,
+        date: NaiveDate,
+        staged: &Path,
+        published: &Path,
+    ) -> Result<()> {
+        let staged = self.read_delta(staged).await?;
+        let view = if published.join("_delta_log").is_dir() {
+            let others = self
+                .read_delta(published)
+                .await?
+                .filter(col("date").not_eq(lit(date_value(date))))?;
+            // By name: the staged result may have a column the published table lacks so far.
+            others.union_by_name(staged)?
+        } else {
+            staged
+        };
+        self.pins.set(&output::table_name(name), view.into_view());
+        Ok(())
+    }
+
+    /// The latest snapshot of the Delta table in the folder `path`.
+    pub(crate) async fn read_delta(&self, path: &Path) -> Result<DataFrame> {
+        let table = open_dir(path).await?;
+        let provider = table.table_provider().await?;
+        Ok(self.ctx.read_table(provider)?)
     }
 
     /// Plans `file` with `$date` bound; nothing runs yet.

@@ -100,6 +100,14 @@ impl LakeContext {
             .collect();
         match self.watermarks(partitions.clone(), true) {
             Ok(marks) => {
+                let resume_points = marks.iter().filter_map(|(p, w)| Some((*p, w.resume_at()?)));
+                for (p, resume) in resume_points {
+                    if let Err(why) = self.check_resume_point(consumer, p, resume) {
+                        // Nothing is assigned: not one message of the partition is read.
+                        self.fail(why);
+                        return;
+                    }
+                }
                 for (p, w) in &marks {
                     let start = w.resume_at().map_or(Offset::Beginning, Offset::Offset);
                     if let Err(e) = tpl.set_partition_offset(&self.topic, *p, start) {
@@ -123,6 +131,42 @@ impl LakeContext {
         if let Ok(mut a) = self.assigned.lock() {
             a.extend(partitions);
         }
+    }
+
+    /// Whether `partition` can be resumed at `resume` (one past its marker). Offsets only grow in
+    /// a topic, so a marker at or past the partition's end means these are not the messages the
+    /// lake ingested: the topic was deleted and recreated, or its log truncated, and resuming
+    /// would silently skip the new messages up to the marker. (A recreated topic that already
+    /// holds more messages than the marker cannot be told apart by offsets.)
+    fn check_resume_point(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        partition: i32,
+        resume: i64,
+    ) -> std::result::Result<(), String> {
+        let topic = &self.topic;
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .map_err(|e| format!("cannot read the offsets of partition {partition}: {e}"))?;
+        if resume > high {
+            return Err(format!(
+                "partition {partition} of {topic} ends at offset {high}, but the lake already \
+                 holds its messages up to offset {}: the topic was deleted and recreated, or its \
+                 log truncated, and resuming would skip the new messages. To ingest it from its \
+                 start as a new source, run ingest with --source NAME, a name not used before \
+                 (e.g. --source {topic}-2); the old source's rows and markers stay",
+                resume - 1
+            ));
+        }
+        if low > resume {
+            tracing::error!(
+                partition,
+                next_to_ingest = resume,
+                first_in_kafka = low,
+                "Kafka's retention deleted messages before ingest read them; they are lost"
+            );
+        }
+        Ok(())
     }
 
     fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
@@ -214,13 +258,33 @@ pub(crate) fn end_offsets(consumer: &LakeConsumer, topic: &str) -> Result<BTreeM
     Ok(out)
 }
 
-fn caught_up(ends: &BTreeMap<i32, i64>, marks: &BTreeMap<i32, Watermark>) -> bool {
+/// Whether every partition of `ends` is ingested up to its end: its marker is there, or (the
+/// buffer being empty and every flush committed) the consumer's position is, which also counts
+/// the offsets of records that are not messages (a transaction's commit marker).
+fn caught_up(
+    ends: &BTreeMap<i32, i64>,
+    marks: &BTreeMap<i32, Watermark>,
+    positions: &BTreeMap<i32, i64>,
+) -> bool {
     ends.iter().all(|(p, high)| {
-        marks
-            .get(p)
-            .and_then(|w| w.events)
-            .is_some_and(|m| m + 1 >= *high)
+        let marked = marks.get(p).and_then(|w| w.resume_at());
+        let read = positions.get(p).copied();
+        marked.max(read).is_some_and(|next| next >= *high)
     })
+}
+
+/// The consumer's next offset to read, per assigned partition that has one.
+fn positions(consumer: &LakeConsumer, topic: &str) -> BTreeMap<i32, i64> {
+    let Ok(list) = consumer.position() else {
+        return BTreeMap::new();
+    };
+    list.elements_for_topic(topic)
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(next) => Some((e.partition(), next)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The poll → buffer → hand-off loop, on the consumer's own thread. Each turn of [`run`] is a
@@ -428,10 +492,15 @@ impl<'a> PollLoop<'a> {
             return Ok(false);
         }
         self.last_caught_up_check = Instant::now();
+        // Positions first: with the buffer empty, everything below them has been handed off,
+        // and the watermarks answer comes only once all of that is committed.
+        let positions = positions(self.consumer, &self.opts.topic);
         let marks = self
             .ctx()
             .watermarks(ends.keys().copied().collect(), false)?;
-        Ok(caught_up(ends, &marks))
+        // A conflict meanwhile dropped flushes below those positions: the loop re-seeks first.
+        let stale = self.shared.epoch() != self.epoch;
+        Ok(!stale && caught_up(ends, &marks, &positions))
     }
 
     /// The last flush, committed before the consumer leaves the group; the last stats line.
@@ -483,5 +552,27 @@ fn mirror_offsets(consumer: &LakeConsumer, topic: &str, shared: &Shared) {
     let result: KafkaResult<()> = consumer.commit(&tpl, rdkafka::consumer::CommitMode::Async);
     if let Err(e) = result {
         tracing::debug!("offset mirror to kafka failed (harmless): {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caught_up_by_the_marker_or_by_the_position_past_records_that_are_not_messages() {
+        let ends = BTreeMap::from([(0, 10), (1, 5)]);
+        let w = |events: Option<i64>| Watermark {
+            events,
+            dead_letters: None,
+        };
+        let marks = BTreeMap::from([(0, w(Some(9))), (1, w(Some(3)))]);
+        assert!(!caught_up(&ends, &marks, &BTreeMap::new()));
+        // Partition 1 ends with a transaction's commit marker at offset 4: read past, not ingested.
+        assert!(caught_up(&ends, &marks, &BTreeMap::from([(1, 5)])));
+        assert!(!caught_up(&ends, &marks, &BTreeMap::from([(1, 4)])));
+        let unmarked = BTreeMap::from([(0, w(None)), (1, w(Some(4)))]);
+        assert!(!caught_up(&ends, &unmarked, &BTreeMap::new()));
+        assert!(caught_up(&ends, &unmarked, &BTreeMap::from([(0, 10)])));
     }
 }

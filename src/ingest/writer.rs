@@ -44,7 +44,11 @@ pub async fn append(
         partition_by: (!partition_cols.is_empty()).then_some(partition_cols),
         predicate: None,
     };
-    let properties = CommitProperties::default().with_application_transactions(markers);
+    let properties = CommitProperties::default()
+        .with_application_transactions(markers)
+        // By default delta-rs lists and stats the whole log after every commit to delete expired
+        // entries: a cost that grows with the log. Maintenance does it once per vacuum round.
+        .with_cleanup_expired_logs(Some(false));
     let result = CommitBuilder::from(properties)
         .with_actions(actions)
         .build(Some(snapshot), table.log_store(), operation)
@@ -230,6 +234,58 @@ mod tests {
             Some("interval 86400 seconds"),
             "the retention is the table's own"
         );
+    }
+
+    #[tokio::test]
+    async fn partitions_after_one_without_a_marker_are_still_found() {
+        use crate::lake::progress::all_committed;
+        let (_dir, _lake, mut table) = table_with_commits(0).await;
+        // Partition 1 never received a message; 0, 2 and 5 did.
+        let marks = vec![marker("t", 0, 7), marker("t", 2, 3), marker("t", 5, 9)];
+        let outcome = append(&mut table, DEAD_LETTERS, None, marks).await.unwrap();
+        assert!(matches!(outcome, CommitOutcome::Committed(_)));
+        assert_eq!(
+            all_committed(&table, "t").await.unwrap(),
+            vec![(0, 7), (2, 3), (5, 9)]
+        );
+        assert_eq!(all_committed(&table, "other").await.unwrap(), vec![]);
+    }
+
+    #[tokio::test]
+    async fn the_log_keeps_at_most_max_log_versions_behind_a_checkpoint() {
+        let (_dir, lake, table) = table_with_commits(250).await;
+        let log = lake.table_path(DEAD_LETTERS).join("_delta_log");
+        let commits = || {
+            std::fs::read_dir(&log)
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .extension()
+                        .is_some_and(|x| x == "json")
+                })
+                .count()
+        };
+        assert_eq!(commits(), 251);
+        let opts = MaintainOptions {
+            max_log_versions: 60,
+            ..MaintainOptions::default()
+        };
+        let deleted = crate::lake::maintain::clean_log(&table, "dl", &opts)
+            .await
+            .unwrap();
+        // Version 250 - 60 = 190: the entries before the newest checkpoint at or below it go
+        // (about a hundred); what remains is at most 60 + one checkpoint interval.
+        assert!(deleted >= 99, "{deleted} deleted");
+        assert_eq!(commits(), 251 - deleted);
+        assert!(commits() <= 60 + 100 + 1, "{} entries left", commits());
+        let reopened = lake.open(DEAD_LETTERS).await.unwrap().unwrap();
+        assert_eq!(rows_and_offsets(&reopened).await, (250, 250));
+        let marks = crate::lake::progress::committed(&reopened, "t", [0])
+            .await
+            .unwrap();
+        assert_eq!(marks[&0], Some(249));
     }
 
     #[tokio::test]

@@ -8,8 +8,8 @@
 //! How a lookup finds the snapshot is the session's [`Lookup`]: the latest one, read afresh
 //! (`lake sql`) or from tables kept open ([`Snapshots`], `lake serve`); or, for a job that must
 //! see one consistent state across several queries (the daily job: its files, its checks),
-//! [`Pins`]: each table is then opened once and that snapshot is reused until the job itself
-//! rewrites the table and calls [`Pins::forget`].
+//! [`Pins`]: each table is then opened once and that snapshot is reused, unless the job puts
+//! its own result in the table's place ([`Pins::set`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -87,11 +87,29 @@ pub(crate) struct Pins {
 }
 
 impl Pins {
-    /// The next lookup of `table` (`schema.table`) opens its latest snapshot again.
-    pub(crate) fn forget(&self, table: &str) {
+    /// Every later lookup of `table` (`schema.table`) returns `provider`, also when no such
+    /// table exists in the lake yet: how the daily job shows its checks a result that is not
+    /// published.
+    pub(crate) fn set(&self, table: &str, provider: Arc<dyn TableProvider>) {
         if let Ok(mut opened) = self.opened.lock() {
-            opened.remove(table);
+            opened.insert(table.to_string(), provider);
         }
+    }
+
+    /// The schema of the pinned table `name` (in `schema`, or in the only schema pinning it).
+    fn schema_of(&self, schema: Option<&str>, name: &str) -> Option<String> {
+        let opened = self.opened.lock().ok()?;
+        let tables: Vec<String> = opened.keys().cloned().collect();
+        locate(&tables, schema, name)
+    }
+
+    /// Whether a table of `schema` is pinned (it may not exist in the lake yet).
+    fn has_schema(&self, schema: &str) -> bool {
+        self.opened.lock().is_ok_and(|opened| {
+            opened
+                .keys()
+                .any(|t| t.split_once('.').is_some_and(|(s, _)| s == schema))
+        })
     }
 
     fn get(&self, table: &str) -> Option<Arc<dyn TableProvider>> {
@@ -167,7 +185,12 @@ impl CatalogProvider for LakeCatalog {
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         let schema = (name != UNQUALIFIED).then(|| name.to_string());
         // One stat, not a listing of the lake: this runs for every table a query names.
-        let known = schema.is_none() || (is_name(name) && self.lake.root().join(name).is_dir());
+        let pinned = match &self.lookup {
+            Lookup::Pinned(pins) => pins.has_schema(name),
+            _ => false,
+        };
+        let known =
+            schema.is_none() || (is_name(name) && self.lake.root().join(name).is_dir()) || pinned;
         known.then(|| {
             Arc::new(LakeSchema {
                 lake: self.lake.clone(),
@@ -200,13 +223,17 @@ impl LakeSchema {
 
     /// Where `name` lives: in this folder (one stat), or in the one folder that has it.
     fn locate(&self, name: &str) -> Option<String> {
-        match &self.schema {
+        let found = match &self.schema {
             Some(schema) => {
                 let log = self.lake.root().join(schema).join(name).join("_delta_log");
                 (is_name(name) && log.is_dir()).then(|| schema.clone())
             }
             None => locate(&lake_tables(&self.lake), None, name),
-        }
+        };
+        found.or_else(|| match &self.lookup {
+            Lookup::Pinned(pins) => pins.schema_of(self.schema.as_deref(), name),
+            _ => None,
+        })
     }
 }
 

@@ -10,17 +10,19 @@
 //!   ingest's blind appends (delta-rs rebases either over the other).
 //! - **Retention** is one duration, written into the table as `delta.logRetentionDuration` and
 //!   `delta.deletedFileRetentionDuration`: it is the time-travel window and what protects running
-//!   queries. delta-rs then writes a checkpoint every 100 commits, drops log entries older than
-//!   the retention after each checkpoint, and keeps tombstones out of checkpoints once expired;
-//!   other Delta engines honour the same properties.
+//!   queries. delta-rs writes a checkpoint every 100 commits and keeps expired tombstones out of
+//!   checkpoints; other Delta engines honour the same properties.
 //! - **Vacuum** deletes files that no version inside the retention references, including files
 //!   of commits that never landed (a writer killed between writing and committing).
+//! - **Log cleanup** deletes log entries older than the retention or beyond the newest
+//!   `max_log_versions` (ingest's own commits skip delta-rs's cleanup, see `ingest::writer`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU64;
 use std::time::Duration;
 
 use deltalake::kernel::scalars::ScalarExt;
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::{DeltaTable, FilterLiteral, FilterOp, FilterValue, TableProperty};
 
@@ -40,6 +42,8 @@ pub(crate) struct MaintainOptions {
     pub(crate) min_files: usize,
     /// Removed files and log entries are kept this long (time travel, running queries).
     pub(crate) retention: Duration,
+    /// At most this many versions of log entries are kept (time travel reaches no further).
+    pub(crate) max_log_versions: u64,
     /// How often the background task looks at the tables.
     pub(crate) interval: Duration,
     /// How often the background task vacuums.
@@ -54,6 +58,8 @@ impl Default for MaintainOptions {
             small_file_bytes: size(8),
             min_files: 16,
             retention: Duration::from_secs(24 * 3600),
+            // An hour of commits at ingest's default pace of one a second.
+            max_log_versions: 3600,
             interval: Duration::from_secs(5),
             vacuum_interval: Duration::from_secs(3600),
         }
@@ -67,6 +73,7 @@ pub(crate) struct MaintainReport {
     pub(crate) files_removed: u64,
     pub(crate) files_added: u64,
     pub(crate) files_vacuumed: usize,
+    pub(crate) log_entries_deleted: usize,
     pub(crate) version: u64,
 }
 
@@ -80,7 +87,7 @@ impl MaintainReport {
 
     /// Whether anything changed.
     pub(crate) fn did_work(&self) -> bool {
-        self.files_removed > 0 || self.files_vacuumed > 0
+        self.files_removed > 0 || self.files_vacuumed > 0 || self.log_entries_deleted > 0
     }
 }
 
@@ -117,6 +124,7 @@ pub(crate) async fn maintain_table(
     deltalake::checkpoints::create_checkpoint(&table, None)
         .await
         .map_err(|e| Error::delta(name, e))?;
+    report.log_entries_deleted = clean_log(&table, name, opts).await?;
     report.version = table.version().unwrap_or_default();
     Ok(report)
 }
@@ -190,6 +198,7 @@ async fn optimize(
 ) -> Result<DeltaTable> {
     let (table, metrics) = table
         .optimize()
+        .with_commit_properties(no_log_cleanup())
         .with_filters(filters)
         .with_target_size(target)
         // One file at a time: maintenance runs beside ingest and must not take every core.
@@ -201,24 +210,81 @@ async fn optimize(
     Ok(table)
 }
 
-/// Deletes files unreferenced for longer than `retention`, whether a commit removed them or
-/// none ever added them.
+/// Deletes the files removed from the table longer than `retention` ago, and files that no commit
+/// ever added once they are a day old (a writer killed between writing them and committing).
+/// Returns the files deleted.
 pub(crate) async fn vacuum(
     table: DeltaTable,
     name: &str,
+    retention: Duration,
+) -> Result<(DeltaTable, usize)> {
+    let (table, removed) = vacuum_mode(table, name, VacuumMode::Lite, retention).await?;
+    // Orphans are judged against this process's snapshot: a file written for a commit that lands
+    // after it looks unreferenced. Only age tells them apart, so the wait is never short.
+    let orphan_age = retention.max(ORPHAN_AGE);
+    let (table, orphans) = vacuum_mode(table, name, VacuumMode::Full, orphan_age).await?;
+    Ok((table, removed + orphans))
+}
+
+/// Deletes the log entries older than `retention`, and those beyond the newest
+/// `max_log_versions`, that precede a checkpoint. Every reader and writer lists the log from its
+/// version on, and on a local disk that costs time per entry in the folder, so the log's length
+/// is bounded, not only its age. Returns the entries deleted.
+pub(crate) async fn clean_log(
+    table: &DeltaTable,
+    name: &str,
+    opts: &MaintainOptions,
+) -> Result<usize> {
+    let version = table.version().unwrap_or_default();
+    let now = chrono::Utc::now();
+    let retention = chrono::Duration::from_std(opts.retention)
+        .map_err(|e| Error::Config(format!("retention: {e}")))?;
+    let by_age = (version, (now - retention).timestamp_millis());
+    let by_count = (
+        version.saturating_sub(opts.max_log_versions),
+        now.timestamp_millis(),
+    );
+    let mut deleted = 0;
+    for (keep_version, cutoff) in [by_age, by_count] {
+        deleted += deltalake::checkpoints::cleanup_expired_logs_for(
+            keep_version,
+            table.log_store().as_ref(),
+            cutoff,
+            None,
+        )
+        .await
+        .map_err(|e| Error::delta(name, e))?;
+    }
+    Ok(deleted)
+}
+
+/// How old a file no commit references must be before vacuum deletes it.
+const ORPHAN_AGE: Duration = Duration::from_secs(24 * 3600);
+
+async fn vacuum_mode(
+    table: DeltaTable,
+    name: &str,
+    mode: VacuumMode,
     retention: Duration,
 ) -> Result<(DeltaTable, usize)> {
     let retention = chrono::Duration::from_std(retention)
         .map_err(|e| Error::Config(format!("retention: {e}")))?;
     let (table, metrics) = table
         .vacuum()
-        .with_mode(VacuumMode::Full)
+        .with_commit_properties(no_log_cleanup())
+        .with_mode(mode)
         .with_retention_period(retention)
         // Retentions under Delta's default (7 days) are the operator's explicit choice.
         .with_enforce_retention_duration(false)
         .await
         .map_err(|e| Error::delta(name, e))?;
     Ok((table, metrics.files_deleted.len()))
+}
+
+/// Commit properties without delta-rs's log cleanup after the commit, which lists and stats the
+/// whole log each time; [`clean_log`] runs now and then instead.
+fn no_log_cleanup() -> CommitProperties {
+    CommitProperties::default().with_cleanup_expired_logs(Some(false))
 }
 
 /// The table properties that make `retention` the table's own (a metadata commit, only when they

@@ -1,5 +1,6 @@
 //! The background task that keeps tables compact while they are written: every
-//! `interval` it runs a round of [`maintain::compact`] on each table, and every
+//! `interval` it runs a round of [`maintain::compact`] on each table, [`maintain::clean_log`]
+//! whenever a quarter of `max_log_versions` has been committed since the last time, and every
 //! `vacuum_interval` a [`maintain::vacuum`]. `lake ingest` (and so `lake demo` and the compose
 //! stack) runs it beside its writer unless `--no-maintain`.
 //!
@@ -27,6 +28,8 @@ pub(crate) async fn run(
     stop: CancellationToken,
 ) {
     let mut open: BTreeMap<TableId, DeltaTable> = BTreeMap::new();
+    // The version at which each table's log was last cleaned.
+    let mut cleaned_at: BTreeMap<TableId, u64> = BTreeMap::new();
     let mut last_vacuum = Instant::now();
     let mut retention_applied = false;
     while shutdown::sleep(opts.interval, &stop).await {
@@ -36,7 +39,18 @@ pub(crate) async fn run(
         let vacuum_due = last_vacuum.elapsed() >= opts.vacuum_interval;
         for id in &tables {
             let table = open.remove(id);
-            match round(&lake, *id, table, &opts, !retention_applied, vacuum_due).await {
+            let cleaned = cleaned_at.entry(*id).or_default();
+            match round(
+                &lake,
+                *id,
+                table,
+                &opts,
+                !retention_applied,
+                vacuum_due,
+                cleaned,
+            )
+            .await
+            {
                 Ok((table, report)) => {
                     if report.did_work() {
                         tracing::info!(
@@ -44,6 +58,7 @@ pub(crate) async fn run(
                             compacted = report.files_removed,
                             into = report.files_added,
                             vacuumed = report.files_vacuumed,
+                            log_entries_deleted = report.log_entries_deleted,
                             version = report.version,
                             "maintenance"
                         );
@@ -68,6 +83,7 @@ async fn round(
     opts: &MaintainOptions,
     apply_retention: bool,
     vacuum: bool,
+    cleaned_at: &mut u64,
 ) -> Result<(DeltaTable, MaintainReport)> {
     let name = id.to_string();
     let mut table = match table {
@@ -85,6 +101,12 @@ async fn round(
         table = maintain::apply_retention(table, &name, opts.retention).await?;
     }
     let (table, mut report) = maintain::compact(table, &name, opts).await?;
+    // The log is cleaned often enough that it never holds many more than `max_log_versions`.
+    let log_due = report.version >= *cleaned_at + (opts.max_log_versions / 4).max(1);
+    if vacuum || log_due {
+        report.log_entries_deleted = maintain::clean_log(&table, &name, opts).await?;
+        *cleaned_at = report.version;
+    }
     if !vacuum {
         return Ok((table, report));
     }

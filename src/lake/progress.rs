@@ -35,22 +35,30 @@ pub(crate) async fn committed(
     Ok(out)
 }
 
-/// Partitions are probed 0, 1, ... until one has no marker; topics are far smaller than this.
+/// Partitions are probed 0, 1, ... up to here; topics are far smaller than this.
 const MAX_PARTITIONS: i32 = 10_000;
+/// Probing ends after this many partitions in a row without a marker. A partition that never
+/// received a message has none, so a gap does not end the topic: one empty partition must not
+/// hide the partitions after it from the sensor.
+const GAP: i32 = 16;
 
-/// Every partition of `source` with a marker in `table`, and its last committed offset. Kafka
-/// numbers partitions from 0 without gaps, so probing stops at the first without a marker.
+/// Every partition of `source` with a marker in `table`, and its last committed offset.
 pub(crate) async fn all_committed(table: &DeltaTable, source: &str) -> Result<Vec<(i32, i64)>> {
     let mut out = Vec::new();
+    let mut missing = 0;
     for p in 0..MAX_PARTITIONS {
-        match committed(table, source, [p])
+        let marker = committed(table, source, [p])
             .await?
             .get(&p)
             .copied()
-            .flatten()
-        {
-            Some(offset) => out.push((p, offset)),
-            None => break,
+            .flatten();
+        match marker {
+            Some(offset) => {
+                out.push((p, offset));
+                missing = 0;
+            }
+            None if missing + 1 >= GAP => break,
+            None => missing += 1,
         }
     }
     Ok(out)
