@@ -29,7 +29,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from benchlib import machine_summary  # noqa: E402
 
-SECTIONS = ("ingest", "daily", "freshness", "flight", "scale", "demo")
+SECTIONS = ("ingest", "daily", "freshness", "flight", "scale", "demo", "soak")
 TITLES = {
     "ingest": "Ingest: Kafka → `raw.user_events`, lake vs Spark Structured Streaming",
     "daily": "Daily job: `lake daily` vs DuckDB vs PySpark",
@@ -37,7 +37,10 @@ TITLES = {
     "flight": "Flight SQL: point queries and full scans",
     "scale": "Scale: the daily job over 100M events under a memory limit",
     "demo": "Demo: first answered query",
+    "soak": "Soak: 30 minutes of commits every 100 ms, maintenance on and off",
 }
+# A report's image links are relative to the report; this document lives at the root.
+IMAGE = re.compile(r"!\[([^\]]*)\]\((?!https?:|/)([^)]+)\)")
 RESULTS = ROOT / "bench" / "results"
 NAME = re.compile(r"^(?P<section>[a-z]+)-(?P<quick>quick-)?(?P<ts>\d{8}T\d{6}Z)\.md$")
 MARK = re.compile(r"^<!-- bench-report: section=(\S+) mode=(full|quick) -->$")
@@ -176,7 +179,7 @@ def main() -> None:
     w("Reproduce on one machine, both sides in the same run:")
     w("")
     w("- `bench/run.sh`: builds the release binary once, then runs every section in order (ingest, daily, "
-      "freshness, flight, scale, demo), each writing `bench/results/<section>-<UTC time>.md`, then rewrites "
+      "freshness, flight, scale, demo, soak), each writing `bench/results/<section>-<UTC time>.md`, then rewrites "
       "this file. `--only daily,scale` runs some; `--quick` is the CI smoke test (it writes "
       "`bench/results/BENCHMARKS-quick-<time>.md` instead of this file); `--assemble-only` only rebuilds this "
       "file from the newest reports.")
@@ -226,7 +229,8 @@ def main() -> None:
         w("")
         w(f"From `{rel}`" + (f" ({', '.join(flags(r))})" if flags(r) else "") + "."
           + (" **This section FAILED in this run.**" if s in a.failed else ""))
-        w(body.rstrip())
+        base = rel.parent.as_posix() if isinstance(rel, pathlib.Path) else ""
+        w(IMAGE.sub(lambda m: f"![{m.group(1)}]({base}/{m.group(2)})", body.rstrip()))
         w("")
     notes = ROOT / "bench" / "NOTES.md"
     if notes.exists() and not quick_doc:
