@@ -16,7 +16,7 @@ pub(crate) struct MaintainArgs {
     #[arg(long)]
     pub(crate) table: Option<String>,
     #[arg(long, value_parser = parse_duration, help = with_default(
-        "Keep removed files and log entries this long (the time-travel window), e.g. 24h",
+        "Keep removed files and log entries this long (the time-travel window), e.g. 1h",
         humantime::format_duration(MaintainOptions::default().retention)))]
     pub(crate) retention: Option<Duration>,
     #[arg(long, value_parser = parse_memory, help = with_default(

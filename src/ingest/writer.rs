@@ -231,7 +231,7 @@ mod tests {
         let config = table.snapshot().unwrap().metadata().configuration().clone();
         assert_eq!(
             config.get("delta.logRetentionDuration").map(String::as_str),
-            Some("interval 86400 seconds"),
+            Some("interval 3600 seconds"),
             "the retention is the table's own"
         );
     }

@@ -57,7 +57,9 @@ impl Default for MaintainOptions {
             target_file_bytes: size(128),
             small_file_bytes: size(8),
             min_files: 16,
-            retention: Duration::from_secs(24 * 3600),
+            // Longer than any query runs (serve's timeout is a minute), and short enough that the
+            // tombstones every checkpoint carries stay few at a commit every 100 ms.
+            retention: Duration::from_secs(3600),
             // An hour of commits at ingest's default pace of one a second.
             max_log_versions: 3600,
             interval: Duration::from_secs(5),
