@@ -60,8 +60,10 @@ impl Default for MaintainOptions {
             // Longer than any query runs (serve's timeout is a minute), and short enough that the
             // tombstones every checkpoint carries stay few at a commit every 100 ms.
             retention: Duration::from_secs(3600),
-            // An hour of commits at ingest's default pace of one a second.
-            max_log_versions: 3600,
+            // About a quarter hour of commits at ingest's default pace of one a second; on a local
+            // disk each listing of the log costs about a microsecond per entry, and every commit
+            // lists it a few times.
+            max_log_versions: 1000,
             interval: Duration::from_secs(5),
             vacuum_interval: Duration::from_secs(3600),
         }
