@@ -248,4 +248,29 @@ mod tests {
         );
         assert!(parse_kafka_override("novalue").is_err());
     }
+
+    mod fuzz {
+        //! Any settings file: a configuration or an error naming the file, never a panic.
+        use super::*;
+        use crate::testing::fuzz_config;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(fuzz_config())]
+            #[test]
+            fn fuzz_lake_toml_is_read_or_refused(
+                text in prop_oneof![
+                    ".{0,400}",
+                    "(\\[(ingest|daily|serve|maintain|schedule|kafka)\\]\n)?(lake_dir|brokers|topic|group|max_rows|max_latency_ms|lateness|wait|memory_limit|query_timeout|addr|interval|retention|min_files|target_file_size|max_log_versions|cron|[a-z_]{1,12}) = (\"[0-9a-zA-Z ]{0,12}\"|[0-9-]{1,25}|true|\\[\\])\n",
+                ]
+            ) {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let p = dir.path().join("lake.toml");
+                std::fs::write(&p, &text).expect("write");
+                if let Err(e) = FileConfig::load(&p, true) {
+                    prop_assert!(e.to_string().contains("lake.toml"), "{}", e);
+                }
+            }
+        }
+    }
 }

@@ -617,4 +617,13 @@ async fn the_control_api_triggers_runs_and_reports_tables_runs_and_ingest() {
     assert_eq!(status.partitions.len(), 1);
     assert_eq!(status.partitions[0].last_offset, 5);
     assert_eq!(status.partitions[0].watermark, "2025-01-10T23:59:59+00:00");
+
+    // Listing tables scans them: it runs under the query timeout like any query.
+    let hasty = serve(dir.path(), &["--query-timeout", "1ms"]);
+    let e = control(&hasty, None)
+        .await
+        .list_tables(proto::ListTablesRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::DeadlineExceeded, "{e}");
 }

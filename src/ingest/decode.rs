@@ -463,4 +463,40 @@ mod tests {
         let want: Vec<i64> = (0..3000).filter(|i| i % 3 != 1).collect();
         assert_eq!(offsets.values().to_vec(), want);
     }
+
+    mod fuzz {
+        //! Any payload bytes: decoding answers, and every message is a row or a dead letter.
+        use super::*;
+        use crate::testing::fuzz_config;
+        use proptest::prelude::*;
+
+        /// Payloads near the contract (a good event with bytes changed, cut or repeated) and
+        /// arbitrary ones.
+        fn payload() -> impl Strategy<Value = Option<Vec<u8>>> {
+            let mutated = (any::<usize>(), any::<u8>(), 0..GOOD.len()).prop_map(|(at, b, cut)| {
+                let mut p = GOOD.to_vec();
+                let i = at % p.len();
+                p[i] = b;
+                p.truncate(cut.max(i + 1));
+                p
+            });
+            prop_oneof![
+                mutated.prop_map(Some),
+                proptest::collection::vec(any::<u8>(), 0..300).prop_map(Some),
+                Just(None),
+                Just(Some(GOOD.repeat(2))),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(fuzz_config())]
+            #[test]
+            fn fuzz_decode_keeps_every_message(payloads in proptest::collection::vec(payload(), 1..40)) {
+                let refs: Vec<Option<&[u8]>> = payloads.iter().map(|p| p.as_deref()).collect();
+                let buf = buffer(&refs);
+                let d = decode(&buf, "t", &Contract::default(), 0).expect("decode answers");
+                prop_assert_eq!(d.event_count() + d.dead_letter_count(), payloads.len());
+            }
+        }
+    }
 }

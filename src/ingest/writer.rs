@@ -289,6 +289,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn files_no_commit_added_are_vacuumed_once_a_day_old() {
+        use std::time::{Duration, SystemTime};
+        let (_dir, lake, _) = table_with_commits(3).await;
+        let folder = lake.table_path(DEAD_LETTERS);
+        // What a writer killed between writing its file and committing leaves behind.
+        let orphan = |name: &str, hours: u64| {
+            let path = folder.join(name);
+            std::fs::write(&path, b"PAR1").unwrap();
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            let then = SystemTime::now() - Duration::from_secs(hours * 3600);
+            file.set_modified(then).unwrap();
+            path
+        };
+        let old = orphan("part-00000-old-orphan.snappy.parquet", 25);
+        let fresh = orphan("part-00000-fresh-orphan.snappy.parquet", 0);
+        let r = maintain_table(&lake, "raw.user_events_dead_letters", &MaintainOptions::default())
+            .await
+            .unwrap();
+        assert!(!old.exists(), "a day-old orphan is deleted");
+        assert!(fresh.exists(), "a fresh one may belong to a commit under way");
+        assert_eq!(r.files_vacuumed, 1);
+        let table = lake.open(DEAD_LETTERS).await.unwrap().unwrap();
+        assert_eq!(rows_and_offsets(&table).await, (3, 3));
+    }
+
+    #[tokio::test]
     async fn compaction_merges_small_files_and_keeps_rows_and_markers() {
         let (_dir, lake, table) = table_with_commits(5).await;
         assert_eq!(table.snapshot().unwrap().log_data().num_files(), 5);

@@ -2,11 +2,13 @@
 //! list tables, see ingest progress. Served beside Flight SQL, behind the same [`super::auth`].
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
 use tonic::{Request, Response, Status};
 
+use super::statement::Engine;
 use crate::daily::history::{self, RunFilter, StoredRun};
 use crate::daily::sensor::{self, SensorOptions};
 use crate::daily::{self, DailyOptions};
@@ -51,6 +53,9 @@ const MAX_TRIGGER_WAIT: Duration = Duration::from_secs(3600);
 
 pub(crate) struct ControlService {
     pub(crate) lake: Lake,
+    /// Listing tables and reading ingest progress scan tables: they run under the same slots
+    /// and timeout as queries.
+    pub(crate) engine: Arc<Engine>,
     pub(crate) opts: ControlOptions,
     /// The server's shutdown: a daily run waiting for its sensor stops with it.
     pub(crate) shutdown: CancellationToken,
@@ -213,6 +218,26 @@ impl Control for ControlService {
         &self,
         _request: Request<proto::ListTablesRequest>,
     ) -> Result<Response<proto::ListTablesResponse>, Status> {
+        let tables = self.engine.limited(self.tables()).await?;
+        Ok(Response::new(proto::ListTablesResponse { tables }))
+    }
+
+    async fn ingest_status(
+        &self,
+        request: Request<proto::IngestStatusRequest>,
+    ) -> Result<Response<proto::IngestStatusResponse>, Status> {
+        let topic = match request.into_inner().topic {
+            t if t.is_empty() => self.opts.topic.clone(),
+            t => t,
+        };
+        let partitions = self.engine.limited(self.progress(&topic)).await?;
+        Ok(Response::new(proto::IngestStatusResponse { topic, partitions }))
+    }
+}
+
+impl ControlService {
+    /// Every table with its version, files, rows and last commit time.
+    async fn tables(&self) -> Result<Vec<proto::Table>, Status> {
         let mut tables = Vec::new();
         for name in self.lake.tables().map_err(internal)? {
             let Some((schema, table)) = name.split_once('.') else {
@@ -247,24 +272,15 @@ impl Control for ControlService {
                 last_commit_time,
             });
         }
-        Ok(Response::new(proto::ListTablesResponse { tables }))
+        Ok(tables)
     }
 
-    async fn ingest_status(
-        &self,
-        request: Request<proto::IngestStatusRequest>,
-    ) -> Result<Response<proto::IngestStatusResponse>, Status> {
-        let topic = match request.into_inner().topic {
-            t if t.is_empty() => self.opts.topic.clone(),
-            t => t,
-        };
+    /// Per partition of `topic`: the last offset ingested and the newest event time.
+    async fn progress(&self, topic: &str) -> Result<Vec<proto::PartitionStatus>, Status> {
         let Some(table) = self.lake.open(USER_EVENTS).await.map_err(internal)? else {
-            return Ok(Response::new(proto::IngestStatusResponse {
-                topic,
-                partitions: Vec::new(),
-            }));
+            return Ok(Vec::new());
         };
-        let committed = progress::all_committed(&table, &topic)
+        let committed = progress::all_committed(&table, topic)
             .await
             .map_err(internal)?;
         let watermarks = sensor::watermarks(&self.lake, None, self.opts.max_future_skew)
@@ -281,9 +297,6 @@ impl Control for ControlService {
                     .unwrap_or_default(),
             })
             .collect();
-        Ok(Response::new(proto::IngestStatusResponse {
-            topic,
-            partitions,
-        }))
+        Ok(partitions)
     }
 }

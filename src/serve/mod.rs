@@ -118,14 +118,16 @@ pub(crate) async fn run(
             max_concurrent: opts.max_concurrent_queries,
         },
     );
+    let engine = Arc::new(engine);
     let auth = Arc::new(Auth::new(opts.credentials.clone()));
     let control = ControlServer::new(ControlService {
         lake: lake.clone(),
+        engine: engine.clone(),
         opts: opts.control.clone(),
         shutdown: stop.clone(),
     });
     let service = LakeFlightSql {
-        engine: Arc::new(engine),
+        engine,
         auth: auth.clone(),
     };
     let flight = FlightServiceServer::new(service)

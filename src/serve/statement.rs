@@ -457,7 +457,7 @@ impl Engine {
     }
 
     /// `work` under a slot and the query timeout.
-    async fn limited<T>(
+    pub(crate) async fn limited<T>(
         &self,
         work: impl std::future::Future<Output = Result<T, Status>>,
     ) -> Result<T, Status> {
@@ -694,5 +694,54 @@ mod tests {
         );
         let plain = "SELECT 1 -- what?\n";
         assert_eq!(numbered_placeholders(plain), plain);
+    }
+
+    mod fuzz {
+        //! Any ticket or handle bytes, any parameter bytes: an answer or INVALID_ARGUMENT.
+        use super::*;
+        use crate::testing::fuzz_config;
+        use proptest::prelude::*;
+
+        /// Parameter bytes: a real one-row IPC stream with bytes changed, cut or spliced, or
+        /// arbitrary bytes.
+        fn params() -> impl Strategy<Value = Vec<u8>> {
+            let good = one_row();
+            let n = good.len();
+            let mutated = (proptest::collection::vec((0..n, any::<u8>()), 1..6), 0..=n)
+                .prop_map(move |(edits, cut)| {
+                    let mut p = good.clone();
+                    for (at, b) in edits {
+                        p[at] = b;
+                    }
+                    p.truncate(cut);
+                    p
+                });
+            prop_oneof![mutated, proptest::collection::vec(any::<u8>(), 0..512)]
+        }
+
+        proptest! {
+            #![proptest_config(fuzz_config())]
+            #[test]
+            fn fuzz_parameter_ipc_is_an_answer_or_invalid_argument(bytes in params()) {
+                if let Err(e) = params_handle(bytes).param_values() {
+                    prop_assert_eq!(e.code(), tonic::Code::InvalidArgument);
+                }
+            }
+
+            #[test]
+            fn fuzz_handle_bytes_are_an_answer_or_invalid_argument(
+                bytes in prop_oneof![
+                    proptest::collection::vec(any::<u8>(), 0..256),
+                    ".{0,200}".prop_map(|s| format!("{{\"sql\":\"{s}\",\"params\":[1,2,3]}}").into_bytes()),
+                ]
+            ) {
+                match Handle::decode(&bytes) {
+                    Ok(handle) => {
+                        let _ = handle.param_values();
+                    }
+                    Err(e) => prop_assert_eq!(e.code(), tonic::Code::InvalidArgument),
+                }
+            }
+        }
     }
 }
