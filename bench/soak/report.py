@@ -91,7 +91,9 @@ def targets(samples: list[dict], final: dict) -> list[tuple[str, str, bool | Non
                 f"{final['rows']:,} rows, {final['unique']:,} unique, "
                 f"{final['produced'] + final['probes']:,} produced" if final else "no final check",
                 bool(final.get("exactly_once"))))
-    out.append((f"duration ≥ 30 min with ≥ 10,000 commits", f"{end / 60:.1f} min", end >= 1800))
+    commits = samples[-1].get("version") or 0
+    out.append(("duration ≥ 30 min with ≥ 10,000 commits", f"{end / 60:.1f} min, {commits:,} commits",
+                end >= 1800 and commits >= 10_000))
     return out
 
 

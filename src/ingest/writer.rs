@@ -304,11 +304,18 @@ mod tests {
         };
         let old = orphan("part-00000-old-orphan.snappy.parquet", 25);
         let fresh = orphan("part-00000-fresh-orphan.snappy.parquet", 0);
-        let r = maintain_table(&lake, "raw.user_events_dead_letters", &MaintainOptions::default())
-            .await
-            .unwrap();
+        let r = maintain_table(
+            &lake,
+            "raw.user_events_dead_letters",
+            &MaintainOptions::default(),
+        )
+        .await
+        .unwrap();
         assert!(!old.exists(), "a day-old orphan is deleted");
-        assert!(fresh.exists(), "a fresh one may belong to a commit under way");
+        assert!(
+            fresh.exists(),
+            "a fresh one may belong to a commit under way"
+        );
         assert_eq!(r.files_vacuumed, 1);
         let table = lake.open(DEAD_LETTERS).await.unwrap().unwrap();
         assert_eq!(rows_and_offsets(&table).await, (3, 3));

@@ -231,7 +231,10 @@ impl Control for ControlService {
             t => t,
         };
         let partitions = self.engine.limited(self.progress(&topic)).await?;
-        Ok(Response::new(proto::IngestStatusResponse { topic, partitions }))
+        Ok(Response::new(proto::IngestStatusResponse {
+            topic,
+            partitions,
+        }))
     }
 }
 

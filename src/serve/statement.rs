@@ -707,15 +707,16 @@ mod tests {
         fn params() -> impl Strategy<Value = Vec<u8>> {
             let good = one_row();
             let n = good.len();
-            let mutated = (proptest::collection::vec((0..n, any::<u8>()), 1..6), 0..=n)
-                .prop_map(move |(edits, cut)| {
+            let mutated = (proptest::collection::vec((0..n, any::<u8>()), 1..6), 0..=n).prop_map(
+                move |(edits, cut)| {
                     let mut p = good.clone();
                     for (at, b) in edits {
                         p[at] = b;
                     }
                     p.truncate(cut);
                     p
-                });
+                },
+            );
             prop_oneof![mutated, proptest::collection::vec(any::<u8>(), 0..512)]
         }
 
