@@ -72,6 +72,8 @@ pub(crate) fn clean_staging(lake: &Lake, run_id: &str) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
+    // Only when empty: another run may be staging meanwhile.
+    let _ = std::fs::remove_dir(lake.root().join(STAGING));
 }
 
 /// Staging folder of the lake root (the catalog lists only `<schema>/<table>` tables, so it

@@ -61,7 +61,7 @@ pub fn spawn(args: &[&str], log: &Path) -> Child {
 }
 
 /// `lake ingest` of `topic` (group = topic) into `lake_dir`, then `extra`.
-fn ingest_args(lake_dir: &Path, topic: &str, extra: &[&str]) -> Vec<String> {
+pub fn ingest_args(lake_dir: &Path, topic: &str, extra: &[&str]) -> Vec<String> {
     let dir = lake_dir.to_str().expect("utf-8 path");
     let b = brokers();
     let base = [
