@@ -197,7 +197,7 @@ def sample(a, cur, probe: Probe, tail: LogTail, t0: float, last: dict) -> dict:
 
 
 EXACTLY_ONCE_SQL = """
-SELECT count(*) AS rows, sum(distinct_offsets) AS unique_offsets, sum(span) AS span, min(lo) AS lo
+SELECT sum(n) AS rows, sum(distinct_offsets) AS unique_offsets, sum(span) AS span, min(lo) AS lo
 FROM (SELECT kafka_partition, count(*) AS n, count(DISTINCT kafka_offset) AS distinct_offsets,
              max(kafka_offset) - min(kafka_offset) + 1 AS span, min(kafka_offset) AS lo
       FROM raw.user_events GROUP BY kafka_partition) AS p
@@ -207,8 +207,7 @@ FROM (SELECT kafka_partition, count(*) AS n, count(DISTINCT kafka_offset) AS dis
 def exactly_once_figures(lake_bin: str, lake: str) -> dict:
     """Rows, unique (partition, offset) pairs and the offsets' span, with `lake sql` (no server
     timeout: over millions of rows this takes longer than a Flight SQL query may)."""
-    sql = EXACTLY_ONCE_SQL.replace("count(*) AS rows", "sum(n) AS rows")
-    out = subprocess.run([lake_bin, "sql", "--lake", lake, "-q", "--format", "json", "-c", sql],
+    out = subprocess.run([lake_bin, "sql", "--lake", lake, "-q", "--format", "json", "-c", EXACTLY_ONCE_SQL],
                          capture_output=True, text=True, check=True).stdout
     row = json.loads(out)[0]
     return {k: int(row[k] or 0) for k in ("rows", "unique_offsets", "span", "lo")}
