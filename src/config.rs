@@ -136,6 +136,8 @@ pub(crate) struct MaintainSection {
     /// How often the background task vacuums, e.g. "1h".
     #[serde(default, deserialize_with = "duration")]
     pub(crate) vacuum_interval: Option<Duration>,
+    /// Columns compacted files are sorted by, e.g. ["user_id"]; [] keeps arrival order.
+    pub(crate) cluster_by: Option<Vec<String>>,
 }
 
 impl FileConfig {

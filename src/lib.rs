@@ -17,6 +17,7 @@ mod error;
 pub mod event;
 mod ingest;
 mod lake;
+mod malloc;
 mod produce;
 mod serve;
 mod shutdown;

@@ -65,7 +65,7 @@ pub(crate) const STACK_BYTES: usize = 64 * 1024 * 1024;
 
 /// The whole program: `src/main.rs` calls this.
 pub fn main() -> ExitCode {
-    limit_malloc_arenas();
+    crate::malloc::limit_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(STACK_BYTES)
@@ -122,16 +122,5 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             schedule::run(&s.lake()?, &daily, &schedule, stop()).await
         }
         Command::Serve(a) => serve::run(&s.lake()?, s.serve(a)?, stop()).await,
-    }
-}
-
-/// glibc gives every thread that allocates its own arena (up to 8 per core) and keeps freed
-/// memory in them; with ingest's poll, decode and commit threads each churning through batches
-/// that inflates peak RSS (bench/NOTES.md). Two arenas are plenty for this process.
-fn limit_malloc_arenas() {
-    const M_ARENA_MAX: i32 = -8;
-    // SAFETY: mallopt only tunes the allocator; it is called before any other thread starts.
-    unsafe {
-        libc::mallopt(M_ARENA_MAX, 2);
     }
 }

@@ -209,7 +209,11 @@ impl Settings {
             max_log_versions: f.max_log_versions.unwrap_or(d.max_log_versions).max(1),
             interval: f.interval.unwrap_or(d.interval),
             vacuum_interval: f.vacuum_interval.unwrap_or(d.vacuum_interval),
+            cluster_by: f.cluster_by.clone().unwrap_or(d.cluster_by),
         };
+        if opts.cluster_by.iter().any(|c| c.trim().is_empty()) {
+            anyhow::bail!("[maintain] cluster_by must name columns");
+        }
         if opts.small_file_bytes > opts.target_file_bytes {
             anyhow::bail!("[maintain] small_file_size must not exceed target_file_size");
         }

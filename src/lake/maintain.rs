@@ -5,8 +5,8 @@
 //! - **Compaction** rewrites small files into larger ones per partition, in two tiers so that a
 //!   byte is rewritten a bounded number of times however long ingest runs: fresh files are
 //!   merged into files of up to `small_file_bytes` (cheap, every round), and once a partition
-//!   has `min_files` of those they are merged into files of up to `target_file_bytes`. A
-//!   compaction commit removes and adds files without changing data, so it does not conflict with
+//!   has `min_files` of those they are merged into files of up to `target_file_bytes`. Every
+//!   merge sorts its rows by the `cluster_by` columns ([`super::rewrite`]). A compaction commit removes and adds files without changing data, so it does not conflict with
 //!   ingest's blind appends (delta-rs rebases either over the other).
 //! - **Retention** is one duration, written into the table as `delta.logRetentionDuration` and
 //!   `delta.deletedFileRetentionDuration`: it is the time-travel window and what protects running
@@ -17,15 +17,16 @@
 //! - **Log cleanup** deletes log entries older than the retention or beyond the newest
 //!   `max_log_versions` (ingest's own commits skip delta-rs's cleanup, see `ingest::writer`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::num::NonZeroU64;
+use std::ops::Range;
 use std::time::Duration;
 
-use deltalake::kernel::scalars::ScalarExt;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::vacuum::VacuumMode;
-use deltalake::{DeltaTable, FilterLiteral, FilterOp, FilterValue, TableProperty};
+use deltalake::{DeltaTable, TableProperty};
 
+use super::rewrite::{self, Bin, Input};
 use super::Lake;
 use crate::error::{Error, Result};
 
@@ -48,6 +49,9 @@ pub(crate) struct MaintainOptions {
     pub(crate) interval: Duration,
     /// How often the background task vacuums.
     pub(crate) vacuum_interval: Duration,
+    /// Compacted files are sorted by these columns (those a table has), so that a query for one
+    /// value reads a small part of each file.
+    pub(crate) cluster_by: Vec<String>,
 }
 
 impl Default for MaintainOptions {
@@ -66,6 +70,8 @@ impl Default for MaintainOptions {
             max_log_versions: 1000,
             interval: Duration::from_secs(5),
             vacuum_interval: Duration::from_secs(3600),
+            // Point queries on events ask for one user.
+            cluster_by: vec!["user_id".to_string()],
         }
     }
 }
@@ -121,8 +127,11 @@ pub(crate) async fn maintain_table(
 ) -> Result<MaintainReport> {
     let table = open_named(lake, name).await?;
     let table = apply_retention(table, name, opts.retention).await?;
+    let mut table = table;
     let mut report = MaintainReport::new(name);
-    let table = optimize(table, name, opts.target_file_bytes, &[], &mut report).await?;
+    let target = opts.target_file_bytes.get();
+    let bins = plan(&table, name, 0..target, target, 2)?;
+    merge(&mut table, name, bins, opts, target, &mut report).await?;
     let (table, vacuumed) = vacuum(table, name, opts.retention).await?;
     report.files_vacuumed = vacuumed;
     deltalake::checkpoints::create_checkpoint(&table, None)
@@ -137,81 +146,81 @@ pub(crate) async fn maintain_table(
 /// files below `small_file_bytes`), the second tier for the partitions that have `min_files`
 /// files between the two sizes.
 pub(crate) async fn compact(
-    table: DeltaTable,
+    mut table: DeltaTable,
     name: &str,
     opts: &MaintainOptions,
 ) -> Result<(DeltaTable, MaintainReport)> {
     let mut report = MaintainReport::new(name);
-    let table = optimize(table, name, opts.small_file_bytes, &[], &mut report).await?;
-    let mut table = table;
-    for partition in partitions_due(&table, name, opts)? {
-        let filters: Vec<FilterLiteral<'_>> = partition
-            .iter()
-            .map(|(col, value)| (col.as_str(), FilterOp::Eq, FilterValue::Scalar(value)))
-            .collect();
-        table = optimize(table, name, opts.target_file_bytes, &filters, &mut report).await?;
-    }
+    let (small, target) = (opts.small_file_bytes.get(), opts.target_file_bytes.get());
+    let fresh = plan(&table, name, 0..small, small, 2)?;
+    merge(&mut table, name, fresh, opts, small, &mut report).await?;
+    let medium = plan(&table, name, small..target, target, opts.min_files.max(2))?;
+    merge(&mut table, name, medium, opts, target, &mut report).await?;
     report.version = table.version().unwrap_or_default();
     Ok((table, report))
 }
 
-/// Partition values (column, serialized value) of the partitions whose medium-sized files are
-/// due for the second tier.
-fn partitions_due(
+/// The bins to merge: per partition that has at least `min_files` files with sizes in `sizes`,
+/// those files packed largest first into bins of at most `bin_bytes`. Files with deletion
+/// vectors are left alone (reading their Parquet back would revive deleted rows).
+fn plan(
     table: &DeltaTable,
     name: &str,
-    opts: &MaintainOptions,
-) -> Result<Vec<Vec<(String, String)>>> {
+    sizes: Range<u64>,
+    bin_bytes: u64,
+    min_files: usize,
+) -> Result<Vec<Bin>> {
     let snapshot = table.snapshot().map_err(|e| Error::delta(name, e))?;
-    let medium = opts.small_file_bytes.get()..opts.target_file_bytes.get();
-    let mut counts: HashMap<Vec<(String, String)>, usize> = HashMap::new();
+    let mut partitions: BTreeMap<Vec<(String, Option<String>)>, Vec<Input>> = BTreeMap::new();
     for file in snapshot.log_data().iter() {
         let size = u64::try_from(file.size()).unwrap_or(0);
-        if !medium.contains(&size) {
+        if !sizes.contains(&size) || file.deletion_vector_descriptor().is_some() {
             continue;
         }
-        let mut key = Vec::new();
-        if let Some(values) = file.partition_values() {
-            for (field, value) in values.fields().iter().zip(values.values()) {
-                if value.is_null() {
-                    // `col = value` cannot select a null partition; the full `lake maintain`
-                    // compacts those.
-                    key.clear();
-                    break;
-                }
-                key.push((field.name().to_string(), value.serialize()));
-            }
-        }
-        *counts.entry(key).or_default() += 1;
+        let partition = file.partition_values_map();
+        let mut key: Vec<_> = partition.clone().into_iter().collect();
+        key.sort();
+        partitions.entry(key).or_default().push(Input {
+            path: file.object_store_path(),
+            size,
+            partition,
+            remove: file.remove_action(false),
+        });
     }
-    let mut due: Vec<_> = counts
-        .into_iter()
-        .filter(|(_, n)| *n >= opts.min_files.max(2))
-        .map(|(key, _)| key)
-        .collect();
-    due.sort();
-    Ok(due)
+    let mut bins = Vec::new();
+    for (_, mut files) in partitions {
+        if files.len() < min_files {
+            continue;
+        }
+        files.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.path.cmp(&b.path)));
+        let mut bin: Bin = Vec::new();
+        let mut bytes = 0;
+        for file in files {
+            if !bin.is_empty() && bytes + file.size > bin_bytes {
+                bins.push(std::mem::take(&mut bin));
+                bytes = 0;
+            }
+            bytes += file.size;
+            bin.push(file);
+        }
+        bins.push(bin);
+    }
+    bins.retain(|b| b.len() > 1);
+    Ok(bins)
 }
 
-async fn optimize(
-    table: DeltaTable,
+async fn merge(
+    table: &mut DeltaTable,
     name: &str,
-    target: NonZeroU64,
-    filters: &[FilterLiteral<'_>],
+    bins: Vec<Bin>,
+    opts: &MaintainOptions,
+    target_bytes: u64,
     report: &mut MaintainReport,
-) -> Result<DeltaTable> {
-    let (table, metrics) = table
-        .optimize()
-        .with_commit_properties(no_log_cleanup())
-        .with_filters(filters)
-        .with_target_size(target)
-        // One file at a time: maintenance runs beside ingest and must not take every core.
-        .with_max_concurrent_tasks(1)
-        .await
-        .map_err(|e| Error::delta(name, e))?;
-    report.files_removed += metrics.num_files_removed;
-    report.files_added += metrics.num_files_added;
-    Ok(table)
+) -> Result<()> {
+    let done = rewrite::rewrite(table, name, bins, &opts.cluster_by, target_bytes).await?;
+    report.files_removed += done.files_removed;
+    report.files_added += done.files_added;
+    Ok(())
 }
 
 /// Deletes the files removed from the table longer than `retention` ago, and files that no commit

@@ -64,6 +64,10 @@ pub(crate) async fn run(
                         );
                     }
                     open.insert(*id, table);
+                    if report.files_removed > 0 {
+                        // A merge's rows are freed now; without this RSS keeps their peak.
+                        crate::malloc::release_freed();
+                    }
                 }
                 // The handle is dropped: the next round reopens the table as it is.
                 Err(e) => tracing::warn!(table = %id, error = %e, "maintenance round failed"),

@@ -5,6 +5,7 @@ pub(crate) mod catalog;
 pub(crate) mod maintain;
 pub(crate) mod maintainer;
 pub(crate) mod progress;
+pub(crate) mod rewrite;
 pub(crate) mod snapshots;
 
 use std::fmt;

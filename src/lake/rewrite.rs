@@ -1,0 +1,354 @@
+//! Compaction's rewrite: chosen files of a table read back, sorted by the clustering columns the
+//! table has, and written as new files of up to a target size, in one commit that removes the
+//! old ones without changing data (`dataChange: false`), so readers and ingest's blind appends
+//! are not disturbed.
+//!
+//! Why not delta-rs's optimize: its bin-packing keeps rows in arrival order, and its Z-order
+//! rewrites every file of a partition, however large, on every run. Sorting only the files being
+//! merged anyway costs one sort per merge, and a point query then reads one page of each file
+//! instead of every row: the Parquet page index and the files' min/max statistics skip the rest.
+//!
+//! The sort runs in a memory pool that spills to disk, so merging large files costs disk, not the
+//! memory of the ingest process the merge runs in.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::object_store::ObjectMeta;
+use datafusion::physical_expr::expressions::col;
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::{execute_stream, ExecutionPlan};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Remove};
+use deltalake::protocol::DeltaOperation;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, Path};
+use futures::StreamExt;
+
+use crate::error::{Error, Result};
+
+/// Memory the sort of one merge may hold before it spills to disk.
+const SORT_MEMORY: usize = 64 * 1024 * 1024;
+
+/// A file of the table to be merged.
+#[derive(Debug, Clone)]
+pub(crate) struct Input {
+    pub(crate) path: Path,
+    pub(crate) size: u64,
+    /// The file's partition values as the log writes them (column → serialized value).
+    pub(crate) partition: HashMap<String, Option<String>>,
+    pub(crate) remove: Remove,
+}
+
+/// Files of one partition that become one or more files of up to the target size.
+pub(crate) type Bin = Vec<Input>;
+
+/// What a rewrite did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rewritten {
+    pub(crate) files_removed: u64,
+    pub(crate) files_added: u64,
+}
+
+/// Merges each bin into files of up to `target_bytes`, sorted by those of `cluster_by` the table
+/// has, and commits all of it as one `OPTIMIZE` commit. A concurrent commit that removed one of
+/// the inputs (another maintainer) makes the commit fail; appends do not.
+pub(crate) async fn rewrite(
+    table: &mut DeltaTable,
+    name: &str,
+    bins: Vec<Bin>,
+    cluster_by: &[String],
+    target_bytes: u64,
+) -> Result<Rewritten> {
+    let bins: Vec<Bin> = bins.into_iter().filter(|b| b.len() > 1).collect();
+    if bins.is_empty() {
+        return Ok(Rewritten::default());
+    }
+    let delta = |e| Error::delta(name, e);
+    let mut writer = RecordBatchWriter::for_table(table)
+        .map_err(delta)?
+        .with_target_file_size(target_bytes);
+    let table_schema = writer.arrow_schema();
+    let partition_columns = table
+        .snapshot()
+        .map_err(delta)?
+        .metadata()
+        .partition_columns()
+        .to_vec();
+    let ctx = session(table)?;
+    let mut actions = Vec::new();
+    for bin in &bins {
+        let plan = merge_plan(&table_schema, &partition_columns, bin, cluster_by)?;
+        let mut batches = execute_stream(plan, ctx.task_ctx())?;
+        while let Some(batch) = batches.next().await {
+            let batch = in_order_of(&batch?, &table_schema)?;
+            writer.write(batch).await.map_err(delta)?;
+        }
+        // One flush per bin: a file never mixes rows of two bins, which may be two partitions.
+        for mut add in writer.flush().await.map_err(delta)? {
+            add.data_change = false;
+            actions.push(Action::Add(add));
+        }
+    }
+    let files_added = actions.len() as u64;
+    let removes: Vec<Action> = bins
+        .iter()
+        .flatten()
+        .map(|f| Action::Remove(f.remove.clone()))
+        .collect();
+    let files_removed = removes.len() as u64;
+    actions.extend(removes);
+    let operation = DeltaOperation::Optimize {
+        predicate: None,
+        target_size: i64::try_from(target_bytes).unwrap_or(i64::MAX),
+    };
+    let properties = CommitProperties::default().with_cleanup_expired_logs(Some(false));
+    let snapshot = table.snapshot().map_err(delta)?;
+    let finalized = CommitBuilder::from(properties)
+        .with_actions(actions)
+        .build(Some(snapshot), table.log_store(), operation)
+        .await
+        .map_err(delta)?;
+    table.state = Some(finalized.snapshot());
+    Ok(Rewritten {
+        files_removed,
+        files_added,
+    })
+}
+
+/// A session whose object store is the table's root, using one core (maintenance runs beside
+/// ingest) and a memory pool that makes the sort spill.
+fn session(table: &DeltaTable) -> Result<SessionContext> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(SORT_MEMORY, 1.0)
+        .build_arc()?;
+    let config = SessionConfig::new().with_target_partitions(1);
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    ctx.register_object_store(store_url()?.as_ref(), table.object_store());
+    Ok(ctx)
+}
+
+fn store_url() -> Result<ObjectStoreUrl> {
+    Ok(ObjectStoreUrl::parse("lake-table://root")?)
+}
+
+/// Reads the bin's files (their partition values as constant columns) sorted by the clustering
+/// columns the table has, or in file order when it has none of them.
+fn merge_plan(
+    table_schema: &SchemaRef,
+    partition_columns: &[String],
+    bin: &[Input],
+    cluster_by: &[String],
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let is_partition = |f: &Field| partition_columns.iter().any(|p| p == f.name());
+    let file_fields: Vec<FieldRef> = table_schema
+        .fields()
+        .iter()
+        .filter(|f| !is_partition(f))
+        .cloned()
+        .collect();
+    let partition_fields: Vec<FieldRef> = partition_columns
+        .iter()
+        .map(|p| {
+            table_schema
+                .field_with_name(p)
+                .map(|f| Arc::new(f.clone()))
+                .map_err(Into::into)
+        })
+        .collect::<Result<_>>()?;
+    let mut files = Vec::with_capacity(bin.len());
+    for input in bin {
+        let mut file = PartitionedFile::new_from_meta(ObjectMeta {
+            location: input.path.clone(),
+            last_modified: chrono::Utc::now(),
+            size: input.size,
+            e_tag: None,
+            version: None,
+        });
+        file.partition_values = partition_fields
+            .iter()
+            .map(|f| match input.partition.get(f.name()).cloned().flatten() {
+                Some(v) => ScalarValue::try_from_string(v, f.data_type()),
+                None => ScalarValue::try_from(f.data_type()),
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        files.push(file);
+    }
+    let schema = TableSchema::builder(Arc::new(Schema::new(file_fields)))
+        .with_table_partition_cols(partition_fields)
+        .build();
+    let source = Arc::new(ParquetSource::new(schema));
+    let config = FileScanConfigBuilder::new(store_url()?, source)
+        .with_file_group(FileGroup::new(files))
+        .build();
+    let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+    let scan_schema = scan.schema();
+    let keys: Vec<PhysicalSortExpr> = cluster_by
+        .iter()
+        .filter(|c| scan_schema.field_with_name(c).is_ok())
+        .map(|c| col(c, &scan_schema).map(PhysicalSortExpr::new_default))
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(match LexOrdering::new(keys) {
+        Some(ordering) => Arc::new(SortExec::new(ordering, scan)),
+        None => scan,
+    })
+}
+
+/// `batch` with its columns in the table's order (the scan puts partition columns last).
+fn in_order_of(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let batch_schema = batch.schema();
+    let indices = schema
+        .fields()
+        .iter()
+        .map(|f| batch_schema.index_of(f.name()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(batch.project(&indices)?)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Merges as compaction runs them: rows kept, each in its partition, files sorted.
+    use super::*;
+    use crate::ingest::writer::append;
+    use crate::lake::maintain::{compact, MaintainOptions};
+    use crate::lake::{user_events_spec, Lake, USER_EVENTS};
+    use datafusion::arrow::array::{
+        Array, ArrayRef, Date32Array, Int32Array, Int64Array, StringArray,
+        TimestampMicrosecondArray,
+    };
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    /// `rows` events of users in a scrambled order, alternating between two dates.
+    fn events(first_offset: i64, rows: i64) -> RecordBatch {
+        let offsets: Vec<i64> = (first_offset..first_offset + rows).collect();
+        let users: Vec<i64> = offsets.iter().map(|o| (o * 7919) % 101).collect();
+        let days: Vec<i32> = offsets.iter().map(|o| 20_000 + (o % 2) as i32).collect();
+        let micros: Vec<i64> = days
+            .iter()
+            .map(|d| i64::from(*d) * 86_400_000_000)
+            .collect();
+        let ts = |v: Vec<i64>| {
+            Arc::new(TimestampMicrosecondArray::from(v).with_timezone("UTC")) as ArrayRef
+        };
+        let n = offsets.len();
+        RecordBatch::try_new(
+            crate::event::EVENTS_SCHEMA.clone(),
+            vec![
+                Arc::new(Int64Array::from(users)),
+                Arc::new(StringArray::from(vec!["click"; n])),
+                ts(micros.clone()),
+                Arc::new(Int64Array::from(vec![1; n])),
+                Arc::new(StringArray::from(vec!["s"; n])),
+                Arc::new(Date32Array::from(days)),
+                Arc::new(Int32Array::from(vec![0; n])),
+                Arc::new(Int64Array::from(offsets)),
+                ts(micros.clone()),
+                ts(micros),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// (rows, distinct offsets, rows of user 42 on the first date) as a reader sees them.
+    async fn counts(table: &DeltaTable) -> Vec<i64> {
+        let ctx = SessionContext::new();
+        ctx.register_table("t", table.table_provider().await.unwrap())
+            .unwrap();
+        let sql = "SELECT count(*), count(DISTINCT kafka_offset), \
+                   count(*) FILTER (WHERE user_id = 42 AND event_date = DATE '2024-10-04'), \
+                   count(*) FILTER (WHERE kafka_offset % 2 = 0 AND event_date <> DATE '2024-10-04') \
+                   FROM t";
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        (0..4)
+            .map(|i| {
+                let col = batches[0].column(i);
+                col.as_any().downcast_ref::<Int64Array>().unwrap().value(0)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn fresh_files_are_merged_per_partition_and_sorted_by_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path()).unwrap();
+        let mut table = lake.open_or_create(&user_events_spec()).await.unwrap();
+        for i in 0..6 {
+            append(&mut table, USER_EVENTS, Some(events(i * 500, 500)), vec![])
+                .await
+                .unwrap();
+        }
+        let before = counts(&table).await;
+        assert_eq!(before[..2], [3000, 3000]);
+        assert!(before[2] > 0);
+        assert_eq!(before[3], 0, "even offsets are all on the first date");
+        assert_eq!(table.snapshot().unwrap().log_data().num_files(), 12);
+
+        let (table, report) = compact(table, "raw.user_events", &MaintainOptions::default())
+            .await
+            .unwrap();
+        assert_eq!((report.files_removed, report.files_added), (12, 2));
+        assert_eq!(counts(&table).await, before);
+
+        let snapshot = table.snapshot().unwrap();
+        let root = lake.table_path(USER_EVENTS);
+        let mut dates = Vec::new();
+        for file in snapshot.log_data().iter() {
+            dates.push(file.partition_values_map()["event_date"].clone());
+            let parquet = std::fs::File::open(root.join(file.path().as_ref())).unwrap();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(parquet)
+                .unwrap()
+                .build()
+                .unwrap();
+            let mut users = Vec::new();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let col = batch.column_by_name("user_id").unwrap();
+                let col = col.as_any().downcast_ref::<Int64Array>().unwrap();
+                assert_eq!(col.null_count(), 0);
+                users.extend(col.values().iter().copied());
+            }
+            assert_eq!(users.len(), 1500);
+            assert!(users.is_sorted(), "{}: rows sorted by user_id", file.path());
+            assert!(users.first() < users.last());
+        }
+        dates.sort();
+        assert_eq!(
+            dates,
+            [
+                Some("2024-10-04".to_string()),
+                Some("2024-10-05".to_string())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_table_without_the_clustering_columns_is_still_compacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path()).unwrap();
+        let mut table = lake.open_or_create(&user_events_spec()).await.unwrap();
+        for i in 0..3 {
+            append(&mut table, USER_EVENTS, Some(events(i * 10, 10)), vec![])
+                .await
+                .unwrap();
+        }
+        let opts = MaintainOptions {
+            cluster_by: vec!["no_such_column".into()],
+            ..MaintainOptions::default()
+        };
+        let before = counts(&table).await;
+        let (table, report) = compact(table, "raw.user_events", &opts).await.unwrap();
+        assert_eq!((report.files_removed, report.files_added), (6, 2));
+        assert_eq!(counts(&table).await, before);
+    }
+}
