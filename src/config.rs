@@ -54,6 +54,8 @@ pub(crate) struct IngestSection {
     pub(crate) max_payload_bytes: Option<usize>,
     pub(crate) event_types: Option<Vec<String>>,
     pub(crate) stats_interval_s: Option<u64>,
+    /// Where `lake ingest` serves /metrics, /healthz and /readyz, e.g. "127.0.0.1:9464".
+    pub(crate) metrics_addr: Option<SocketAddr>,
 }
 
 /// `[daily]`: the daily job (`lake daily`, `lake schedule`).
@@ -88,6 +90,8 @@ pub(crate) struct ScheduleSection {
     /// First retry delay, doubling after, e.g. "1m".
     #[serde(default, deserialize_with = "duration")]
     pub(crate) retry_backoff: Option<Duration>,
+    /// Where `lake schedule` serves /metrics, /healthz and /readyz, e.g. "127.0.0.1:9464".
+    pub(crate) metrics_addr: Option<SocketAddr>,
 }
 
 /// `[serve]`: `lake serve` (Flight SQL).
@@ -109,6 +113,8 @@ pub(crate) struct ServeSection {
     #[serde(default, deserialize_with = "memory")]
     pub(crate) memory_limit: Option<usize>,
     pub(crate) max_concurrent_queries: Option<usize>,
+    /// Where `lake serve` serves /metrics, /healthz and /readyz, e.g. "127.0.0.1:9464".
+    pub(crate) metrics_addr: Option<SocketAddr>,
 }
 
 /// `[maintain]`: table maintenance, in the background of `lake ingest` and by `lake maintain`.
@@ -123,10 +129,10 @@ pub(crate) struct MaintainSection {
     /// Files are compacted towards this size, e.g. "128M".
     #[serde(default, deserialize_with = "memory")]
     pub(crate) target_file_size: Option<usize>,
-    /// Fresh files are first merged into files of up to this size, e.g. "8M".
+    /// Fresh files are merged into files of up to this size every round, e.g. "1M".
     #[serde(default, deserialize_with = "memory")]
     pub(crate) small_file_size: Option<usize>,
-    /// Files between the two sizes in one partition that trigger the second tier.
+    /// Files of one size class in a partition that are merged into one.
     pub(crate) min_files: Option<usize>,
     /// How long removed files and log entries are kept, e.g. "24h".
     #[serde(default, deserialize_with = "duration")]

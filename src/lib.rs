@@ -18,6 +18,7 @@ pub mod event;
 mod ingest;
 mod lake;
 mod malloc;
+mod metrics;
 mod produce;
 mod serve;
 mod shutdown;

@@ -1,10 +1,14 @@
 //! `lake ingest`: Kafka → raw.user_events, exactly once, until stopped or caught up.
 
+use std::net::SocketAddr;
+use std::time::Instant;
+
 use clap::Args;
 
+use super::endpoint::{self, MetricsArgs};
 use super::help::with_default;
 use super::produce::KafkaArgs;
-use crate::ingest::{self, IngestOptions};
+use crate::ingest::{self, observe, IngestOptions};
 use crate::lake::Lake;
 use crate::shutdown::CancellationToken;
 
@@ -40,13 +44,18 @@ pub(crate) struct IngestArgs {
     /// then run `lake maintain` some other way
     #[arg(long, env = "LAKE_NO_MAINTAIN")]
     pub(crate) no_maintain: bool,
+    #[command(flatten)]
+    pub(crate) metrics: MetricsArgs,
 }
 
 pub(crate) async fn run(
     lake: &Lake,
     opts: IngestOptions,
+    metrics: Option<SocketAddr>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let _endpoint = endpoint::start(metrics, move || observe::readiness(started), &stop).await?;
     let summary = ingest::run(lake, opts, stop)
         .await
         .map_err(|e| anyhow::Error::new(e).context("ingest failed"))?;

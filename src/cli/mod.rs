@@ -5,6 +5,7 @@
 
 mod daily;
 mod demo;
+mod endpoint;
 mod help;
 mod ingest;
 mod maintain;
@@ -108,7 +109,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let stop = shutdown::on_signals;
     match cli.command {
         Command::Produce(a) => produce::run(s.produce(&a)?, a.json, stop()).await,
-        Command::Ingest(a) => ingest::run(&s.lake()?, s.ingest(a)?, stop()).await,
+        Command::Ingest(a) => {
+            let metrics = s.metrics_addr(&a.metrics, |f| f.ingest.metrics_addr);
+            ingest::run(&s.lake()?, s.ingest(a)?, metrics, stop()).await
+        }
         Command::Maintain(a) => {
             let (table, opts) = s.maintain(&a)?;
             maintain::run(&s.lake()?, table, &opts).await
@@ -118,9 +122,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Daily(a) => daily::run(&s.lake()?, s.daily(a)?, stop()).await,
         Command::Runs(a) => runs::run(&s.lake()?, &a).await,
         Command::Schedule(a) => {
+            let metrics = s.metrics_addr(&a.metrics, |f| f.schedule.metrics_addr);
             let (schedule, daily) = s.schedule(a)?;
-            schedule::run(&s.lake()?, &daily, &schedule, stop()).await
+            schedule::run(&s.lake()?, &daily, &schedule, metrics, stop()).await
         }
-        Command::Serve(a) => serve::run(&s.lake()?, s.serve(a)?, stop()).await,
+        Command::Serve(a) => {
+            let metrics = s.metrics_addr(&a.metrics, |f| f.serve.metrics_addr);
+            serve::run(&s.lake()?, s.serve(a)?, metrics, stop()).await
+        }
     }
 }

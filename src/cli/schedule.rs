@@ -1,11 +1,14 @@
 //! `lake schedule`: the daily job at a cron time, catching up missed dates.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::NaiveDate;
+
 use clap::Args;
 
 use super::daily::JobArgs;
+use super::endpoint::{self, MetricsArgs};
 use super::help::with_default;
 use crate::config::parse_duration;
 use crate::daily::schedule::{self, ScheduleOptions, DEFAULT_CRON};
@@ -41,14 +44,19 @@ pub(crate) struct ScheduleArgs {
     /// Pretend today is this date (replays and tests)
     #[arg(long, hide = true)]
     pub(crate) today: Option<NaiveDate>,
+    #[command(flatten)]
+    pub(crate) metrics: MetricsArgs,
 }
 
 pub(crate) async fn run(
     lake: &Lake,
     daily: &DailyOptions,
     opts: &ScheduleOptions,
+    metrics: Option<SocketAddr>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    let ready = || crate::metrics::metrics().daily.readiness();
+    let _endpoint = endpoint::start(metrics, ready, &stop).await?;
     eprintln!(
         "lake schedule: daily job at {:?} ({}); Ctrl-C stops",
         opts.cron.as_str(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::endpoint::{self, MetricsArgs};
 use super::help::with_default;
 use crate::config::{parse_duration, parse_memory};
 use crate::daily::DailyOptions;
@@ -15,6 +16,8 @@ use crate::shutdown::CancellationToken;
 
 #[derive(Args, Debug)]
 pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) metrics: MetricsArgs,
     #[arg(long, env = "LAKE_SERVE_ADDR",
           help = with_default("Address to listen on", ServeOptions::default().addr))]
     pub(crate) addr: Option<SocketAddr>,
@@ -60,8 +63,12 @@ pub(crate) struct ServeArgs {
 pub(crate) async fn run(
     lake: &Lake,
     opts: ServeOptions,
+    metrics: Option<SocketAddr>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    let readable = lake.clone();
+    let ready = move || readable.tables().map(drop).map_err(|e| e.to_string());
+    let _endpoint = endpoint::start(metrics, ready, &stop).await?;
     let scheme = if opts.tls.is_some() {
         "grpc+tls"
     } else {

@@ -6,6 +6,7 @@
 //! Nothing after this step parses a duration or a size, or decides a default.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,7 @@ use datafusion_cli::print_options::MaxRows;
 
 use super::daily::{DailyArgs, DailyRun, JobArgs};
 use super::demo::DemoArgs;
+use super::endpoint::MetricsArgs;
 use super::help::with_default;
 use super::ingest::IngestArgs;
 use super::maintain::MaintainArgs;
@@ -174,6 +176,16 @@ impl Settings {
                 .unwrap_or(d.stats_interval),
             maintain,
         })
+    }
+
+    /// Where a long-running command serves its metrics: the flag or `LAKE_METRICS_ADDR`, else
+    /// the command's `metrics_addr` in the file; none by default.
+    pub(crate) fn metrics_addr(
+        &self,
+        a: &MetricsArgs,
+        in_file: impl Fn(&FileConfig) -> Option<SocketAddr>,
+    ) -> Option<SocketAddr> {
+        a.metrics_addr.or_else(|| in_file(&self.file))
     }
 
     /// The table to maintain (None: all) and how.

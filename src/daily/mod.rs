@@ -24,6 +24,7 @@ use chrono::{NaiveDate, Utc};
 use crate::error::{Error, Result};
 use crate::lake::catalog;
 use crate::lake::{dead_letters_spec, user_events_spec, Lake};
+use crate::metrics::metrics;
 use crate::shutdown::CancellationToken;
 use history::{CheckRecord, RunRecord, RunStatus};
 use query::{require_date_column, JobSession};
@@ -169,10 +170,14 @@ pub(crate) async fn run_date(
         return Ok(run);
     }
     let started_at = Utc::now();
+    let waiting = std::time::Instant::now();
     let outcome = match &opts.sensor {
         Some(sensor) => sensor::wait_for(lake, sensor, date, shutdown).await,
         None => Ok(()),
     };
+    let m = &metrics().daily;
+    m.sensor_wait.observe(waiting.elapsed().as_secs_f64());
+    let running = std::time::Instant::now();
     let outcome = match outcome {
         Ok(()) => execute(lake, opts, date, &mut run).await,
         Err(e) => Err(e),
@@ -212,6 +217,14 @@ pub(crate) async fn run_date(
         error: run.error.clone(),
     };
     history::record(lake, &record, &run.checks).await?;
+    m.run_ended(run.status.as_str(), running.elapsed().as_secs_f64());
+    for c in &run.checks {
+        m.violations(
+            &c.check,
+            c.severity,
+            u64::try_from(c.violation_count).unwrap_or(0),
+        );
+    }
     Ok(run)
 }
 

@@ -15,6 +15,7 @@ use super::history::{self, RunStatus};
 use super::{run_date, DailyOptions, DateRun};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
+use crate::metrics::{metrics, unix_now};
 use crate::shutdown::{self, CancellationToken};
 
 /// When the daily job runs unless told otherwise: 02:00 every day.
@@ -100,6 +101,7 @@ pub(crate) async fn run(
     stop: CancellationToken,
 ) -> Result<()> {
     loop {
+        metrics().daily.last_tick.set(unix_now());
         let today = opts
             .today
             .unwrap_or_else(|| Utc::now().with_timezone(&opts.timezone).date_naive());
@@ -133,6 +135,7 @@ pub(crate) async fn run(
             .find_next_occurrence(&now, false)
             .map_err(|e| Error::Config(format!("schedule: no next run time: {e}")))?;
         tracing::info!(next = %next, "next daily run");
+        metrics().daily.next_run.set(next.timestamp() as f64);
         let wait = (next.with_timezone(&Utc) - Utc::now())
             .to_std()
             .unwrap_or_default();

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{Array, BooleanArray, Int32Array, Int64Array, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
@@ -19,6 +19,7 @@ use deltalake::DeltaTable;
 use tokio::sync::{mpsc, oneshot};
 
 use super::decode::Decoded;
+use super::observe;
 use super::offsets::{self, MarkerCache};
 use super::stats::Shared;
 use super::writer::{append, CommitOutcome};
@@ -66,6 +67,8 @@ pub(crate) enum Request {
 pub(crate) struct Committer {
     /// Source name in the progress markers (see [`super::IngestOptions::source`]).
     pub(crate) source: String,
+    /// The topic, for the metrics.
+    pub(crate) topic: String,
     pub(crate) events: DeltaTable,
     pub(crate) dead_letters: DeltaTable,
     /// What this worker believes is committed, per partition it has seen.
@@ -141,6 +144,7 @@ impl Committer {
             match self.commit(&flush).await {
                 Ok(()) => return Ok(()),
                 Err(e) if attempt < COMMIT_ATTEMPTS => {
+                    observe::retried();
                     tracing::warn!(attempt, error = %e, "commit failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
                 }
@@ -154,6 +158,7 @@ impl Committer {
     }
 
     fn conflict(&self, table: TableId) {
+        observe::conflict(table);
         let epoch = self.shared.next_epoch();
         tracing::warn!(%table, epoch, "another writer advanced our partitions; re-seeking");
     }
@@ -184,10 +189,12 @@ impl Committer {
         if dead_rows > 0 {
             let marks = new_marks(flush, dl_floor);
             let txns = self.txns(&marks);
-            match append(&mut self.dead_letters, DEAD_LETTERS, dead, txns).await? {
+            let started = Instant::now();
+            match append(&mut self.dead_letters, DEAD_LETTERS, dead.clone(), txns).await? {
                 CommitOutcome::Committed(version) => {
                     self.dead_letter_marks.committed(version, &marks);
                     self.shared.stats.dead_lettered(dead_rows);
+                    observe::committed(&self.topic, DEAD_LETTERS, dead.as_ref(), started);
                 }
                 CommitOutcome::Conflict => {
                     self.conflict(DEAD_LETTERS);
@@ -201,8 +208,10 @@ impl Committer {
         let event_rows = events.as_ref().map_or(0, |b| b.num_rows()) as u64;
         let marks = new_marks(flush, ev_floor);
         let txns = self.txns(&marks);
-        match append(&mut self.events, USER_EVENTS, events, txns).await? {
+        let started = Instant::now();
+        match append(&mut self.events, USER_EVENTS, events.clone(), txns).await? {
             CommitOutcome::Committed(version) => {
+                observe::committed(&self.topic, USER_EVENTS, events.as_ref(), started);
                 self.events_marks.committed(version, &marks);
                 for (p, o) in &marks {
                     self.known.entry(*p).or_default().events = Some(*o);

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::buffer::{Message, MessageBuffer};
 use super::committer::{Request, Watermark};
+use super::observe;
 use super::stage::Handoff;
 use super::stats::{Reporter, Shared, Stats};
 use super::IngestOptions;
@@ -458,6 +459,7 @@ impl<'a> PollLoop<'a> {
         if self.buffer.is_empty() {
             return Ok(());
         }
+        observe::consumed(&self.opts.topic, &self.buffer);
         self.ctx()
             .requests
             .blocking_send(Handoff::Messages {
@@ -474,10 +476,10 @@ impl<'a> PollLoop<'a> {
             let first = self.ctx().assigned().first() == Some(&0);
             self.shared.maintainer.store(first, Ordering::Relaxed);
             mirror_offsets(self.consumer, &self.opts.topic, self.shared);
+            update_lag(self.consumer, &self.opts.topic, &self.shared.stats);
             self.last_mirror = Instant::now();
         }
         if self.last_report.elapsed() >= self.opts.stats_interval {
-            update_lag(self.consumer, &self.opts.topic, &self.shared.stats);
             self.reporter.report(&self.shared.stats);
             self.last_report = Instant::now();
         }
@@ -514,23 +516,52 @@ impl<'a> PollLoop<'a> {
     }
 }
 
+/// Lag per assigned partition from the high watermarks librdkafka caches from its fetches (no
+/// request to the broker, so this runs every second).
 fn update_lag(consumer: &LakeConsumer, topic: &str, stats: &Stats) {
     let Ok(position) = consumer.position() else {
         return;
     };
+    let Ok(topic_c) = std::ffi::CString::new(topic) else {
+        return;
+    };
     let mut lag = BTreeMap::new();
-    for e in position.elements_for_topic(topic) {
+    let elements = position.elements_for_topic(topic);
+    for e in &elements {
         let p = e.partition();
-        if let (Offset::Offset(next), Ok((_, high))) = (
-            e.offset(),
-            consumer.fetch_watermarks(topic, p, Duration::from_secs(1)),
-        ) {
+        if let (Offset::Offset(next), Some(high)) =
+            (e.offset(), cached_high_watermark(consumer, &topic_c, p))
+        {
             lag.insert(p, (high - next).max(0));
         }
     }
+    observe::lag(topic, &lag, elements.len());
     if let Ok(mut l) = stats.lag.lock() {
         *l = lag;
     }
+}
+
+/// The high watermark librdkafka last saw for `partition` (its fetch responses carry it), with
+/// no request to the broker. rdkafka's safe API only has the blocking, remote variant.
+fn cached_high_watermark(
+    consumer: &LakeConsumer,
+    topic: &std::ffi::CStr,
+    partition: i32,
+) -> Option<i64> {
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer lives as long as `consumer`, `topic` is NUL-terminated, and the
+    // out-pointers are locals; librdkafka only reads its own cached state under its lock.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
 }
 
 /// Mirrors the markers committed since the last call to Kafka's group offsets, so that

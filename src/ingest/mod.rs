@@ -11,6 +11,7 @@ pub(crate) mod buffer;
 pub(crate) mod committer;
 pub(crate) mod consumer;
 pub(crate) mod decode;
+pub(crate) mod observe;
 pub(crate) mod offsets;
 pub(crate) mod stage;
 pub(crate) mod stats;
@@ -158,6 +159,7 @@ pub(crate) async fn run(
     let shared = Arc::new(Shared::default());
     let committer = Committer {
         source: opts.source.clone(),
+        topic: opts.topic.clone(),
         events,
         dead_letters,
         known: BTreeMap::new(),

@@ -2,10 +2,10 @@
 //! when each is due. [`super::maintainer`] runs them in the background; `lake maintain` runs
 //! them once by hand.
 //!
-//! - **Compaction** rewrites small files into larger ones per partition, in two tiers so that a
+//! - **Compaction** rewrites small files into larger ones per partition, size-tiered so that a
 //!   byte is rewritten a bounded number of times however long ingest runs: fresh files are
-//!   merged into files of up to `small_file_bytes` (cheap, every round), and once a partition
-//!   has `min_files` of those they are merged into files of up to `target_file_bytes`. Every
+//!   merged into files of up to `small_file_bytes` (cheap, every round), and files of one size
+//!   class are merged `min_files` at a time, up to `target_file_bytes` (see [`compact`]). Every
 //!   merge sorts its rows by the `cluster_by` columns ([`super::rewrite`]). A compaction commit removes and adds files without changing data, so it does not conflict with
 //!   ingest's blind appends (delta-rs rebases either over the other).
 //! - **Retention** is one duration, written into the table as `delta.logRetentionDuration` and
@@ -30,16 +30,16 @@ use super::rewrite::{self, Bin, Input};
 use super::Lake;
 use crate::error::{Error, Result};
 
-const MIB: u64 = 1024 * 1024;
+const KIB: u64 = 1024;
 
 /// What maintenance does and how often (`[maintain]` in `lake.toml`).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct MaintainOptions {
     /// Files are compacted towards this size; larger files are left alone.
     pub(crate) target_file_bytes: NonZeroU64,
-    /// Fresh files are first merged into files of up to this size.
+    /// Fresh files are merged into files of up to this size every round.
     pub(crate) small_file_bytes: NonZeroU64,
-    /// A partition with this many files between the two sizes has them merged towards the target.
+    /// Files of one size class in a partition that are merged into one (the fan-in).
     pub(crate) min_files: usize,
     /// Removed files and log entries are kept this long (time travel, running queries).
     pub(crate) retention: Duration,
@@ -56,10 +56,12 @@ pub(crate) struct MaintainOptions {
 
 impl Default for MaintainOptions {
     fn default() -> Self {
-        let size = |mib: u64| NonZeroU64::new(mib * MIB).unwrap_or(NonZeroU64::MIN);
+        let size = |kib: u64| NonZeroU64::new(kib * KIB).unwrap_or(NonZeroU64::MIN);
         Self {
-            target_file_bytes: size(128),
-            small_file_bytes: size(8),
+            target_file_bytes: size(128 * 1024),
+            // Small enough that the round's merge, which rewrites the partition's newest megabyte,
+            // stays cheap at any ingest rate.
+            small_file_bytes: size(1024),
             min_files: 16,
             // Longer than any query runs (serve's timeout is a minute), and short enough that the
             // tombstones every checkpoint carries stay few at a commit every 100 ms.
@@ -142,9 +144,13 @@ pub(crate) async fn maintain_table(
     Ok(report)
 }
 
-/// One round of compaction as the policy asks for it: the first tier always (it only merges
-/// files below `small_file_bytes`), the second tier for the partitions that have `min_files`
-/// files between the two sizes.
+/// One round of compaction as the policy asks for it: files below half of `small_file_bytes`
+/// are merged every round into files of up to `small_file_bytes`; from that half on, files are
+/// merged `min_files` at a time once a partition has that many of one size class, each class
+/// `min_files` times the size of the one below, up to the target. (A merge's output lands in a
+/// class above its inputs, or a file just under a boundary would be rewritten every round.)
+/// Every byte is thus rewritten about once per class, a handful of times in all, and a round's
+/// work stays small however large the partition.
 pub(crate) async fn compact(
     mut table: DeltaTable,
     name: &str,
@@ -152,10 +158,17 @@ pub(crate) async fn compact(
 ) -> Result<(DeltaTable, MaintainReport)> {
     let mut report = MaintainReport::new(name);
     let (small, target) = (opts.small_file_bytes.get(), opts.target_file_bytes.get());
-    let fresh = plan(&table, name, 0..small, small, 2)?;
+    let floor = (small / 2).max(1);
+    let fresh = plan(&table, name, 0..floor, small, 2)?;
     merge(&mut table, name, fresh, opts, small, &mut report).await?;
-    let medium = plan(&table, name, small..target, target, opts.min_files.max(2))?;
-    merge(&mut table, name, medium, opts, target, &mut report).await?;
+    let fan_in = opts.min_files.max(2);
+    let mut lower = floor;
+    while lower < target {
+        let upper = lower.saturating_mul(fan_in as u64).min(target);
+        let class = plan(&table, name, lower..upper, target, fan_in)?;
+        merge(&mut table, name, class, opts, target, &mut report).await?;
+        lower = upper;
+    }
     report.version = table.version().unwrap_or_default();
     Ok((table, report))
 }

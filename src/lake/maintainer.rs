@@ -17,6 +17,8 @@ use deltalake::DeltaTable;
 use super::maintain::{self, MaintainOptions, MaintainReport};
 use super::{Lake, TableId};
 use crate::error::{Error, Result};
+use crate::metrics::ingest::Table;
+use crate::metrics::metrics;
 use crate::shutdown::{self, CancellationToken};
 
 /// Runs rounds until `stop` is cancelled.
@@ -52,6 +54,7 @@ pub(crate) async fn run(
             .await
             {
                 Ok((table, report)) => {
+                    observe(*id, &table, &report);
                     if report.did_work() {
                         tracing::info!(
                             table = %id,
@@ -70,7 +73,10 @@ pub(crate) async fn run(
                     }
                 }
                 // The handle is dropped: the next round reopens the table as it is.
-                Err(e) => tracing::warn!(table = %id, error = %e, "maintenance round failed"),
+                Err(e) => {
+                    metrics().tables.maintained(&id.to_string(), false);
+                    tracing::warn!(table = %id, error = %e, "maintenance round failed");
+                }
             }
         }
         retention_applied = open.len() == tables.len();
@@ -78,6 +84,24 @@ pub(crate) async fn run(
             last_vacuum = Instant::now();
         }
     }
+}
+
+/// A round's outcome and the table it left, for the metrics.
+fn observe(id: TableId, table: &DeltaTable, report: &MaintainReport) {
+    let m = &metrics().tables;
+    let name = id.to_string();
+    m.maintained(&name, true);
+    m.observe(table, &name);
+    let labels = Table::new(&name);
+    m.files_compacted
+        .get_or_create(&labels)
+        .inc_by(report.files_removed);
+    m.files_written
+        .get_or_create(&labels)
+        .inc_by(report.files_added);
+    m.files_vacuumed
+        .get_or_create(&labels)
+        .inc_by(report.files_vacuumed as u64);
 }
 
 async fn round(

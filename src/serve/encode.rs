@@ -8,6 +8,7 @@
 //! A schema with dictionary columns is left to arrow-flight's encoder, which turns them into
 //! plain arrays; lake's own tables have none.
 
+use crate::metrics::metrics;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::{FlightData, SchemaAsIpc};
@@ -32,6 +33,10 @@ pub(crate) fn flight_data(
     schema: SchemaRef,
     batches: impl Stream<Item = Result<RecordBatch, Status>> + Send + 'static,
 ) -> BoxStream<'static, Result<FlightData, Status>> {
+    let rows_sent = &metrics().flight.rows_sent;
+    let batches = batches.inspect_ok(|b| {
+        rows_sent.inc_by(b.num_rows() as u64);
+    });
     if has_dictionaries(&schema) {
         return FlightDataEncoderBuilder::new()
             .with_schema(schema)

@@ -34,6 +34,7 @@ use super::encode;
 use super::metadata::{self, SQL_INFO, TABLE_TYPE, XDBC_TYPES};
 use super::statement::{Engine, Handle};
 use crate::lake::catalog::CATALOG;
+use crate::metrics::metrics;
 
 type DoGetStream = <LakeFlightSql as FlightService>::DoGetStream;
 
@@ -101,6 +102,7 @@ fn xdbc_types() -> Result<&'static arrow_flight::sql::metadata::XdbcTypeInfoData
 }
 
 fn read_only() -> Status {
+    metrics().flight.refused("read_only");
     Status::invalid_argument("this server is read-only: updates are not accepted")
 }
 

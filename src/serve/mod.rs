@@ -6,13 +6,15 @@
 //! - [`metadata`]: catalogs, schemas, tables, SqlInfo, type info;
 //! - [`flight_sql`]: the protocol mapping;
 //! - [`encode`]: result batches into Flight data messages;
-//! - [`control`]: the control API (`proto/lake/v1/control.proto`) on the same port.
+//! - [`control`]: the control API (`proto/lake/v1/control.proto`) on the same port;
+//! - [`observe`]: every call counted and timed for the metrics.
 
 pub(crate) mod auth;
 pub(crate) mod control;
 pub(crate) mod encode;
 pub(crate) mod flight_sql;
 pub(crate) mod metadata;
+pub(crate) mod observe;
 pub(crate) mod planned;
 pub(crate) mod statement;
 
@@ -33,6 +35,7 @@ use auth::{Auth, AuthLayer, Credentials};
 use control::proto::control_server::ControlServer;
 use control::{ControlOptions, ControlService};
 use flight_sql::LakeFlightSql;
+use observe::MetricsLayer;
 use statement::{Engine, Limits};
 
 /// gRPC messages up to this size are accepted (ADBC's Go driver sends up to 16 MiB).
@@ -155,6 +158,7 @@ pub(crate) async fn run(
     let bound = listener.local_addr().map_err(|e| Error::io(opts.addr, e))?;
     ready(bound);
     server
+        .layer(MetricsLayer)
         .layer(AuthLayer { auth })
         .add_service(flight)
         .add_service(control)

@@ -29,6 +29,7 @@ use super::planned::{PlanCache, Planned};
 use crate::lake::catalog::{self, Lookup};
 use crate::lake::snapshots::Snapshots;
 use crate::lake::Lake;
+use crate::metrics::metrics;
 
 /// A query and its bound parameters, as carried in tickets and prepared-statement handles.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -347,6 +348,7 @@ const BATCH_ROWS: usize = 128 * 1024;
 pub(crate) fn status(e: &DataFusionError) -> Status {
     match e.find_root() {
         DataFusionError::ResourcesExhausted(m) => {
+            metrics().flight.refused("memory");
             Status::resource_exhausted(format!("query memory limit reached: {m}"))
         }
         DataFusionError::SQL(..)
@@ -447,13 +449,18 @@ impl Engine {
 
     /// A concurrency slot, or RESOURCE_EXHAUSTED when every slot is taken. Planning takes
     /// one as running does: planning is work a client can make the server do.
-    fn permit(&self) -> Result<OwnedSemaphorePermit, Status> {
-        self.running.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "too many concurrent queries (limit {}): retry later",
-                self.limits.max_concurrent
-            ))
-        })
+    fn permit(&self) -> Result<Slot, Status> {
+        self.running
+            .clone()
+            .try_acquire_owned()
+            .map(Slot::new)
+            .map_err(|_| {
+                metrics().flight.refused("concurrency");
+                Status::resource_exhausted(format!(
+                    "too many concurrent queries (limit {}): retry later",
+                    self.limits.max_concurrent
+                ))
+            })
     }
 
     /// `work` under a slot and the query timeout.
@@ -529,7 +536,24 @@ impl Engine {
     }
 }
 
+/// A concurrency slot, counted in `lake_flight_active_queries` while held.
+struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl Slot {
+    fn new(permit: OwnedSemaphorePermit) -> Self {
+        metrics().flight.active_queries.inc();
+        Self(permit)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        metrics().flight.active_queries.dec();
+    }
+}
+
 fn timed_out(timeout: Duration) -> Status {
+    metrics().flight.refused("timeout");
     Status::deadline_exceeded(format!(
         "query ran longer than the {} limit",
         humantime::format_duration(timeout)
@@ -571,7 +595,7 @@ fn streamed(
     stream: SendableRecordBatchStream,
     deadline: tokio::time::Instant,
     timeout: Duration,
-    permit: OwnedSemaphorePermit,
+    permit: Slot,
 ) -> impl Stream<Item = Result<RecordBatch, Status>> + Send + 'static {
     let slot = Arc::new(std::sync::Mutex::new(Some(permit)));
     let release = {
@@ -612,7 +636,7 @@ fn streamed(
     })
 }
 
-fn give_back(slot: &std::sync::Mutex<Option<OwnedSemaphorePermit>>) {
+fn give_back(slot: &std::sync::Mutex<Option<Slot>>) {
     if let Ok(mut permit) = slot.lock() {
         permit.take();
     }
