@@ -7,7 +7,8 @@ COPY src ./src
 RUN cargo build --release --locked --bin lake
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+# curl: the compose healthchecks ask /readyz.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/lake /usr/local/bin/lake
 WORKDIR /lake

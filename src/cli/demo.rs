@@ -1,13 +1,16 @@
 //! `lake demo`: the whole pipeline on this machine with an embedded broker.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 
+use super::endpoint::{self, MetricsArgs};
 use crate::config::parse_duration;
 use crate::demo::{self, DemoOptions};
+use crate::ingest::observe;
 use crate::lake::Lake;
 use crate::shutdown::CancellationToken;
 
@@ -28,6 +31,8 @@ pub(crate) struct DemoArgs {
     /// Delete the lake's raw, processed and system tables first
     #[arg(long)]
     pub(crate) fresh: bool,
+    #[command(flatten)]
+    pub(crate) metrics: MetricsArgs,
     /// Random seed of the generated events
     #[arg(long, default_value_t = DemoOptions::default().seed)]
     pub(crate) seed: u64,
@@ -43,8 +48,12 @@ pub(crate) async fn run(
     lake_dir: &Path,
     opts: DemoOptions,
     fresh: bool,
+    metrics: Option<SocketAddr>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    // The demo's ingest is what must be up; its serve and daily runs count in the same registry.
+    let started = Instant::now();
+    endpoint::start(metrics, move || observe::readiness(started), &stop).await?;
     if fresh {
         for schema in ["raw", "processed", "system"] {
             let dir = lake_dir.join(schema);

@@ -55,7 +55,7 @@ pub(crate) async fn run(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let _endpoint = endpoint::start(metrics, move || observe::readiness(started), &stop).await?;
+    endpoint::start(metrics, move || observe::readiness(started), &stop).await?;
     let summary = ingest::run(lake, opts, stop)
         .await
         .map_err(|e| anyhow::Error::new(e).context("ingest failed"))?;

@@ -81,13 +81,7 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LAKE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,lake=info")),
-        )
-        .init();
+    init_logs();
     match dispatch(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -98,6 +92,21 @@ async fn run(cli: Cli) -> ExitCode {
                 _ => ExitCode::from(1),
             }
         }
+    }
+}
+
+/// Logs go to stderr, filtered by `LAKE_LOG`; `LAKE_LOG_FORMAT=json` writes one JSON object per
+/// line (for log collectors) instead of text.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LAKE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,lake=info"));
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    if std::env::var("LAKE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        logs.json().init();
+    } else {
+        logs.init();
     }
 }
 
@@ -117,7 +126,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let (table, opts) = s.maintain(&a)?;
             maintain::run(&s.lake()?, table, &opts).await
         }
-        Command::Demo(a) => demo::run(s.lake_dir(), s.demo(&a), a.fresh, stop()).await,
+        Command::Demo(a) => {
+            let metrics = s.metrics_addr(&a.metrics, |_| None);
+            demo::run(s.lake_dir(), s.demo(&a), a.fresh, metrics, stop()).await
+        }
         Command::Sql(a) => sql::run(&s.lake()?, settings::sql(a)).await,
         Command::Daily(a) => daily::run(&s.lake()?, s.daily(a)?, stop()).await,
         Command::Runs(a) => runs::run(&s.lake()?, &a).await,

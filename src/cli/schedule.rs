@@ -56,7 +56,7 @@ pub(crate) async fn run(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let ready = || crate::metrics::metrics().daily.readiness();
-    let _endpoint = endpoint::start(metrics, ready, &stop).await?;
+    endpoint::start(metrics, ready, &stop).await?;
     eprintln!(
         "lake schedule: daily job at {:?} ({}); Ctrl-C stops",
         opts.cron.as_str(),

@@ -68,7 +68,7 @@ pub(crate) async fn run(
 ) -> anyhow::Result<()> {
     let readable = lake.clone();
     let ready = move || readable.tables().map(drop).map_err(|e| e.to_string());
-    let _endpoint = endpoint::start(metrics, ready, &stop).await?;
+    endpoint::start(metrics, ready, &stop).await?;
     let scheme = if opts.tls.is_some() {
         "grpc+tls"
     } else {

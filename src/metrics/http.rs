@@ -68,3 +68,47 @@ async fn readyz(State(ready): State<Readiness>) -> impl IntoResponse {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    #[tokio::test]
+    async fn probes_answer_with_status_codes_and_the_reason() {
+        let stop = CancellationToken::new();
+        let ready: Readiness = Arc::new(|| Err("no partition assigned".into()));
+        let addr = start("127.0.0.1:0".parse().unwrap(), ready, stop.clone())
+            .await
+            .unwrap();
+        let healthz = get(addr, "/healthz").await;
+        assert!(healthz.starts_with("HTTP/1.1 200"), "{healthz}");
+        let readyz = get(addr, "/readyz").await;
+        assert!(readyz.starts_with("HTTP/1.1 503"), "{readyz}");
+        assert!(
+            readyz.ends_with("not ready: no partition assigned\n"),
+            "{readyz}"
+        );
+        let metrics = get(addr, "/metrics").await;
+        assert!(metrics.contains(OPENMETRICS), "{metrics}");
+        assert!(
+            metrics.contains("# TYPE lake_ingest_assigned_partitions gauge"),
+            "{metrics}"
+        );
+        assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+        assert!(get(addr, "/other").await.starts_with("HTTP/1.1 404"));
+        let taken = start(addr, Arc::new(|| Ok(())), stop.clone()).await;
+        let taken = taken.unwrap_err().to_string();
+        assert!(taken.contains(&addr.to_string()), "{taken}");
+        stop.cancel();
+    }
+}

@@ -82,3 +82,29 @@ pub(crate) fn seconds_histogram() -> Histogram {
 pub(crate) fn count_histogram() -> Histogram {
     Histogram::new(exponential_buckets(1.0, 4.0, 11))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_prometheus_conventions() {
+        let m = metrics();
+        ingest::add(&m.ingest.rows, "t", 2, 5);
+        m.flight.answered("DoGet", tonic::Code::Ok, 0.25);
+        let partition = ingest::Partition {
+            topic: "t".into(),
+            partition: 2,
+        };
+        m.ingest.lag.get_or_create(&partition).set(3);
+        let text = m.encode();
+        assert!(text.contains("lake_ingest_rows_committed_total{topic=\"t\",partition=\"2\"} 5"));
+        assert!(text.contains("# UNIT lake_flight_request_duration_seconds seconds"));
+        assert!(text.contains("lake_flight_requests_total{method=\"DoGet\",code=\"Ok\"} 1"));
+        assert!(text.contains("lake_ingest_consumer_lag_messages{topic=\"t\",partition=\"2\"} 3"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("lake_"), "{line}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

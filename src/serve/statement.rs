@@ -394,11 +394,12 @@ impl Engine {
     async fn logical_plan(&self, handle: &Handle) -> Result<LogicalPlan, Status> {
         let refused = |e: DataFusionError| match e.find_root() {
             DataFusionError::Plan(m) if m.contains("not supported") => {
+                metrics().flight.refused("read_only");
                 Status::invalid_argument(format!("this server is read-only: {e}"))
             }
             _ => status(&e),
         };
-        check_size(&handle.sql)?;
+        check_size(&handle.sql).inspect_err(|_| metrics().flight.refused("size"))?;
         let plan = self
             .state
             .create_logical_plan(&handle.sql)
@@ -407,6 +408,7 @@ impl Engine {
         read_only().verify_plan(&plan).map_err(refused)?;
         let depth = expression_depth(&plan);
         if depth > MAX_EXPRESSION_DEPTH {
+            metrics().flight.refused("size");
             return Err(Status::invalid_argument(format!(
                 "an expression is nested {depth} deep, more than the {MAX_EXPRESSION_DEPTH} \
                  allowed (write a long IN list or a chain of ORs as a join or a subquery)"

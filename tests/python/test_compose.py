@@ -26,6 +26,13 @@ def test_compose_file_is_valid_and_complete():
     assert f"{ROOT}/data:/lake/data" in config
     # Flight SQL is published, with the password from the environment.
     assert ("published: 50051" in config or "50051:50051" in config) and "pw-from-env" in config
+    # The long-running services are health-checked on their /readyz, metrics on host loopback.
+    assert config.count("/readyz") == 3, config
+    for port in (9464, 9465, 9466):
+        assert f"0.0.0.0:{port}" in config, port
+        # Short or long port syntax, depending on the compose version.
+        assert (f"127.0.0.1:{port}:{port}" in config
+                or (f"target: {port}" in config and "host_ip: 127.0.0.1" in config)), port
 
 
 def test_compose_refuses_to_publish_flight_sql_without_a_password():
