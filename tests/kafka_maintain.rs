@@ -62,7 +62,7 @@ async fn background_maintenance_survives_sigkill_and_readers_never_see_loss_or_f
     let config = dir.path().join("lake.toml");
     std::fs::write(
         &config,
-        "[maintain]\ninterval = \"500ms\"\nsmall_file_size = \"256K\"\nmin_files = 3\n\
+        "[maintain]\ninterval = \"500ms\"\nsmall_file_size = \"1M\"\nmin_files = 3\n\
          retention = \"2s\"\nvacuum_interval = \"2s\"\n",
     )
     .expect("write lake.toml");

@@ -9,8 +9,9 @@ use datafusion::arrow::compute::max;
 
 use super::buffer::MessageBuffer;
 use crate::lake::{TableId, DEAD_LETTERS, USER_EVENTS};
-use crate::metrics::ingest::{add, Table};
+use crate::metrics::ingest::add;
 use crate::metrics::metrics;
+use crate::metrics::Table;
 
 /// How long ingest may hold unread messages without landing a commit before it is not ready.
 pub(crate) const STALL: Duration = Duration::from_secs(120);

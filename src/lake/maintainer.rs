@@ -17,8 +17,8 @@ use deltalake::DeltaTable;
 use super::maintain::{self, MaintainOptions, MaintainReport};
 use super::{Lake, TableId};
 use crate::error::{Error, Result};
-use crate::metrics::ingest::Table;
 use crate::metrics::metrics;
+use crate::metrics::Table;
 use crate::shutdown::{self, CancellationToken};
 
 /// Runs rounds until `stop` is cancelled.

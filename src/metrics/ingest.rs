@@ -10,25 +10,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::{count_histogram, seconds_histogram, unix_now};
+use super::{count_histogram, seconds_histogram, unix_now, Table};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct Partition {
     pub(crate) topic: String,
     pub(crate) partition: i32,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct Table {
-    pub(crate) table: String,
-}
-
-impl Table {
-    pub(crate) fn new(table: impl std::fmt::Display) -> Self {
-        Self {
-            table: table.to_string(),
-        }
-    }
 }
 
 type Histograms = Family<Table, Histogram, fn() -> Histogram>;

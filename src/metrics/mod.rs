@@ -16,6 +16,7 @@ pub(crate) mod tables;
 use std::sync::LazyLock;
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -23,6 +24,20 @@ pub(crate) use daily::DailyMetrics;
 pub(crate) use flight::FlightMetrics;
 pub(crate) use ingest::IngestMetrics;
 pub(crate) use tables::TableMetrics;
+
+/// The label of a per-table series: `schema.table`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct Table {
+    pub(crate) table: String,
+}
+
+impl Table {
+    pub(crate) fn new(table: impl std::fmt::Display) -> Self {
+        Self {
+            table: table.to_string(),
+        }
+    }
+}
 
 /// Every metric of the process.
 pub(crate) struct Metrics {

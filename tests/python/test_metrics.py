@@ -3,6 +3,8 @@ exposition is parsed with the Prometheus project's own OpenMetrics parser, and t
 compared with the lake (real Kafka, real Flight SQL client)."""
 from __future__ import annotations
 
+import json
+import os
 import pathlib
 import re
 import shutil
@@ -51,12 +53,12 @@ def series(samples, name: str) -> dict[tuple, float]:
     return {ls: v for (n, ls), v in samples.items() if n == name}
 
 
-def start(args: list[str], log: pathlib.Path) -> tuple[subprocess.Popen, str]:
+def start(args: list[str], log: pathlib.Path, env: dict | None = None) -> tuple[subprocess.Popen, str]:
     """Starts a command with --metrics-addr 127.0.0.1:0; returns it and its endpoint's base URL,
     read from its log."""
     with open(log, "wb") as err:
         p = subprocess.Popen([*args, "--metrics-addr", "127.0.0.1:0"], stdout=subprocess.DEVNULL,
-                             stderr=err)
+                             stderr=err, env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         m = re.search(r"http://(127\.0\.0\.1:\d+)/metrics", log.read_text(errors="replace"))
@@ -178,9 +180,10 @@ def test_schedule_metrics_count_runs_and_check_violations(tmp_path, lake_bin, br
     shutil.copytree(SQL, sql)
     (sql / "checks" / "always_fails.sql").write_text(
         "-- severity: error\n-- description: fails on purpose\nSELECT 1 AS x UNION ALL SELECT 2\n")
+    log = tmp_path / "schedule.log"
     schedule, base = start([lake_bin, "schedule", "--lake", str(lake), "--sql", str(sql),
                             "--no-sensor", "--since", DATE, "--today", "2025-01-11",
-                            "--topic", topic], tmp_path / "schedule.log")
+                            "--topic", topic], log, env={"LAKE_LOG_FORMAT": "json"})
     try:
         s = wait_for(lambda: (lambda s: s if total(s, "lake_daily_runs_total", status="failed") >= 1
                               else None)(scrape(base)), "a failed run in /metrics")
@@ -192,3 +195,11 @@ def test_schedule_metrics_count_runs_and_check_violations(tmp_path, lake_bin, br
         assert get(base + "/readyz")[0] == 200
     finally:
         stop(schedule)
+    # LAKE_LOG_FORMAT=json: every log record is one JSON object with a level and fields (the
+    # one other stderr line is the command's banner).
+    text = log.read_text().splitlines()
+    others = [line for line in text if not line.startswith("{")]
+    assert len(others) == 1 and others[0].startswith("lake schedule:"), others
+    lines = [json.loads(line) for line in text if line.startswith("{")]
+    assert lines and all("level" in e and "fields" in e for e in lines), lines[:3]
+    assert any(e["level"] == "WARN" and "always_fails" in json.dumps(e) for e in lines), lines
