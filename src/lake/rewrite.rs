@@ -278,16 +278,24 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
-    async fn fresh_files_are_merged_per_partition_and_sorted_by_user() {
+    /// raw.user_events in a new lake after `commits` appends of `rows` events each.
+    async fn appended(commits: i64, rows: i64) -> (tempfile::TempDir, DeltaTable) {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::new(dir.path()).unwrap();
         let mut table = lake.open_or_create(&user_events_spec()).await.unwrap();
-        for i in 0..6 {
-            append(&mut table, USER_EVENTS, Some(events(i * 500, 500)), vec![])
+        for i in 0..commits {
+            let batch = Some(events(i * rows, rows));
+            append(&mut table, USER_EVENTS, batch, vec![])
                 .await
                 .unwrap();
         }
+        (dir, table)
+    }
+
+    #[tokio::test]
+    async fn fresh_files_are_merged_per_partition_and_sorted_by_user() {
+        let (dir, table) = appended(6, 500).await;
+        let lake = Lake::new(dir.path()).unwrap();
         let before = counts(&table).await;
         assert_eq!(before[..2], [3000, 3000]);
         assert!(before[2] > 0);
@@ -334,14 +342,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_table_without_the_clustering_columns_is_still_compacted() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::new(dir.path()).unwrap();
-        let mut table = lake.open_or_create(&user_events_spec()).await.unwrap();
-        for i in 0..3 {
-            append(&mut table, USER_EVENTS, Some(events(i * 10, 10)), vec![])
-                .await
-                .unwrap();
-        }
+        let (_dir, table) = appended(3, 10).await;
         let opts = MaintainOptions {
             cluster_by: vec!["no_such_column".into()],
             ..MaintainOptions::default()
