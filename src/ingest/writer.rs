@@ -304,13 +304,7 @@ mod tests {
         };
         let old = orphan("part-00000-old-orphan.snappy.parquet", 25);
         let fresh = orphan("part-00000-fresh-orphan.snappy.parquet", 0);
-        let r = maintain_table(
-            &lake,
-            "raw.user_events_dead_letters",
-            &MaintainOptions::default(),
-        )
-        .await
-        .unwrap();
+        let r = maintain_dead_letters(&lake).await;
         assert!(!old.exists(), "a day-old orphan is deleted");
         assert!(
             fresh.exists(),
@@ -321,17 +315,18 @@ mod tests {
         assert_eq!(rows_and_offsets(&table).await, (3, 3));
     }
 
+    /// `lake maintain` with the defaults on the dead-letter table.
+    async fn maintain_dead_letters(lake: &Lake) -> crate::lake::maintain::MaintainReport {
+        maintain_table(lake, &DEAD_LETTERS.to_string(), &MaintainOptions::default())
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn compaction_merges_small_files_and_keeps_rows_and_markers() {
         let (_dir, lake, table) = table_with_commits(5).await;
         assert_eq!(table.snapshot().unwrap().log_data().num_files(), 5);
-        let r = maintain_table(
-            &lake,
-            "raw.user_events_dead_letters",
-            &MaintainOptions::default(),
-        )
-        .await
-        .unwrap();
+        let r = maintain_dead_letters(&lake).await;
         assert_eq!((r.files_removed, r.files_added), (5, 1));
         let table = lake.open(DEAD_LETTERS).await.unwrap().unwrap();
         assert_eq!(table.snapshot().unwrap().log_data().num_files(), 1);
