@@ -23,7 +23,8 @@ lake_venv() {
     req_sum=$(cksum < "$req" | cut -d' ' -f1)
     venv="$LAKE_CACHE/venv-$req_sum"
     if [ ! -x "$venv/bin/pytest" ]; then
-        rm -rf "$venv"
+        # Venvs of older requirements are 1-2 GB each: keep only the one in use.
+        rm -rf "$LAKE_CACHE"/venv-*
         python3 -m venv "$venv"
         "$venv/bin/pip" install -q -r "$req"
     fi

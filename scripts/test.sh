@@ -2,8 +2,11 @@
 # Runs every test of the project, installing what the tests need first:
 #   - a single-node Apache Kafka (KRaft) from Maven Central, started once for the whole run;
 #   - a Python venv with the interop tools (deltalake, DuckDB + delta extension, Polars, ...);
-#   - docker-compose (Debian's package) to validate docker-compose.yml.
-# Both are cached under $LAKE_CACHE (default ~/.cache/lake), as is the cargo target dir.
+#   - Debian's docker-compose (validates docker-compose.yml) and chromium + chromium-driver (the
+#     status page's browser test).
+# Kafka and the venv are cached under $LAKE_CACHE (default ~/.cache/lake), as is the cargo target
+# dir. Test artifacts (the status page's screenshot) go to $LAKE_TEST_ARTIFACTS
+# (default target/test-artifacts).
 # Before pytest, a smoke test of the benchmark harness (bench/run.sh --quick, with its own Kafka).
 # Ends with pytest's summary line; exits non-zero when any step fails.
 set -euo pipefail
@@ -19,9 +22,14 @@ step() { printf '\n== %s\n' "$*"; }
 step "python venv"
 lake_venv   # sets $venv
 
-step "docker-compose (validates docker-compose.yml; no engine needed)"
-if ! command -v docker-compose > /dev/null; then
-    apt-get update -qq && apt-get install -y -qq docker-compose > /dev/null
+step "Debian packages: docker-compose (validates docker-compose.yml; no engine needed), chromium"
+# chromium and chromium-driver: test_status_page.py loads the status page in a headless browser.
+missing=()
+command -v docker-compose > /dev/null || missing+=(docker-compose)
+command -v chromium > /dev/null || missing+=(chromium)
+command -v chromedriver > /dev/null || missing+=(chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" > /dev/null
 fi
 
 step "kafka"
@@ -58,4 +66,5 @@ if ! bench/run.sh --quick --quiet --lake-bin "$LAKE_BIN"; then
 fi
 
 step "python interop tests"
+export LAKE_TEST_ARTIFACTS=${LAKE_TEST_ARTIFACTS:-$root/target/test-artifacts}
 "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider

@@ -115,6 +115,8 @@ pub(crate) struct ServeSection {
     pub(crate) max_concurrent_queries: Option<usize>,
     /// Where `lake serve` serves /metrics, /healthz and /readyz, e.g. "127.0.0.1:9464".
     pub(crate) metrics_addr: Option<SocketAddr>,
+    /// Where `lake serve` serves its status page, e.g. "127.0.0.1:8080".
+    pub(crate) http_addr: Option<SocketAddr>,
 }
 
 /// `[maintain]`: table maintenance, in the background of `lake ingest` and by `lake maintain`.

@@ -18,6 +18,7 @@ use crate::ingest::{self, BatchLimits, IngestOptions};
 use crate::lake::{Lake, USER_EVENTS};
 use crate::produce::{self, ProduceOptions};
 use crate::serve::control::ControlOptions;
+use crate::serve::status::lag::KafkaTopic;
 use crate::serve::{self, ServeOptions};
 use crate::shutdown::CancellationToken;
 
@@ -33,6 +34,8 @@ pub(crate) struct DemoOptions {
     pub(crate) sql_dir: PathBuf,
     /// Where Flight SQL listens (loopback, no auth); port 0 or a taken port picks a free one.
     pub(crate) flight_addr: SocketAddr,
+    /// Where the status page listens (loopback, no auth), the same way.
+    pub(crate) status_addr: SocketAddr,
 }
 
 impl Default for DemoOptions {
@@ -45,6 +48,7 @@ impl Default for DemoOptions {
             seed: 42,
             sql_dir: DailyOptions::default().sql_dir,
             flight_addr: ServeOptions::default().addr,
+            status_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
         }
     }
 }
@@ -146,9 +150,9 @@ pub(crate) async fn run(
         });
     }
     let sql_dir = run_daily(lake, &opts, &source, &shutdown).await?;
-    let (flight_url, flight) =
-        start_flight_sql(lake, &opts, &source, sql_dir, shutdown.clone()).await?;
-    print_next_steps(lake, &brokers, &flight_url, opts.live_rate);
+    let (bound, flight) =
+        start_flight_sql(lake, &opts, &brokers, &source, sql_dir, shutdown.clone()).await?;
+    print_next_steps(lake, &brokers, bound, opts.live_rate);
 
     if let Some(d) = opts.duration {
         let stop = shutdown.clone();
@@ -199,22 +203,34 @@ pub(crate) async fn run(
     })
 }
 
-/// Starts Flight SQL on `opts.flight_addr` (or a free port if that one is taken); returns its
-/// URL and the server task, which ends when `shutdown` is set.
+/// `addr`, or port 0 (a free one) if `addr` is taken.
+fn free(mut addr: SocketAddr, what: &str) -> SocketAddr {
+    if std::net::TcpListener::bind(addr).is_err() {
+        println!("{addr} is taken: serving {what} on a free port instead");
+        addr.set_port(0);
+    }
+    addr
+}
+
+/// Starts Flight SQL on `opts.flight_addr` and the status page on `opts.status_addr` (each on a
+/// free port if taken); returns where they listen and the server task, which ends when
+/// `shutdown` is set.
 async fn start_flight_sql(
     lake: &Lake,
     opts: &DemoOptions,
+    brokers: &str,
     source: &str,
     sql_dir: PathBuf,
     shutdown: CancellationToken,
-) -> Result<(String, tokio::task::JoinHandle<Result<()>>)> {
-    let mut addr = opts.flight_addr;
-    if std::net::TcpListener::bind(addr).is_err() {
-        println!("{addr} is taken: serving Flight SQL on a free port instead");
-        addr.set_port(0);
-    }
+) -> Result<(serve::Bound, tokio::task::JoinHandle<Result<()>>)> {
     let serve_opts = ServeOptions {
-        addr,
+        addr: free(opts.flight_addr, "Flight SQL"),
+        http_addr: Some(free(opts.status_addr, "the status page")),
+        kafka: Some(KafkaTopic {
+            brokers: brokers.to_string(),
+            topic: TOPIC.to_string(),
+            properties: Default::default(),
+        }),
         query_timeout: Duration::from_secs(300),
         control: ControlOptions {
             sql_dir,
@@ -238,7 +254,7 @@ async fn start_flight_sql(
         .await
     });
     match bound_rx.await {
-        Ok(bound) => Ok((format!("grpc://{bound}"), task)),
+        Ok(bound) => Ok((bound, task)),
         Err(_) => match task.await {
             Ok(Err(e)) => Err(e),
             _ => Err(Error::Other("the Flight SQL server did not start".into())),
@@ -298,13 +314,19 @@ async fn run_daily(
     Ok(sql_dir)
 }
 
-fn print_next_steps(lake: &Lake, brokers: &str, flight_url: &str, rate: u64) {
+fn print_next_steps(lake: &Lake, brokers: &str, bound: serve::Bound, rate: u64) {
     let events = lake.table_path(USER_EVENTS);
     let events = events.display();
-    let port = flight_url.rsplit(':').next().unwrap_or("50051");
+    let flight_url = format!("grpc://{}", bound.flight);
+    let port = bound.flight.port();
+    let page = match bound.status_page {
+        Some(page) => format!("Status page: http://{page}/\n"),
+        None => String::new(),
+    };
     println!(
         "\nFlight SQL: {flight_url} (loopback, no auth). Live: about {rate} events/s, committed \
          every 0.5 s. Ctrl-C stops.\n\
+         {page}\
          \n\
          lake sql (the daily tables and the run history):\n  \
          lake sql --lake {lake} -c \"SELECT * FROM daily_metrics ORDER BY date\"\n  \

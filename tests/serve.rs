@@ -433,6 +433,26 @@ fn a_public_address_without_auth_is_refused() {
         stderr.contains("refusing to take passwords in clear text"),
         "{stderr}"
     );
+    // The status page follows the same rules on its own address, and has no TLS of its own.
+    let page = |extra: &[&str]| {
+        let dir = tempdir();
+        let out = lake()
+            .args(["serve", "--lake", dir.path().to_str().unwrap()])
+            .args(["--addr", "127.0.0.1:0", "--http-addr", "0.0.0.0:0"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = page(&[]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("refusing to serve 0.0.0.0:0"), "{stderr}");
+    let (code, stderr) = page(&["--user", "ann", "--password", "s3cret"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("TLS proxy"), "{stderr}");
 }
 
 /// A control API client sending `token` as a bearer token.

@@ -42,6 +42,9 @@ pub(crate) struct DemoArgs {
     /// Flight SQL port on 127.0.0.1 (a free one if taken; 0 picks one)
     #[arg(long, default_value_t = DemoOptions::default().flight_addr.port())]
     pub(crate) port: u16,
+    /// Status page port on 127.0.0.1 (a free one if taken; 0 picks one)
+    #[arg(long, default_value_t = DemoOptions::default().status_addr.port())]
+    pub(crate) http_port: u16,
 }
 
 pub(crate) async fn run(

@@ -54,8 +54,15 @@ pub(crate) struct ServeArgs {
         "Folder with daily/ and checks/ for the control API's daily runs",
         DailyOptions::default().sql_dir.display()))]
     pub(crate) sql_dir: Option<PathBuf>,
+    /// Serve the status page over HTTP on this address, e.g. 127.0.0.1:8080 [default: off]
+    #[arg(long, env = "LAKE_HTTP_ADDR")]
+    pub(crate) http_addr: Option<SocketAddr>,
+    /// Kafka bootstrap servers: the status page shows each partition's lag [default: the
+    /// file's brokers, else no lag]
+    #[arg(long, env = "LAKE_BROKERS")]
+    pub(crate) brokers: Option<String>,
     #[arg(long, env = "LAKE_TOPIC", help = with_default(
-        "Topic whose ingest progress the control API reports",
+        "Topic whose ingest progress the control API and status page report",
         ServeOptions::default().control.topic))]
     pub(crate) topic: Option<String>,
 }
@@ -83,8 +90,15 @@ pub(crate) async fn run(
         lake,
         opts,
         |bound| {
-            // Tests and scripts read this line for the port.
-            println!("Flight SQL on {scheme}://{bound} ({auth_note}); Ctrl-C stops");
+            // Tests and scripts read this line for the ports.
+            let page = match bound.status_page {
+                Some(page) => format!("; status page on http://{page}/"),
+                None => String::new(),
+            };
+            println!(
+                "Flight SQL on {scheme}://{} ({auth_note}){page}; Ctrl-C stops",
+                bound.flight
+            );
         },
         stop,
     )

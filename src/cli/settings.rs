@@ -36,6 +36,7 @@ use crate::lake::maintain::MaintainOptions;
 use crate::lake::Lake;
 use crate::produce::{self, ProduceOptions};
 use crate::serve::auth::Credentials;
+use crate::serve::status::lag::KafkaTopic;
 use crate::serve::ServeOptions;
 use crate::sql::SqlOptions;
 
@@ -248,6 +249,7 @@ impl Settings {
             seed: a.seed,
             sql_dir: a.sql_dir.clone().unwrap_or(d.sql_dir),
             flight_addr: std::net::SocketAddr::from(([127, 0, 0, 1], a.port)),
+            status_addr: std::net::SocketAddr::from(([127, 0, 0, 1], a.http_port)),
         }
     }
 
@@ -362,6 +364,15 @@ impl Settings {
             Some(sensor) => sensor.topic,
             None => d.control.topic,
         };
+        // Lag only where the brokers are named: serving the lake does not need Kafka.
+        let kafka = a
+            .brokers
+            .or_else(|| self.file.brokers.clone())
+            .map(|brokers| KafkaTopic {
+                brokers,
+                topic: topic.clone(),
+                properties: self.kafka.clone(),
+            });
         Ok(ServeOptions {
             addr: a.addr.or(s.addr).unwrap_or(d.addr),
             credentials,
@@ -384,6 +395,8 @@ impl Settings {
                 max_future_skew: self.max_future_skew(None),
                 memory_limit,
             },
+            http_addr: a.http_addr.or(s.http_addr),
+            kafka,
         })
     }
 }
@@ -455,6 +468,24 @@ mod tests {
     }
 
     #[test]
+    fn the_status_page_and_its_brokers_come_from_flags_then_the_file() {
+        let file = "brokers = \"b:1\"\ntopic = \"t\"\n[serve]\nhttp_addr = \"127.0.0.1:8081\"\n";
+        let o = serve(&["serve"], file);
+        assert_eq!(o.http_addr, Some(SocketAddr::from(([127, 0, 0, 1], 8081))));
+        let kafka = o.kafka.expect("the file's brokers");
+        assert_eq!((kafka.brokers.as_str(), kafka.topic.as_str()), ("b:1", "t"));
+        let o = serve(
+            &["serve", "--http-addr", "127.0.0.1:0", "--brokers", "b:2"],
+            file,
+        );
+        assert_eq!(o.http_addr.map(|a| a.port()), Some(0));
+        assert_eq!(o.kafka.map(|k| k.brokers), Some("b:2".to_string()));
+        // Neither named: no page, and no Kafka client (serving does not need Kafka).
+        let o = serve(&["serve"], "");
+        assert_eq!((o.http_addr, o.kafka.is_none()), (None, true));
+    }
+
+    #[test]
     fn top_level_file_keys_reach_every_command_below_their_flags() {
         let file = "lake_dir = \"elsewhere\"\nbrokers = \"b:1\"\ntopic = \"t\"\n\
                     [ingest]\ngroup = \"g\"\nmax_rows = 7\n[kafka]\n\"a.b\" = \"file\"\n";
@@ -510,7 +541,10 @@ mod tests {
         .expect("lake.toml.example");
         let (with_file, bare) = (ingest(&["ingest"], &example), ingest(&["ingest"], ""));
         assert_eq!(format!("{with_file:?}"), format!("{bare:?}"));
-        let (with_file, bare) = (serve(&["serve"], &example), serve(&["serve"], ""));
+        let (mut with_file, bare) = (serve(&["serve"], &example), serve(&["serve"], ""));
+        // Except that naming the brokers (as the file does) gives the status page its lag.
+        let brokers = with_file.kafka.take().map(|k| k.brokers);
+        assert_eq!(brokers, Some(IngestOptions::default().brokers));
         assert_eq!(format!("{with_file:?}"), format!("{bare:?}"));
         let with_file = schedule(&["schedule"], &example);
         let bare = schedule(&["schedule"], "");

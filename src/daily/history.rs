@@ -286,7 +286,7 @@ pub(crate) async fn recent(lake: &Lake, limit: usize, date: Option<NaiveDate>) -
 }
 
 /// A run as stored, its values as text (dates `YYYY-MM-DD`, times RFC 3339).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub(crate) struct StoredRun {
     pub(crate) run_id: String,
     pub(crate) date: String,
@@ -300,7 +300,7 @@ pub(crate) struct StoredRun {
 }
 
 /// A check result as stored.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub(crate) struct StoredCheck {
     pub(crate) check: String,
     pub(crate) severity: String,

@@ -8,11 +8,12 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use tonic::{Request, Response, Status};
 
+use super::overview;
 use super::statement::Engine;
 use crate::daily::history::{self, RunFilter, StoredRun};
-use crate::daily::sensor::{self, SensorOptions};
+use crate::daily::sensor::SensorOptions;
 use crate::daily::{self, DailyOptions};
-use crate::lake::{dir_url, progress, Lake, USER_EVENTS};
+use crate::lake::Lake;
 use crate::shutdown::CancellationToken;
 
 /// Code generated from `proto/lake/v1/control.proto` at build time.
@@ -218,7 +219,20 @@ impl Control for ControlService {
         &self,
         _request: Request<proto::ListTablesRequest>,
     ) -> Result<Response<proto::ListTablesResponse>, Status> {
-        let tables = self.engine.limited(self.tables()).await?;
+        let tables = self
+            .engine
+            .limited(async { overview::tables(&self.lake).await.map_err(internal) })
+            .await?;
+        let tables = tables
+            .into_iter()
+            .map(|t| proto::Table {
+                name: t.name,
+                version: t.version,
+                files: t.files,
+                rows: t.rows,
+                last_commit_time: t.last_commit.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            })
+            .collect();
         Ok(Response::new(proto::ListTablesResponse { tables }))
     }
 
@@ -230,76 +244,25 @@ impl Control for ControlService {
             t if t.is_empty() => self.opts.topic.clone(),
             t => t,
         };
-        let partitions = self.engine.limited(self.progress(&topic)).await?;
+        let skew = self.opts.max_future_skew;
+        let partitions = self
+            .engine
+            .limited(async {
+                overview::ingest(&self.lake, &topic, skew)
+                    .await
+                    .map_err(internal)
+            })
+            .await?
+            .into_iter()
+            .map(|p| proto::PartitionStatus {
+                partition: p.partition,
+                last_offset: p.last_offset,
+                watermark: p.watermark.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            })
+            .collect();
         Ok(Response::new(proto::IngestStatusResponse {
             topic,
             partitions,
         }))
-    }
-}
-
-impl ControlService {
-    /// Every table with its version, files, rows and last commit time.
-    async fn tables(&self) -> Result<Vec<proto::Table>, Status> {
-        let mut tables = Vec::new();
-        for name in self.lake.tables().map_err(internal)? {
-            let Some((schema, table)) = name.split_once('.') else {
-                continue;
-            };
-            let url = dir_url(&self.lake.root().join(schema).join(table)).map_err(internal)?;
-            let delta = deltalake::open_table(url).await.map_err(internal)?;
-            let Some(version) = delta.version() else {
-                continue; // created but no commit yet
-            };
-            let files = delta.get_file_uris().map_err(internal)?.count() as i64;
-            let last_commit_time = delta
-                .snapshot()
-                .ok()
-                .and_then(|s| s.version_timestamp(version))
-                .and_then(chrono::DateTime::from_timestamp_millis)
-                .map(|t| t.to_rfc3339())
-                .unwrap_or_default();
-            let provider = delta.table_provider().await.map_err(internal)?;
-            let ctx = datafusion::prelude::SessionContext::new();
-            let rows = ctx
-                .read_table(provider)
-                .map_err(internal)?
-                .count()
-                .await
-                .map_err(internal)? as i64;
-            tables.push(proto::Table {
-                name,
-                version: i64::try_from(version).unwrap_or(i64::MAX),
-                files,
-                rows,
-                last_commit_time,
-            });
-        }
-        Ok(tables)
-    }
-
-    /// Per partition of `topic`: the last offset ingested and the newest event time.
-    async fn progress(&self, topic: &str) -> Result<Vec<proto::PartitionStatus>, Status> {
-        let Some(table) = self.lake.open(USER_EVENTS).await.map_err(internal)? else {
-            return Ok(Vec::new());
-        };
-        let committed = progress::all_committed(&table, topic)
-            .await
-            .map_err(internal)?;
-        let watermarks = sensor::watermarks(&self.lake, None, self.opts.max_future_skew)
-            .await
-            .map_err(internal)?;
-        let partitions = committed
-            .into_iter()
-            .map(|(partition, last_offset)| proto::PartitionStatus {
-                partition,
-                last_offset,
-                watermark: watermarks
-                    .get(&partition)
-                    .map(|t| t.to_rfc3339())
-                    .unwrap_or_default(),
-            })
-            .collect();
-        Ok(partitions)
     }
 }

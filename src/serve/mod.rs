@@ -7,7 +7,9 @@
 //! - [`flight_sql`]: the protocol mapping;
 //! - [`encode`]: result batches into Flight data messages;
 //! - [`control`]: the control API (`proto/lake/v1/control.proto`) on the same port;
-//! - [`observe`]: every call counted and timed for the metrics.
+//! - [`observe`]: every call counted and timed for the metrics;
+//! - [`overview`]: tables and ingest progress as the control API and the status page show them;
+//! - [`status`]: the status web page (`--http-addr`).
 
 pub(crate) mod auth;
 pub(crate) mod control;
@@ -15,8 +17,10 @@ pub(crate) mod encode;
 pub(crate) mod flight_sql;
 pub(crate) mod metadata;
 pub(crate) mod observe;
+pub(crate) mod overview;
 pub(crate) mod planned;
 pub(crate) mod statement;
+pub(crate) mod status;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,6 +41,7 @@ use control::{ControlOptions, ControlService};
 use flight_sql::LakeFlightSql;
 use observe::MetricsLayer;
 use statement::{Engine, Limits};
+use status::StatusOptions;
 
 /// gRPC messages up to this size are accepted (ADBC's Go driver sends up to 16 MiB).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -63,6 +68,10 @@ pub(crate) struct ServeOptions {
     pub(crate) max_concurrent_queries: usize,
     /// How the control API runs the daily job.
     pub(crate) control: ControlOptions,
+    /// Where the status page listens (None: no page).
+    pub(crate) http_addr: Option<SocketAddr>,
+    /// The ingested topic in Kafka: the status page shows lag with it.
+    pub(crate) kafka: Option<status::lag::KafkaTopic>,
 }
 
 impl Default for ServeOptions {
@@ -77,37 +86,54 @@ impl Default for ServeOptions {
             memory_limit: None,
             max_concurrent_queries: 8,
             control: ControlOptions::default(),
+            http_addr: None,
+            kafka: None,
         }
     }
 }
 
-/// Serves until `stop` is cancelled; `ready` gets the bound address (port 0 picks one).
+/// Refuses to listen on `addr` (off loopback) without auth, or taking passwords in clear text,
+/// unless the options say so.
+fn exposure_allowed(opts: &ServeOptions, addr: SocketAddr, tls: bool) -> Result<()> {
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    if opts.credentials.is_none() && !opts.allow_public_without_auth {
+        return Err(Error::Config(format!(
+            "refusing to serve {addr} without auth: set [serve] user and password (or \
+             LAKE_SERVE_USER / LAKE_SERVE_PASSWORD), or pass --insecure-no-auth"
+        )));
+    }
+    if opts.credentials.is_some() && !tls && !opts.allow_plaintext_password {
+        let fix = match Some(addr) == opts.http_addr {
+            // The status page speaks plain HTTP: TLS belongs to a proxy in front of it.
+            true => "keep --http-addr on loopback behind a TLS proxy",
+            false => "configure TLS ([serve] tls_cert and tls_key, or --tls-cert / --tls-key)",
+        };
+        return Err(Error::Config(format!(
+            "refusing to take passwords in clear text on {addr}: {fix}, or pass --insecure-no-tls"
+        )));
+    }
+    Ok(())
+}
+
+/// Where the server listens once bound (port 0 picks one).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bound {
+    pub(crate) flight: SocketAddr,
+    pub(crate) status_page: Option<SocketAddr>,
+}
+
+/// Serves until `stop` is cancelled; `ready` gets the bound addresses.
 pub(crate) async fn run(
     lake: &Lake,
     opts: ServeOptions,
-    ready: impl FnOnce(SocketAddr),
+    ready: impl FnOnce(Bound),
     stop: CancellationToken,
 ) -> Result<()> {
-    if opts.credentials.is_none()
-        && !opts.addr.ip().is_loopback()
-        && !opts.allow_public_without_auth
-    {
-        return Err(Error::Config(format!(
-            "refusing to serve {} without auth: set [serve] user and password (or \
-             LAKE_SERVE_USER / LAKE_SERVE_PASSWORD), or pass --insecure-no-auth",
-            opts.addr
-        )));
-    }
-    if opts.credentials.is_some()
-        && opts.tls.is_none()
-        && !opts.addr.ip().is_loopback()
-        && !opts.allow_plaintext_password
-    {
-        return Err(Error::Config(format!(
-            "refusing to take passwords in clear text on {}: configure TLS ([serve] tls_cert \
-             and tls_key, or --tls-cert / --tls-key), or pass --insecure-no-tls",
-            opts.addr
-        )));
+    exposure_allowed(&opts, opts.addr, opts.tls.is_some())?;
+    if let Some(addr) = opts.http_addr {
+        exposure_allowed(&opts, addr, false)?;
     }
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = opts.memory_limit {
@@ -129,6 +155,26 @@ pub(crate) async fn run(
         opts: opts.control.clone(),
         shutdown: stop.clone(),
     });
+    let status_page = match opts.http_addr {
+        Some(addr) => {
+            let page = StatusOptions {
+                addr,
+                source: opts.control.topic.clone(),
+                max_future_skew: opts.control.max_future_skew,
+                kafka: opts.kafka.clone(),
+            };
+            let bound = status::start(
+                lake.clone(),
+                engine.clone(),
+                auth.clone(),
+                page,
+                stop.clone(),
+            )
+            .await?;
+            Some(bound)
+        }
+        None => None,
+    };
     let service = LakeFlightSql {
         engine,
         auth: auth.clone(),
@@ -156,7 +202,10 @@ pub(crate) async fn run(
         .await
         .map_err(|e| Error::io(opts.addr, e))?;
     let bound = listener.local_addr().map_err(|e| Error::io(opts.addr, e))?;
-    ready(bound);
+    ready(Bound {
+        flight: bound,
+        status_page,
+    });
     server
         .layer(MetricsLayer)
         .layer(AuthLayer { auth })

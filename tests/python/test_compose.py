@@ -1,6 +1,7 @@
 """docker-compose.yml is valid (checked by docker-compose itself) and has the whole stack."""
 import os
 import pathlib
+import re
 import subprocess
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -28,7 +29,11 @@ def test_compose_file_is_valid_and_complete():
     assert ("published: 50051" in config or "50051:50051" in config) and "pw-from-env" in config
     # The long-running services are health-checked on their /readyz, metrics on host loopback.
     assert config.count("/readyz") == 3, config
-    for port in (9464, 9465, 9466):
+    # So is serve's status page, which shows lag from the broker (ingest, producer and serve
+    # name it).
+    assert re.search(r"--http-addr\W+0\.0\.0\.0:8080", config), config
+    assert len(re.findall(r"--brokers\W+kafka:9092", config)) == 3, config
+    for port in (9464, 9465, 9466, 8080):
         assert f"0.0.0.0:{port}" in config, port
         # Short or long port syntax, depending on the compose version.
         assert (f"127.0.0.1:{port}:{port}" in config
