@@ -217,6 +217,7 @@ pub(crate) async fn run_date(
         error: run.error.clone(),
     };
     history::record(lake, &record, &run.checks).await?;
+    observe_tables(lake, &run).await;
     m.run_ended(run.status.as_str(), running.elapsed().as_secs_f64());
     for c in &run.checks {
         m.violations(
@@ -226,6 +227,27 @@ pub(crate) async fn run_date(
         );
     }
     Ok(run)
+}
+
+/// The table gauges (version, live files, bytes) of the tables a run wrote, and of the run
+/// history. A table that cannot be opened now keeps its last values: the run is what counts.
+async fn observe_tables(lake: &Lake, run: &DateRun) {
+    let mut paths: Vec<(String, std::path::PathBuf)> = run
+        .tables
+        .iter()
+        .filter_map(|t| {
+            let short = t.table.strip_prefix("processed.")?;
+            Some((t.table.clone(), output::published_path(lake, short)))
+        })
+        .collect();
+    for id in [history::DAILY_RUNS, history::CHECK_RESULTS] {
+        paths.push((id.to_string(), lake.table_path(id)));
+    }
+    for (name, path) in paths {
+        if let Ok(table) = crate::lake::open_dir(&path).await {
+            metrics().tables.observe(&table, &name);
+        }
+    }
 }
 
 /// The files of the job run for `date`, then its checks, all over one pinned snapshot; the

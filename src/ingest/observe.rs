@@ -71,14 +71,7 @@ pub(crate) fn retried() {
 pub(crate) fn lag(topic: &str, lag: &BTreeMap<i32, i64>, assigned: usize) {
     let m = &metrics().ingest;
     m.assigned.set(i64::try_from(assigned).unwrap_or(i64::MAX));
-    for (partition, messages) in lag {
-        let labels = crate::metrics::ingest::Partition {
-            topic: topic.to_string(),
-            partition: *partition,
-        };
-        m.lag.get_or_create(&labels).set(*messages);
-    }
-    m.set_lag_total(lag.values().sum());
+    m.set_lag(topic, lag);
 }
 
 /// `/readyz` of `lake ingest`: partitions assigned, and commits landing while messages wait.

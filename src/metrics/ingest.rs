@@ -1,7 +1,9 @@
 //! `lake ingest`: messages, rows and dead letters per topic partition, consumer lag, freshness,
 //! commits. Counted per flush and per commit, never per message.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -25,7 +27,10 @@ pub(crate) struct IngestMetrics {
     pub(crate) messages: Family<Partition, Counter>,
     pub(crate) rows: Family<Partition, Counter>,
     pub(crate) dead_letters: Family<Partition, Counter>,
-    pub(crate) lag: Family<Partition, Gauge>,
+    lag: Family<Partition, Gauge>,
+    /// The partitions `lag` has a series for: one this worker no longer holds loses its series
+    /// instead of showing its last lag forever.
+    lag_series: Mutex<HashSet<Partition>>,
     pub(crate) assigned: Gauge,
     pub(crate) commit_duration: Histograms,
     pub(crate) commit_rows: Histograms,
@@ -48,6 +53,7 @@ impl IngestMetrics {
             rows: Family::default(),
             dead_letters: Family::default(),
             lag: Family::default(),
+            lag_series: Mutex::new(HashSet::new()),
             assigned: Gauge::default(),
             commit_duration: Family::new_with_constructor(seconds_histogram),
             commit_rows: Family::new_with_constructor(count_histogram),
@@ -135,8 +141,29 @@ impl IngestMetrics {
         self.last_commit.set(unix_now());
     }
 
-    pub(crate) fn set_lag_total(&self, messages: i64) {
-        self.lag_total.store(messages, Ordering::Relaxed);
+    /// The lag of each partition held now (`topic`'s); series of other partitions go.
+    pub(crate) fn set_lag(&self, topic: &str, lag: &BTreeMap<i32, i64>) {
+        let now: HashSet<Partition> = lag
+            .keys()
+            .map(|p| Partition {
+                topic: topic.to_string(),
+                partition: *p,
+            })
+            .collect();
+        if let Ok(mut series) = self.lag_series.lock() {
+            for gone in series.difference(&now) {
+                self.lag.remove(gone);
+            }
+            *series = now;
+        }
+        for (partition, messages) in lag {
+            let labels = Partition {
+                topic: topic.to_string(),
+                partition: *partition,
+            };
+            self.lag.get_or_create(&labels).set(*messages);
+        }
+        self.lag_total.store(lag.values().sum(), Ordering::Relaxed);
     }
 
     pub(crate) fn lag_total(&self) -> i64 {

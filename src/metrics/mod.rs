@@ -107,11 +107,8 @@ mod tests {
         let m = metrics();
         ingest::add(&m.ingest.rows, "t", 2, 5);
         m.flight.answered("DoGet", tonic::Code::Ok, 0.25);
-        let partition = ingest::Partition {
-            topic: "t".into(),
-            partition: 2,
-        };
-        m.ingest.lag.get_or_create(&partition).set(3);
+        m.ingest
+            .set_lag("t", &std::collections::BTreeMap::from([(2, 3)]));
         let text = m.encode();
         assert!(text.contains("lake_ingest_rows_committed_total{topic=\"t\",partition=\"2\"} 5"));
         assert!(text.contains("# UNIT lake_flight_request_duration_seconds seconds"));
@@ -121,5 +118,26 @@ mod tests {
             assert!(line.starts_with("lake_"), "{line}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_partition_no_longer_held_loses_its_lag_series() {
+        let mut registry = Registry::default();
+        let m = ingest::IngestMetrics::register(&mut registry);
+        let text = |registry: &Registry| {
+            let mut out = String::new();
+            let _ = encode(&mut out, registry);
+            out
+        };
+        m.set_lag("t", &std::collections::BTreeMap::from([(0, 4), (1, 2)]));
+        assert!(text(&registry).contains("lag_messages{topic=\"t\",partition=\"0\"} 4"));
+        m.set_lag("t", &std::collections::BTreeMap::from([(1, 5)]));
+        let after = text(&registry);
+        assert!(!after.contains("partition=\"0\""), "{after}");
+        assert!(
+            after.contains("lag_messages{topic=\"t\",partition=\"1\"} 5"),
+            "{after}"
+        );
+        assert_eq!(m.lag_total(), 5);
     }
 }

@@ -192,6 +192,10 @@ def test_schedule_metrics_count_runs_and_check_violations(tmp_path, lake_bin, br
         assert total(s, "lake_daily_run_duration_seconds_count") >= 1
         assert total(s, "lake_daily_runs_total", status="succeeded") == 0
         assert total(s, "lake_schedule_last_tick_timestamp_seconds") > 0
+        # The run history's table gauges come from the run that wrote it.
+        assert total(s, "lake_table_live_files", table="system.daily_runs") >= 1
+        assert ("table", "system.check_results") in {
+            label for labels in series(s, "lake_table_version") for label in labels}
         assert get(base + "/readyz")[0] == 200
     finally:
         stop(schedule)
