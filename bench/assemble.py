@@ -29,7 +29,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from benchlib import machine_summary  # noqa: E402
 
-SECTIONS = ("ingest", "daily", "freshness", "flight", "scale", "demo", "soak")
+SECTIONS = ("ingest", "daily", "freshness", "flight", "scale", "demo", "soak", "metrics")
 TITLES = {
     "ingest": "Ingest: Kafka → `raw.user_events`, lake vs Spark Structured Streaming",
     "daily": "Daily job: `lake daily` vs DuckDB vs PySpark",
@@ -38,6 +38,7 @@ TITLES = {
     "scale": "Scale: the daily job over 100M events under a memory limit",
     "demo": "Demo: first answered query",
     "soak": "Soak: 30 minutes of commits every 100 ms, maintenance on and off",
+    "metrics": "Metrics overhead: ingest and point queries with metrics off and on",
 }
 # A report's image links are relative to the report; this document lives at the root.
 IMAGE = re.compile(r"!\[([^\]]*)\]\((?!https?:|/)([^)]+)\)")
@@ -179,7 +180,7 @@ def main() -> None:
     w("Reproduce on one machine, both sides in the same run:")
     w("")
     w("- `bench/run.sh`: builds the release binary once, then runs every section in order (ingest, daily, "
-      "freshness, flight, scale, demo, soak), each writing `bench/results/<section>-<UTC time>.md`, then rewrites "
+      "freshness, flight, scale, demo, soak, metrics), each writing `bench/results/<section>-<UTC time>.md`, then rewrites "
       "this file. `--only daily,scale` runs some; `--quick` is the CI smoke test (it writes "
       "`bench/results/BENCHMARKS-quick-<time>.md` instead of this file); `--assemble-only` only rebuilds this "
       "file from the newest reports.")

@@ -18,12 +18,13 @@ bench_warn_stale() {
     fi
 }
 
-# bench_serve LAKE_BIN LAKE LOGPREFIX: start `lake serve` on a free loopback port (loopback needs
-# no auth) and wait up to 60 s for its banner. Sets $serve_pid and $serve_url; logs go to
-# LOGPREFIX.out/.err. Stop it with bench_stop "$serve_pid".
+# bench_serve LAKE_BIN LAKE LOGPREFIX [ARG...]: start `lake serve` (with ARGs) on a free loopback
+# port (loopback needs no auth) and wait up to 60 s for its banner. Sets $serve_pid and
+# $serve_url; logs go to LOGPREFIX.out/.err. Stop it with bench_stop "$serve_pid".
 bench_serve() {
     local bin=$1 lake=$2 log=$3
-    "$bin" serve --lake "$lake" --addr 127.0.0.1:0 > "$log.out" 2> "$log.err" &
+    shift 3
+    "$bin" serve --lake "$lake" --addr 127.0.0.1:0 "$@" > "$log.out" 2> "$log.err" &
     serve_pid=$!
     serve_url=""
     for _ in $(seq 1 240); do

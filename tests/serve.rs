@@ -409,13 +409,12 @@ async fn deep_long_and_forged_statements_get_an_answer_or_a_clear_error_never_a_
 
 #[test]
 fn a_public_address_without_auth_is_refused() {
-    // `lake serve` on every interface with `extra`: its exit code and stderr.
-    let public = |extra: &[&str]| {
+    // `lake serve` with `args`: its exit code and stderr.
+    let serve = |args: &[&str]| {
         let dir = tempdir();
         let out = lake()
             .args(["serve", "--lake", dir.path().to_str().unwrap()])
-            .args(["--addr", "0.0.0.0:0"])
-            .args(extra)
+            .args(args)
             .output()
             .unwrap();
         (
@@ -423,34 +422,23 @@ fn a_public_address_without_auth_is_refused() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let (code, stderr) = public(&[]);
+    let (code, stderr) = serve(&["--addr", "0.0.0.0:0"]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("refusing to serve"), "{stderr}");
     // With a password but without TLS: refused too, unless asked for explicitly.
-    let (code, stderr) = public(&["--user", "ann", "--password", "s3cret"]);
+    let login = ["--user", "ann", "--password", "s3cret"];
+    let (code, stderr) = serve(&[&["--addr", "0.0.0.0:0"][..], &login].concat());
     assert_eq!(code, Some(1));
     assert!(
         stderr.contains("refusing to take passwords in clear text"),
         "{stderr}"
     );
     // The status page follows the same rules on its own address, and has no TLS of its own.
-    let page = |extra: &[&str]| {
-        let dir = tempdir();
-        let out = lake()
-            .args(["serve", "--lake", dir.path().to_str().unwrap()])
-            .args(["--addr", "127.0.0.1:0", "--http-addr", "0.0.0.0:0"])
-            .args(extra)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    let (code, stderr) = page(&[]);
+    let page = ["--addr", "127.0.0.1:0", "--http-addr", "0.0.0.0:0"];
+    let (code, stderr) = serve(&page);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("refusing to serve 0.0.0.0:0"), "{stderr}");
-    let (code, stderr) = page(&["--user", "ann", "--password", "s3cret"]);
+    let (code, stderr) = serve(&[&page[..], &login].concat());
     assert_eq!(code, Some(1));
     assert!(stderr.contains("TLS proxy"), "{stderr}");
 }
