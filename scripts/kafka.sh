@@ -5,6 +5,8 @@
 #   scripts/kafka.sh start DIR      start a broker on a free loopback port, state in DIR;
 #                                   prints the bootstrap address (also in DIR/bootstrap)
 #   scripts/kafka.sh stop DIR       stop it
+#   scripts/kafka.sh kill DIR       kill it as a crash would (SIGKILL), keeping its state
+#   scripts/kafka.sh restart DIR    start it again from DIR's state, on the same port
 #   scripts/kafka.sh version        print the broker's version (scripts/kafka/pom.xml)
 set -euo pipefail
 
@@ -59,10 +61,23 @@ appender.file.fileName=${sys:kafka.logs.dir}/server.log
 appender.file.layout.type=PatternLayout
 appender.file.layout.pattern=%d %p %c - %m%n
 PROPS
-    local java=(java -Xmx512m -Dkafka.logs.dir="$dir" -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$libs/*")
+    echo "$port" > "$dir/port"
+    java_cmd "$dir"
     "${java[@]}" kafka.tools.StorageTool format -t "$("${java[@]}" kafka.tools.StorageTool random-uuid)" \
         -c "$dir/server.properties" > "$dir/format.log" 2>&1
-    nohup "${java[@]}" kafka.Kafka "$dir/server.properties" > "$dir/stdout.log" 2>&1 &
+    launch "$dir"
+}
+
+java_cmd() {
+    java=(java -Xmx512m -Dkafka.logs.dir="$1" -Dlog4j2.configurationFile="$1/log4j2.properties" -cp "$libs/*")
+}
+
+# launch DIR: runs the broker configured in DIR and waits for its port.
+launch() {
+    local dir=$1 port
+    port=$(cat "$dir/port")
+    java_cmd "$dir"
+    nohup "${java[@]}" kafka.Kafka "$dir/server.properties" >> "$dir/stdout.log" 2>&1 &
     echo $! > "$dir/pid"
     for _ in $(seq 1 120); do
         if (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -92,10 +107,21 @@ stop() {
     rm -f "$dir/pid"
 }
 
+crash() {
+    local dir=$1
+    [ -f "$dir/pid" ] || return 0
+    kill -9 "$(cat "$dir/pid")" 2>/dev/null || true
+    # A zombie nobody reaps would stay "alive" for kill -0: wait a bounded time.
+    for _ in $(seq 1 50); do kill -0 "$(cat "$dir/pid")" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$dir/pid"
+}
+
 case "${1:-}" in
     install) install ;;
     start) start "${2:?usage: kafka.sh start DIR}" ;;
     stop) stop "${2:?usage: kafka.sh stop DIR}" ;;
+    kill) crash "${2:?usage: kafka.sh kill DIR}" ;;
+    restart) launch "$(cd "${2:?usage: kafka.sh restart DIR}" && pwd)" ;;
     version) echo "$version" ;;
-    *) echo "usage: $0 install | start DIR | stop DIR | version" >&2; exit 2 ;;
+    *) echo "usage: $0 install | start DIR | stop DIR | kill DIR | restart DIR | version" >&2; exit 2 ;;
 esac

@@ -240,7 +240,7 @@ fn produce_blocking(opts: &ProduceOptions, shutdown: &CancellationToken) -> Resu
     let started = Instant::now();
     let mut sent: u64 = 0;
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
-    while opts.events.is_none_or(|n| sent < n) && !shutdown.is_cancelled() {
+    'events: while opts.events.is_none_or(|n| sent < n) && !shutdown.is_cancelled() {
         let event = generator.next_event();
         let key = event.user_id.to_string();
         let mut record = BaseRecord::to(&opts.topic).key(&key).payload(&event.json);
@@ -248,6 +248,10 @@ fn produce_blocking(opts: &ProduceOptions, shutdown: &CancellationToken) -> Resu
             match producer.send(record) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    // The queue stays full while the broker is away: the signal still counts.
+                    if shutdown.is_cancelled() {
+                        break 'events;
+                    }
                     record = r;
                     producer.poll(Duration::from_millis(10));
                 }
@@ -267,7 +271,17 @@ fn produce_blocking(opts: &ProduceOptions, shutdown: &CancellationToken) -> Resu
             }
         }
     }
-    producer.flush(Duration::from_secs(60))?;
+    // On the signal, deliveries under way get the grace period; what is still unacknowledged
+    // then is reported below as not acknowledged.
+    let flush_for = match shutdown.is_cancelled() {
+        true => crate::shutdown::GRACE,
+        false => Duration::from_secs(60),
+    };
+    if let Err(e) = producer.flush(flush_for) {
+        if !shutdown.is_cancelled() {
+            return Err(Error::Kafka(e));
+        }
+    }
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let delivered = deliveries.delivered.load(Ordering::Relaxed);
@@ -275,6 +289,13 @@ fn produce_blocking(opts: &ProduceOptions, shutdown: &CancellationToken) -> Resu
     if failed > 0 {
         return Err(Error::Other(format!(
             "{failed} of {sent} events were not acknowledged by the broker"
+        )));
+    }
+    if delivered < sent {
+        return Err(Error::Other(format!(
+            "stopped with {} of {sent} events sent but not yet acknowledged: they may or may \
+             not be in the topic",
+            sent - delivered
         )));
     }
     Ok(ProduceSummary {

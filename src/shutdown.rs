@@ -6,6 +6,26 @@ use std::time::Duration;
 
 pub use tokio_util::sync::CancellationToken;
 
+/// How long work under way may take to finish after the signal before it is abandoned (a query
+/// still streaming, a compaction, deliveries not yet acknowledged). Every command exits
+/// within a few of these.
+pub const GRACE: Duration = Duration::from_secs(2);
+
+/// `work`, or None if it is still running [`GRACE`] after `token` is cancelled.
+pub async fn unless_stopped_for_long<T>(
+    work: impl std::future::Future<Output = T>,
+    token: &CancellationToken,
+) -> Option<T> {
+    let given_up = async {
+        token.cancelled().await;
+        tokio::time::sleep(GRACE).await;
+    };
+    tokio::select! {
+        out = work => Some(out),
+        _ = given_up => None,
+    }
+}
+
 /// A token cancelled when the process receives SIGINT or SIGTERM. Spawns the listener on the
 /// current runtime.
 pub fn on_signals() -> CancellationToken {
@@ -43,5 +63,23 @@ pub async fn sleep(wait: Duration, token: &CancellationToken) -> bool {
     tokio::select! {
         _ = token.cancelled() => false,
         _ = tokio::time::sleep(wait) => !token.is_cancelled(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_gets_the_grace_period_after_the_signal_and_no_more() {
+        let token = CancellationToken::new();
+        assert_eq!(unless_stopped_for_long(async { 7 }, &token).await, Some(7));
+        token.cancel();
+        let started = tokio::time::Instant::now();
+        let endless = std::future::pending::<()>();
+        assert_eq!(unless_stopped_for_long(endless, &token).await, None);
+        assert!(started.elapsed() >= GRACE);
+        let quick = tokio::time::sleep(GRACE / 4);
+        assert_eq!(unless_stopped_for_long(quick, &token).await, Some(()));
     }
 }

@@ -407,6 +407,53 @@ async fn deep_long_and_forged_statements_get_an_answer_or_a_clear_error_never_a_
     );
 }
 
+/// The server's resident memory, from /proc.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_constants_are_refused_and_plans_never_fetched_do_not_pile_up() {
+    let dir = tempdir();
+    let server = serve(dir.path(), &["--memory-limit", "64M"]);
+    let mut c = client(&server.url).await;
+    // A terabyte string, folded by the optimizer while planning: it aborted the process.
+    let e = query(
+        &mut c,
+        "SELECT repeat(arrow_cast('x', 'LargeUtf8'), 1000000000000)",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.contains(RESOURCE_EXHAUSTED) && e.contains("would produce about"),
+        "{e}"
+    );
+    // 300 MB strings planned (GetFlightInfo) and never fetched: they held 2.35 GB.
+    let before = rss_bytes(server.child.id());
+    for i in 0..4 {
+        let sql = format!("SELECT repeat('x', {}) AS s", 300_000_000 + i);
+        match c.execute(sql, None).await {
+            Ok(_) => {}
+            Err(e) => assert!(e.to_string().contains(RESOURCE_EXHAUSTED), "{e}"),
+        }
+    }
+    let after = rss_bytes(server.child.id());
+    assert!(
+        after < before + (256 << 20),
+        "RSS grew from {before} to {after} bytes"
+    );
+    assert_eq!(
+        first_i64(&query(&mut c, "SELECT 41 + 1").await.unwrap()),
+        42
+    );
+}
+
 #[test]
 fn a_public_address_without_auth_is_refused() {
     // `lake serve` with `args`: its exit code and stderr.

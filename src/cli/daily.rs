@@ -142,10 +142,8 @@ pub(crate) async fn run(lake: &Lake, r: DailyRun, stop: CancellationToken) -> an
             print_run(run, dry_run);
         }
     });
-    let runs = tokio::select! {
-        runs = range => runs?,
-        _ = stop.cancelled() => return Err(Error::Stopped.into()),
-    };
+    // A stop ends the run under way before it publishes, cleaning up after it (Error::Stopped).
+    let runs = range.await?;
     if r.json {
         let summary = Summary {
             dry_run,

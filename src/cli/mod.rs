@@ -72,7 +72,13 @@ pub fn main() -> ExitCode {
         .thread_stack_size(STACK_BYTES)
         .build();
     match runtime {
-        Ok(rt) => rt.block_on(run(Cli::parse())),
+        Ok(rt) => {
+            let code = rt.block_on(run(Cli::parse()));
+            // Work still on the runtime once the command returned (a query the stop abandoned,
+            // a blocking read) must not hold the exit: it ends with the process.
+            rt.shutdown_timeout(crate::shutdown::GRACE);
+            code
+        }
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             ExitCode::from(1)

@@ -147,7 +147,7 @@ pub(crate) async fn run_range(
 /// Runs the job for `date` and records the run (except a dry run). Failures of the run itself
 /// (sensor timeout, SQL or write errors, failed `error` checks) are in the returned
 /// [`DateRun`]; an `Err` means the run could not even be recorded, or [`Error::Stopped`] that
-/// `shutdown` came during the sensor's wait (nothing is recorded then).
+/// `shutdown` came before anything was published (nothing is recorded then).
 pub(crate) async fn run_date(
     lake: &Lake,
     opts: &DailyOptions,
@@ -179,7 +179,7 @@ pub(crate) async fn run_date(
     m.sensor_wait.observe(waiting.elapsed().as_secs_f64());
     let running = std::time::Instant::now();
     let outcome = match outcome {
-        Ok(()) => execute(lake, opts, date, &mut run).await,
+        Ok(()) => execute(lake, opts, date, &mut run, shutdown).await,
         Err(e) => Err(e),
     };
     match outcome {
@@ -251,17 +251,23 @@ async fn observe_tables(lake: &Lake, run: &DateRun) {
 }
 
 /// The files of the job run for `date`, then its checks, all over one pinned snapshot; the
-/// results are published only when no `error` check failed.
+/// results are published only when no `error` check failed. `shutdown` stops the run before
+/// it publishes ([`Error::Stopped`], nothing published); publishing, a few commits, finishes.
 async fn execute(
     lake: &Lake,
     opts: &DailyOptions,
     date: NaiveDate,
     run: &mut DateRun,
+    shutdown: &CancellationToken,
 ) -> Result<()> {
     let job = plan(lake, opts)?;
     let session = JobSession::new(lake, opts.memory_limit)?;
     let staging = output::staging_dir(lake, &run.run_id);
-    let outcome = match audit(lake, &job, &session, &staging, date, run).await {
+    let audited = tokio::select! {
+        audited = audit(lake, &job, &session, &staging, date, run) => audited,
+        _ = shutdown.cancelled() => Err(Error::Stopped),
+    };
+    let outcome = match audited {
         Ok(()) if run.checks.iter().all(|c| c.status != "fail") => {
             publish(lake, &job, &session, &staging, date).await
         }

@@ -31,7 +31,7 @@ use crate::lake::maintain::MaintainOptions;
 use crate::lake::{
     dead_letters_spec, maintainer, user_events_spec, Lake, DEAD_LETTERS, USER_EVENTS,
 };
-use crate::shutdown::CancellationToken;
+use crate::shutdown::{self, CancellationToken};
 use committer::Committer;
 use consumer::{LakeConsumer, LakeContext, PollLoop, Stop};
 use stats::Shared;
@@ -205,11 +205,19 @@ pub(crate) async fn run(
     let committed = committer
         .await
         .map_err(|e| Error::Other(format!("committer task: {e}")))?;
-    if let Some((task, stop)) = maintaining {
-        // A round under way finishes: a compaction is one atomic commit either way.
+    if let Some((mut task, stop)) = maintaining {
+        // A round under way may finish within the grace period, or is abandoned: a compaction
+        // is one atomic commit either way, and the files of one that never landed are vacuumed.
         stop.cancel();
-        task.await
-            .map_err(|e| Error::Other(format!("maintenance task: {e}")))?;
+        match shutdown::unless_stopped_for_long(&mut task, &stop).await {
+            Some(joined) => {
+                joined.map_err(|e| Error::Other(format!("maintenance task: {e}")))?;
+            }
+            None => {
+                tracing::warn!("maintenance round abandoned at shutdown");
+                task.abort();
+            }
+        }
     }
     // A committer or decoder failure is the root cause of a consumer-side "committer stopped".
     committed?;

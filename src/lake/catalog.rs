@@ -23,6 +23,7 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use deltalake::DeltaTable;
 
+use super::bounded;
 use super::open_dir;
 use super::snapshots::Snapshots;
 use super::Lake;
@@ -71,6 +72,7 @@ pub(crate) fn session_with(
         .with_default_features()
         .build();
     let ctx = SessionContext::new_with_state(state);
+    bounded::bound_functions(&ctx);
     let catalog = LakeCatalog {
         lake: lake.clone(),
         lookup,

@@ -1,6 +1,7 @@
 //! The lake root on disk: `<root>/<schema>/<table>` folders, each a Delta table, and how to
 //! open one or create it with its schema on first use.
 
+pub(crate) mod bounded;
 pub(crate) mod catalog;
 pub(crate) mod maintain;
 pub(crate) mod maintainer;

@@ -12,6 +12,7 @@
 //! - [`status`]: the status web page (`--http-addr`).
 
 pub(crate) mod auth;
+pub(crate) mod caught;
 pub(crate) mod control;
 pub(crate) mod encode;
 pub(crate) mod flight_sql;
@@ -34,7 +35,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::error::{Error, Result};
 use crate::lake::Lake;
-use crate::shutdown::CancellationToken;
+use crate::shutdown::{self, CancellationToken};
 use auth::{Auth, AuthLayer, Credentials};
 use control::proto::control_server::ControlServer;
 use control::{ControlOptions, ControlService};
@@ -206,7 +207,7 @@ pub(crate) async fn run(
         flight: bound,
         status_page,
     });
-    server
+    let serving = server
         .layer(MetricsLayer)
         .layer(AuthLayer { auth })
         .add_service(flight)
@@ -216,8 +217,15 @@ pub(crate) async fn run(
             TcpIncoming::from(listener)
                 .with_nodelay(Some(true))
                 .with_keepalive(Some(KEEPALIVE)),
-            stop.cancelled_owned(),
-        )
-        .await
-        .map_err(|e| Error::Other(format!("serve: {e}")))
+            stop.clone().cancelled_owned(),
+        );
+    // On the signal the server stops taking calls and waits for the ones under way; a query
+    // that streams on (or a client that stopped reading) is cut off after the grace period.
+    match shutdown::unless_stopped_for_long(serving, &stop).await {
+        Some(served) => served.map_err(|e| Error::Other(format!("serve: {e}"))),
+        None => {
+            tracing::warn!("calls still open after the stop signal and its grace: closed");
+            Ok(())
+        }
+    }
 }

@@ -22,7 +22,11 @@ use std::time::{Duration, Instant};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::execution::memory_pool::{
+    MemoryConsumer, MemoryPool, MemoryReservation, UnboundedMemoryPool,
+};
 use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use datafusion::physical_expr::expressions::Literal;
 use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::ExecutionPlan;
 
@@ -32,6 +36,10 @@ use crate::lake::snapshots::Read;
 const ONE_TIME_FOR: Duration = Duration::from_secs(10);
 /// At most this many plans are kept; the least recently used goes first.
 const CAPACITY: usize = 256;
+/// What the kept plans may hold together, in bytes: their keys (the SQL and parameters) and the
+/// constants in their plans (a folded `repeat('x', 10^8)` is one). A plan larger than a
+/// quarter of this is not kept: its DoGet plans afresh.
+const MAX_BYTES: usize = 64 << 20;
 /// Operators that keep no state across runs beyond what `reset_plan_states` renews. Joins,
 /// sorts with a limit (TopK) and the like share dynamic filters between operators, which
 /// DataFusion does not promise to renew; plans with them are not reused.
@@ -60,6 +68,8 @@ pub(crate) struct Planned {
     pub(crate) plan: Arc<dyn ExecutionPlan>,
     /// The table snapshots it was planned from, when it may be reused while they are latest.
     reuse: Option<Vec<Read>>,
+    /// The bytes of the constants in `plan`.
+    constants: usize,
 }
 
 impl Planned {
@@ -73,6 +83,7 @@ impl Planned {
         let reusable = only_immutable_functions(logical) && only_reusable_operators(&plan);
         Self {
             schema,
+            constants: constant_bytes(&plan),
             plan,
             reuse: reusable.then_some(reads),
         }
@@ -109,47 +120,126 @@ fn only_immutable_functions(plan: &LogicalPlan) -> bool {
     immutable
 }
 
+/// The bytes of every constant in `plan`'s expressions.
+fn constant_bytes(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    let mut bytes = 0usize;
+    let _ = plan.apply_expressions(&mut |root| {
+        root.apply(|e| {
+            if let Some(literal) = e.downcast_ref::<Literal>() {
+                bytes = bytes.saturating_add(literal.value().size());
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+    });
+    plan.children()
+        .iter()
+        .fold(bytes, |total, c| total.saturating_add(constant_bytes(c)))
+}
+
 fn only_reusable_operators(plan: &Arc<dyn ExecutionPlan>) -> bool {
     REUSABLE_OPERATORS.contains(&plan.name())
         && plan.children().iter().all(|c| only_reusable_operators(c))
 }
 
 /// Plans by encoded statement handle.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct PlanCache {
     kept: Mutex<Kept>,
 }
 
-#[derive(Debug, Default)]
+impl Default for PlanCache {
+    fn default() -> Self {
+        Self::new(&(Arc::new(UnboundedMemoryPool::default()) as Arc<dyn MemoryPool>))
+    }
+}
+
+#[derive(Debug)]
 struct Kept {
     /// Plans by key, with when they were kept and when last used (a counter: lowest is least
     /// recently used).
     plans: HashMap<Vec<u8>, (Instant, u64, Planned)>,
     uses: u64,
+    /// The sum of [`size`] over `plans`.
+    bytes: usize,
+    /// `bytes`, counted against the queries' memory limit: a kept plan leaves running queries
+    /// less, and a full pool keeps no plan.
+    reservation: MemoryReservation,
+}
+
+/// What keeping `planned` under `key` holds, in bytes.
+fn size(key: &[u8], planned: &Planned) -> usize {
+    key.len().saturating_add(planned.constants)
+}
+
+impl Kept {
+    /// Keeps `entry` unless the memory pool has no room for it.
+    fn insert(&mut self, key: Vec<u8>, entry: (Instant, u64, Planned)) {
+        self.remove(&key);
+        let bytes = size(&key, &entry.2);
+        if self.reservation.try_grow(bytes).is_ok() {
+            self.bytes += bytes;
+            self.plans.insert(key, entry);
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<(Instant, u64, Planned)> {
+        let entry = self.plans.remove(key)?;
+        let bytes = size(key, &entry.2);
+        self.bytes -= bytes;
+        self.reservation.shrink(bytes);
+        Some(entry)
+    }
+
+    fn least_recently_used(&self) -> Option<Vec<u8>> {
+        self.plans
+            .iter()
+            .min_by_key(|(_, (_, used, _))| *used)
+            .map(|(k, _)| k.clone())
+    }
 }
 
 impl PlanCache {
+    /// A cache whose plans count against `pool`.
+    pub(crate) fn new(pool: &Arc<dyn MemoryPool>) -> Self {
+        Self {
+            kept: Mutex::new(Kept {
+                plans: HashMap::new(),
+                uses: 0,
+                bytes: 0,
+                reservation: MemoryConsumer::new("kept plans").register(pool),
+            }),
+        }
+    }
+
     /// Keeps `planned` for later requests of `key`.
     pub(crate) fn keep(&self, key: Vec<u8>, planned: Planned) {
         let Ok(mut kept) = self.kept.lock() else {
             return;
         };
         let now = Instant::now();
-        kept.plans
-            .retain(|_, (at, _, p)| p.is_reusable() || now.duration_since(*at) < ONE_TIME_FOR);
-        if kept.plans.len() >= CAPACITY && !kept.plans.contains_key(&key) {
-            let oldest = kept
-                .plans
-                .iter()
-                .min_by_key(|(_, (_, used, _))| *used)
-                .map(|(k, _)| k.clone());
-            if let Some(oldest) = oldest {
-                kept.plans.remove(&oldest);
-            }
+        let expired: Vec<Vec<u8>> = kept
+            .plans
+            .iter()
+            .filter(|(_, (at, _, p))| !p.is_reusable() && now.duration_since(*at) >= ONE_TIME_FOR)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in expired {
+            kept.remove(&k);
+        }
+        kept.remove(&key);
+        let bytes = size(&key, &planned);
+        if bytes > MAX_BYTES / 4 {
+            return;
+        }
+        while kept.plans.len() >= CAPACITY || kept.bytes + bytes > MAX_BYTES {
+            match kept.least_recently_used() {
+                Some(oldest) => kept.remove(&oldest),
+                None => break,
+            };
         }
         kept.uses += 1;
         let used = kept.uses;
-        kept.plans.insert(key, (now, used, planned));
+        kept.insert(key, (now, used, planned));
     }
 
     /// A plan for `key` that gives the same answer as a new one would, if one is kept, ready
@@ -190,12 +280,12 @@ impl PlanCache {
             }
             None if at.elapsed() < ONE_TIME_FOR && !hand_out => answer(planned),
             None if at.elapsed() < ONE_TIME_FOR => {
-                let (_, _, planned) = kept.plans.remove(key)?;
+                let (_, _, planned) = kept.remove(key)?;
                 answer(&planned)
             }
             // Stale: a table it read has a newer commit, or its DoGet never came.
             _ => {
-                kept.plans.remove(key);
+                kept.remove(key);
                 None
             }
         }
@@ -216,6 +306,7 @@ mod tests {
             plan: Arc::new(EmptyExec::new(schema.clone())),
             schema,
             reuse: reads,
+            constants: 0,
         }
     }
 
@@ -241,6 +332,51 @@ mod tests {
         assert!(cache.get(b"1").is_none(), "dropped to make room");
         assert!(cache.get(b"0").is_some());
         assert!(cache.get(b"new").is_some());
+    }
+
+    #[tokio::test]
+    async fn kept_plans_are_bounded_by_the_bytes_they_hold() {
+        let ctx = SessionContext::new();
+        let df = ctx.sql("SELECT repeat('x', 1000000) AS s").await.unwrap();
+        let logical = df.logical_plan().clone();
+        let physical = df.create_physical_plan().await.unwrap();
+        let folded = Planned::new(physical.schema(), physical, &logical, vec![]);
+        assert!(folded.constants >= 1_000_000, "{}", folded.constants);
+
+        let with = |constants: usize| Planned {
+            constants,
+            ..planned(Some(vec![]))
+        };
+        let cache = PlanCache::default();
+        cache.keep(b"huge".to_vec(), with(MAX_BYTES / 4 + 1));
+        assert!(cache.get(b"huge").is_none(), "too big to keep at all");
+        let big = MAX_BYTES / 4 - 16;
+        for i in 0..5u8 {
+            cache.keep(vec![i], with(big));
+            let bytes = cache.kept.lock().unwrap().bytes;
+            assert!(bytes <= MAX_BYTES, "{bytes}");
+        }
+        assert!(cache.get(&[0]).is_none(), "the oldest made room");
+        for i in 1..5u8 {
+            assert!(cache.get(&[i]).is_some(), "{i}");
+        }
+        // Replacing and handing out keep the count right.
+        cache.keep(vec![1], with(0));
+        let kept = cache.kept.lock().unwrap();
+        assert_eq!(kept.bytes, 1 + 3 * (1 + big));
+        drop(kept);
+
+        // Kept plans count against the queries' memory limit.
+        use datafusion::execution::memory_pool::GreedyMemoryPool;
+        let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1_000));
+        let cache = PlanCache::new(&pool);
+        cache.keep(b"a".to_vec(), with(600));
+        assert_eq!(pool.reserved(), 601);
+        cache.keep(b"b".to_vec(), with(600));
+        assert!(cache.get(b"b").is_none(), "no room left in the pool");
+        assert!(cache.get(b"a").is_some());
+        drop(cache);
+        assert_eq!(pool.reserved(), 0, "given back");
     }
 
     #[test]

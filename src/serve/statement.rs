@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
+use super::caught;
 use super::planned::{PlanCache, Planned};
 use crate::lake::catalog::{self, Lookup};
 use crate::lake::snapshots::Snapshots;
@@ -88,8 +89,8 @@ impl Handle {
             )));
         }
         ipc_framing_fits(bytes).map_err(|e| bad(&e))?;
-        let decoded = std::panic::catch_unwind(|| first_row(bytes))
-            .map_err(|_| bad(&"malformed Arrow IPC"))?;
+        let decoded =
+            caught::quietly(|| first_row(bytes)).map_err(|_| bad(&"malformed Arrow IPC"))?;
         decoded.map(Some).map_err(|e| bad(&e))
     }
 }
@@ -375,11 +376,12 @@ impl Engine {
         let state = ctx.state();
         let task = Arc::new(TaskContext::from(&state));
         let running = Arc::new(Semaphore::new(limits.max_concurrent.max(1)));
+        let planned = PlanCache::new(&state.runtime_env().memory_pool);
         Self {
             lake,
             state,
             task,
-            planned: PlanCache::default(),
+            planned,
             limits,
             running,
         }
