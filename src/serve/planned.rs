@@ -159,10 +159,8 @@ struct Kept {
     /// recently used).
     plans: HashMap<Vec<u8>, (Instant, u64, Planned)>,
     uses: u64,
-    /// The sum of [`size`] over `plans`.
-    bytes: usize,
-    /// `bytes`, counted against the queries' memory limit: a kept plan leaves running queries
-    /// less, and a full pool keeps no plan.
+    /// The sum of [`size`] over `plans`, counted against the queries' memory limit: a kept plan
+    /// leaves running queries less, and a full pool keeps no plan.
     reservation: MemoryReservation,
 }
 
@@ -177,16 +175,13 @@ impl Kept {
         self.remove(&key);
         let bytes = size(&key, &entry.2);
         if self.reservation.try_grow(bytes).is_ok() {
-            self.bytes += bytes;
             self.plans.insert(key, entry);
         }
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<(Instant, u64, Planned)> {
         let entry = self.plans.remove(key)?;
-        let bytes = size(key, &entry.2);
-        self.bytes -= bytes;
-        self.reservation.shrink(bytes);
+        self.reservation.shrink(size(key, &entry.2));
         Some(entry)
     }
 
@@ -205,7 +200,6 @@ impl PlanCache {
             kept: Mutex::new(Kept {
                 plans: HashMap::new(),
                 uses: 0,
-                bytes: 0,
                 reservation: MemoryConsumer::new("kept plans").register(pool),
             }),
         }
@@ -231,7 +225,7 @@ impl PlanCache {
         if bytes > MAX_BYTES / 4 {
             return;
         }
-        while kept.plans.len() >= CAPACITY || kept.bytes + bytes > MAX_BYTES {
+        while kept.plans.len() >= CAPACITY || kept.reservation.size() + bytes > MAX_BYTES {
             match kept.least_recently_used() {
                 Some(oldest) => kept.remove(&oldest),
                 None => break,
@@ -353,7 +347,7 @@ mod tests {
         let big = MAX_BYTES / 4 - 16;
         for i in 0..5u8 {
             cache.keep(vec![i], with(big));
-            let bytes = cache.kept.lock().unwrap().bytes;
+            let bytes = cache.kept.lock().unwrap().reservation.size();
             assert!(bytes <= MAX_BYTES, "{bytes}");
         }
         assert!(cache.get(&[0]).is_none(), "the oldest made room");
@@ -363,7 +357,7 @@ mod tests {
         // Replacing and handing out keep the count right.
         cache.keep(vec![1], with(0));
         let kept = cache.kept.lock().unwrap();
-        assert_eq!(kept.bytes, 1 + 3 * (1 + big));
+        assert_eq!(kept.reservation.size(), 1 + 3 * (1 + big));
         drop(kept);
 
         // Kept plans count against the queries' memory limit.
