@@ -153,7 +153,7 @@ fn runs(runs: &[StoredRun]) -> Markup {
                         td { ul.checks {
                             @for c in &r.checks {
                                 li.(c.status) data-check=(c.check)
-                                    title=(c.description.as_deref().unwrap_or_default()) {
+                                    title=[c.description.as_deref()] {
                                     (c.status) " " code { (c.check) }
                                     @if c.violation_count > 0 {
                                         " (" (c.severity) "): " span.violations { (grouped(c.violation_count)) }
