@@ -3,6 +3,7 @@
 //! Each message already carries its cause's text, so no variant also reports the cause as its
 //! `source()`: printed as a chain (anyhow's `{:#}`) the cause would appear twice.
 
+use deltalake::kernel::transaction::TransactionError;
 use deltalake::DeltaTableError;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,20 @@ impl Error {
             table: table.to_string(),
             error,
         }
+    }
+
+    /// Whether another writer's commit made this one fail (retrying from the new version may
+    /// succeed).
+    pub(crate) fn is_commit_conflict(&self) -> bool {
+        matches!(
+            self,
+            Error::Delta {
+                error: DeltaTableError::Transaction {
+                    source: TransactionError::CommitConflict(_)
+                },
+                ..
+            }
+        )
     }
 
     pub(crate) fn io(path: impl std::fmt::Display, error: std::io::Error) -> Self {

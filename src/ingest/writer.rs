@@ -315,6 +315,22 @@ mod tests {
         assert_eq!(rows_and_offsets(&table).await, (3, 3));
     }
 
+    #[tokio::test]
+    async fn a_concurrent_metadata_commit_is_a_commit_conflict() {
+        let (_dir, lake, stale) = table_with_commits(2).await;
+        let fresh = lake.open(DEAD_LETTERS).await.unwrap().unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        crate::lake::maintain::apply_retention(fresh, "t", hour)
+            .await
+            .unwrap();
+        // The stale handle's own metadata commit now meets the one above.
+        let e = crate::lake::maintain::apply_retention(stale, "t", 2 * hour)
+            .await
+            .unwrap_err();
+        assert!(e.is_commit_conflict(), "{e}");
+        assert!(!Error::Other("x".into()).is_commit_conflict());
+    }
+
     /// `lake maintain` with the defaults on the dead-letter table.
     async fn maintain_dead_letters(lake: &Lake) -> crate::lake::maintain::MaintainReport {
         maintain_table(lake, &DEAD_LETTERS.to_string(), &MaintainOptions::default())

@@ -120,9 +120,34 @@ pub(crate) async fn open_named(lake: &Lake, name: &str) -> Result<DeltaTable> {
     super::open_dir(&path).await
 }
 
+/// Times `lake maintain` starts over from the latest version when another writer's commit
+/// conflicts with one of its own (a background maintainer setting the retention, say).
+const CONFLICT_ATTEMPTS: u32 = 3;
+
 /// `lake maintain`: everything at once: the retention, both compaction tiers (every small file
 /// of every partition), a vacuum and a checkpoint.
 pub(crate) async fn maintain_table(
+    lake: &Lake,
+    name: &str,
+    opts: &MaintainOptions,
+) -> Result<MaintainReport> {
+    let mut attempt = 1;
+    loop {
+        match maintain_table_once(lake, name, opts).await {
+            Err(e) if e.is_commit_conflict() && attempt < CONFLICT_ATTEMPTS => {
+                tracing::warn!(
+                    table = name,
+                    attempt,
+                    "{e}; starting over from the latest version"
+                );
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+async fn maintain_table_once(
     lake: &Lake,
     name: &str,
     opts: &MaintainOptions,
