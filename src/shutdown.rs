@@ -11,6 +11,10 @@ pub use tokio_util::sync::CancellationToken;
 /// within a few of these.
 pub const GRACE: Duration = Duration::from_secs(2);
 
+/// How long the runtime waits, once the command has returned, for tasks still running (a
+/// query's operators the stop abandoned) before the process exits anyway.
+pub const ABANDON_AFTER: Duration = Duration::from_millis(500);
+
 /// `work`, or None if it is still running [`GRACE`] after `token` is cancelled.
 pub async fn unless_stopped_for_long<T>(
     work: impl std::future::Future<Output = T>,
@@ -26,36 +30,55 @@ pub async fn unless_stopped_for_long<T>(
     }
 }
 
-/// A token cancelled when the process receives SIGINT or SIGTERM. Spawns the listener on the
-/// current runtime.
+/// A token cancelled when the process receives SIGINT or SIGTERM. The signals are awaited on a
+/// thread of their own: a worker pool kept busy by a query's operators must not delay the stop.
 pub fn on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!("no SIGTERM handler: {e}");
-                None
-            }
-        };
-        let terminated = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
+    let listener = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(rt) => rt.block_on(signalled()),
+                Err(e) => {
+                    tracing::warn!("no signal handler: {e}");
+                    return;
                 }
-                None => std::future::pending::<()>().await,
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminated => {}
-        }
-        tracing::info!("shutting down");
-        cancel.cancel();
-    });
+            tracing::info!("shutting down");
+            cancel.cancel();
+        });
+    if let Err(e) = listener {
+        tracing::warn!("no signal handler: {e}");
+    }
     token
+}
+
+/// Waits for the first SIGINT or SIGTERM.
+async fn signalled() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("no SIGTERM handler: {e}");
+            None
+        }
+    };
+    let terminated = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated => {}
+    }
 }
 
 /// Sleeps `wait` unless `token` is cancelled first; false if it was.

@@ -76,7 +76,7 @@ pub fn main() -> ExitCode {
             let code = rt.block_on(run(Cli::parse()));
             // Work still on the runtime once the command returned (a query the stop abandoned,
             // a blocking read) must not hold the exit: it ends with the process.
-            rt.shutdown_timeout(crate::shutdown::GRACE);
+            rt.shutdown_timeout(crate::shutdown::ABANDON_AFTER);
             code
         }
         Err(e) => {
