@@ -456,20 +456,8 @@ async fn interrupted_in_sensor_wait(args: &[&str], log: &Path) -> std::process::
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let signalled = std::time::Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if signalled.elapsed() > std::time::Duration::from_secs(5) {
-            child.kill().unwrap();
-            panic!("still running 5 s after SIGINT:\n{}", read_log());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    signal(&child, libc::SIGINT);
+    exit_within(&mut child, std::time::Duration::from_secs(5), read_log)
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -60,23 +60,9 @@ fn kafka_sh(verb: &str, state: &Path) -> Output {
     out
 }
 
-/// Waits for `child` up to `limit`, killing it (and failing the test) after that.
-fn wait_within(child: &mut Child, limit: Duration, log: &Path) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "still running after {limit:?}:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// The contents of `log`, to explain a failure.
+fn explain(log: &Path) -> impl Fn() -> String + '_ {
+    move || std::fs::read_to_string(log).unwrap_or_default()
 }
 
 #[tokio::test]
@@ -122,7 +108,11 @@ async fn a_broker_killed_and_restarted_mid_stream_loses_and_duplicates_nothing()
     std::thread::sleep(Duration::from_secs(3));
     broker.restart();
 
-    let status = wait_within(&mut producer, Duration::from_secs(180), &produce_log);
+    let status = exit_within(
+        &mut producer,
+        Duration::from_secs(180),
+        explain(&produce_log),
+    );
     assert!(
         status.success(),
         "the producer rides out the outage: {status}\n{}",
@@ -158,10 +148,8 @@ async fn a_broker_killed_and_restarted_mid_stream_loses_and_duplicates_nothing()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let pid = i32::try_from(ingest.id()).expect("pid");
-    // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = wait_within(&mut ingest, Duration::from_secs(10), &ingest_log);
+    signal(&ingest, libc::SIGTERM);
+    let status = exit_within(&mut ingest, Duration::from_secs(10), explain(&ingest_log));
     assert!(status.success(), "{status}");
     assert_exactly_once(&lake_dir, delivered).await;
 }
@@ -228,7 +216,7 @@ async fn a_full_disk_during_commits_loses_nothing_and_ingest_resumes_once_space_
     let args = ingest_args(&lake_dir, &topic, &["--until-caught-up"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut full = spawn(&args, &log);
-    let status = wait_within(&mut full, Duration::from_secs(120), &log);
+    let status = exit_within(&mut full, Duration::from_secs(120), explain(&log));
     let stderr = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(
         status.code(),

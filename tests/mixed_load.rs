@@ -154,14 +154,9 @@ async fn ingest_maintenance_daily_runs_and_sixteen_clients_together() {
         assert!(Instant::now() < deadline, "{}", read(&ingest_log));
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let pid = i32::try_from(ingest.id()).expect("pid");
-    // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    assert!(
-        ingest.wait().expect("ingest").success(),
-        "{}",
-        read(&ingest_log)
-    );
+    signal(&ingest, libc::SIGTERM);
+    let status = exit_within(&mut ingest, Duration::from_secs(10), || read(&ingest_log));
+    assert!(status.success(), "{}", read(&ingest_log));
     assert_exactly_once(&lake_dir, produced as i64).await;
     daily(&l, &config);
     let mut c = client(&server.url).await;

@@ -19,21 +19,8 @@ const WITHIN: Duration = Duration::from_secs(5);
 /// Sends SIGTERM to `child` and returns how it exited, failing the test (with `explain()`) if
 /// it is still running five seconds later.
 fn terminate(child: &mut Child, explain: impl Fn() -> String) -> ExitStatus {
-    let pid = i32::try_from(child.id()).expect("pid");
-    // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let signalled = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if signalled.elapsed() > WITHIN {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("still running {WITHIN:?} after SIGTERM:\n{}", explain());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    signal(child, libc::SIGTERM);
+    exit_within(child, WITHIN, explain)
 }
 
 fn read_log(log: &Path) -> String {

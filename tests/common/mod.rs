@@ -50,6 +50,34 @@ pub fn run_ok(args: &[&str]) -> Output {
     out
 }
 
+/// Sends `signal` (libc::SIGTERM, libc::SIGINT) to `child`.
+pub fn signal(child: &Child, signal: i32) {
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+}
+
+/// How `child` exited, waiting at most `limit`; after that it is killed and the test fails
+/// with `explain()`.
+pub fn exit_within(
+    child: &mut Child,
+    limit: Duration,
+    explain: impl Fn() -> String,
+) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {limit:?}:\n{}", explain());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn spawn(args: &[&str], log: &Path) -> Child {
     let file = std::fs::File::create(log).expect("log file");
     lake()
