@@ -170,9 +170,8 @@ fn size(key: &[u8], planned: &Planned) -> usize {
 }
 
 impl Kept {
-    /// Keeps `entry` unless the memory pool has no room for it.
+    /// Keeps `entry` under `key`, which holds nothing, unless the memory pool has no room for it.
     fn insert(&mut self, key: Vec<u8>, entry: (Instant, u64, Planned)) {
-        self.remove(&key);
         let bytes = size(&key, &entry.2);
         if self.reservation.try_grow(bytes).is_ok() {
             self.plans.insert(key, entry);
