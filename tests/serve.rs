@@ -434,6 +434,26 @@ async fn huge_constants_are_refused_and_plans_never_fetched_do_not_pile_up() {
         e.contains(RESOURCE_EXHAUSTED) && e.contains("would produce about"),
         "{e}"
     );
+    // A value doubled in 40 steps (1 KiB to 1 PiB): the process aborted at the first
+    // allocation it could not get.
+    for grow in ["s || s", "concat(s, s)", "flatten([s, s])"] {
+        let base = match grow {
+            "flatten([s, s])" => "SELECT range(128) AS s",
+            _ => "SELECT repeat('x', 1024) AS s",
+        };
+        let steps: Vec<String> = (1..=40)
+            .map(|i| format!("t{i} AS (SELECT {grow} AS s FROM t{})", i - 1))
+            .collect();
+        let sql = format!(
+            "WITH t0 AS ({base}), {} SELECT s FROM t40",
+            steps.join(", ")
+        );
+        let e = query(&mut c, &sql).await.unwrap_err();
+        assert!(
+            e.contains(RESOURCE_EXHAUSTED) && e.contains("would produce about"),
+            "{grow}: {e}"
+        );
+    }
     // 300 MB strings planned (GetFlightInfo) and never fetched: they held 2.35 GB.
     let before = rss_bytes(server.child.id());
     for i in 0..4 {

@@ -72,7 +72,7 @@ pub(crate) fn session_with(
         .with_default_features()
         .build();
     let ctx = SessionContext::new_with_state(state);
-    bounded::bound_functions(&ctx);
+    bounded::bound(&ctx);
     let catalog = LakeCatalog {
         lake: lake.clone(),
         lookup,
