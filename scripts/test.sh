@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project, installing what the tests need first:
 #   - a single-node Apache Kafka (KRaft) from Maven Central, started once for the whole run;
+#   - a SeaweedFS S3 server on loopback, built from the Go module proxy (scripts/s3.sh), whose
+#     AWS_* variables the tests of a lake on s3:// use;
 #   - a Python venv with the interop tools (deltalake, DuckDB + delta extension, Polars, ...);
 #   - Debian's docker-compose (validates docker-compose.yml) and chromium + chromium-driver (the
 #     status page's browser test).
@@ -35,11 +37,20 @@ fi
 step "kafka"
 scripts/kafka.sh install
 kafka_state=$(mktemp -d "${TMPDIR:-/tmp}/lake-kafka.XXXXXX")
-cleanup() { "$root/scripts/kafka.sh" stop "$kafka_state"; rm -rf "$kafka_state"; }
+s3_state=$(mktemp -d "${TMPDIR:-/tmp}/lake-s3.XXXXXX")
+cleanup() {
+    "$root/scripts/kafka.sh" stop "$kafka_state"; rm -rf "$kafka_state"
+    "$root/scripts/s3.sh" stop "$s3_state"; rm -rf "$s3_state"
+}
 trap cleanup EXIT
 LAKE_TEST_BROKERS=$(scripts/kafka.sh start "$kafka_state")
 export LAKE_TEST_BROKERS
 echo "broker at $LAKE_TEST_BROKERS"
+
+step "S3 server (SeaweedFS)"
+scripts/s3.sh install
+echo "S3 at $(scripts/s3.sh start "$s3_state")"
+eval "$(scripts/s3.sh env "$s3_state")"
 
 step "format and lints"
 # Every dependency change leaves the old test binaries (large with debug info: bench/NOTES.md says

@@ -22,8 +22,8 @@ pub(crate) const DEFAULT_TOPIC: &str = "user_events";
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileConfig {
-    /// Lake root directory.
-    pub(crate) lake_dir: Option<PathBuf>,
+    /// Lake root: a folder, or an object store URL (`s3://bucket/prefix`).
+    pub(crate) lake_dir: Option<String>,
     /// Kafka bootstrap servers.
     pub(crate) brokers: Option<String>,
     /// Topic of the events.
@@ -38,9 +38,24 @@ pub(crate) struct FileConfig {
     pub(crate) serve: ServeSection,
     #[serde(default)]
     pub(crate) maintain: MaintainSection,
+    #[serde(default)]
+    pub(crate) storage: StorageSection,
     /// librdkafka properties passed through to every Kafka client.
     #[serde(default)]
     pub(crate) kafka: BTreeMap<String, String>,
+}
+
+/// `[storage]`: how to reach a lake on an object store, on top of the cloud's own environment
+/// variables (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, ...).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StorageSection {
+    /// The endpoint of an S3-compatible server (or Azure), e.g. "http://127.0.0.1:8333".
+    pub(crate) endpoint: Option<String>,
+    /// The S3 region.
+    pub(crate) region: Option<String>,
+    /// Plain HTTP to the endpoint (a server on loopback); off by default.
+    pub(crate) allow_http: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -128,10 +128,7 @@ pub(crate) async fn run(
         shutdown.clone(),
     )
     .await?;
-    println!(
-        "ingesting into {} ...",
-        lake.table_path(USER_EVENTS).display()
-    );
+    println!("ingesting into {} ...", lake.table_location(USER_EVENTS));
     let caught_up = ingest::run(
         lake,
         ingest_options(&brokers, &source, true),
@@ -189,8 +186,7 @@ pub(crate) async fn run(
     }
     println!(
         "stopped: {} live events produced and committed; all data is in {}",
-        produced.delivered,
-        lake.root().display()
+        produced.delivered, lake
     );
     if let Ok(Err(e)) = flight.await {
         tracing::warn!("Flight SQL server: {e}");
@@ -315,8 +311,7 @@ async fn run_daily(
 }
 
 fn print_next_steps(lake: &Lake, brokers: &str, bound: serve::Bound, rate: u64) {
-    let events = lake.table_path(USER_EVENTS);
-    let events = events.display();
+    let events = lake.table_location(USER_EVENTS);
     let flight_url = format!("grpc://{}", bound.flight);
     let port = bound.flight.port();
     let page = match bound.status_page {
@@ -342,7 +337,6 @@ fn print_next_steps(lake: &Lake, brokers: &str, bound: serve::Bound, rate: u64) 
          SELECT event_date, event_type, count(*) FROM delta_scan('{events}') GROUP BY ALL ORDER BY ALL;\n\
          Python deltalake / Polars:\n  \
          import deltalake; print(deltalake.DeltaTable('{events}').to_pyarrow_table().num_rows)\n  \
-         import polars as pl; pl.read_delta('{events}').group_by('event_type').len()\n",
-        lake = lake.root().display()
+         import polars as pl; pl.read_delta('{events}').group_by('event_type').len()\n"
     );
 }

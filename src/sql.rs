@@ -81,6 +81,8 @@ pub(crate) async fn run(lake: &Lake, opts: SqlOptions) -> Result<()> {
             .with_allow_dml(false)
             .with_allow_statements(false)
     };
+    // Lists the tables once: on an object store, what `SHOW TABLES` reads.
+    lake.tables().await?;
     let session = Session {
         ctx: catalog::session(lake, SessionConfig::new()),
         policy,

@@ -10,7 +10,7 @@ pub use crate::ingest::offsets::marker;
 pub use crate::ingest::writer::append;
 pub use crate::ingest::FETCH_SETTINGS;
 pub use crate::lake::{
-    dead_letters_spec, user_events_spec, Lake, TableId, DEAD_LETTERS, USER_EVENTS,
+    dead_letters_spec, user_events_spec, Lake, StorageOptions, TableId, DEAD_LETTERS, USER_EVENTS,
 };
 pub use crate::produce::ensure_topic;
 pub use crate::serve::control::proto as control_proto;

@@ -96,6 +96,34 @@ fn bad_configuration_is_a_clear_error_with_exit_code_1() {
 }
 
 #[test]
+fn lake_urls_lake_cannot_serve_are_refused_and_create_nothing() {
+    let root = tempdir();
+    // The issue: `--lake s3:/...` (and any URL) silently became a local folder named `s3:`.
+    for location in [
+        "ftp://host/lake",
+        "hdfs://nn/lake",
+        "s3:/bucket/lake",
+        "s3://",
+    ] {
+        for command in [&["maintain"][..], &["sql", "-c", "SELECT 1"], &["runs"]] {
+            let out = lake()
+                .current_dir(root.path())
+                .args(command)
+                .args(["--lake", location])
+                .output()
+                .expect("run lake");
+            assert_eq!(out.status.code(), Some(1), "{location} {command:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("lake location"), "{location}: {err}");
+        }
+        let out = maintain_in(root.path(), &[("LAKE_DIR", location)], &[]);
+        assert_eq!(out.status.code(), Some(1), "LAKE_DIR={location}");
+    }
+    let left: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
+    assert!(left.is_empty(), "nothing created: {left:?}");
+}
+
+#[test]
 fn usage_errors_exit_2_and_unknown_tables_exit_1() {
     let root = tempdir();
     let out = lake()

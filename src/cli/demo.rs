@@ -1,7 +1,7 @@
 //! `lake demo`: the whole pipeline on this machine with an embedded broker.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -48,7 +48,7 @@ pub(crate) struct DemoArgs {
 }
 
 pub(crate) async fn run(
-    lake_dir: &Path,
+    lake: &Lake,
     opts: DemoOptions,
     fresh: bool,
     metrics: Option<SocketAddr>,
@@ -59,14 +59,11 @@ pub(crate) async fn run(
     endpoint::start(metrics, move || observe::readiness(started), &stop).await?;
     if fresh {
         for schema in ["raw", "processed", "system"] {
-            let dir = lake_dir.join(schema);
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)
-                    .with_context(|| format!("cannot remove {}", dir.display()))?;
-            }
+            lake.remove_schema(schema)
+                .await
+                .with_context(|| format!("cannot remove the tables of {schema} in {lake}"))?;
         }
     }
-    let lake = Lake::new(lake_dir)?;
-    demo::run(&lake, opts, stop).await?;
+    demo::run(lake, opts, stop).await?;
     Ok(())
 }

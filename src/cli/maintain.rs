@@ -32,7 +32,7 @@ pub(crate) async fn run(
 ) -> anyhow::Result<()> {
     let tables = match table {
         Some(t) => vec![t],
-        None => lake.tables()?,
+        None => lake.tables().await?,
     };
     for t in tables {
         let r = maintain::maintain_table(lake, &t, opts).await?;

@@ -134,7 +134,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo(a) => {
             let metrics = s.metrics_addr(&a.metrics, |_| None);
-            demo::run(s.lake_dir(), s.demo(&a), a.fresh, metrics, stop()).await
+            demo::run(&s.lake()?, s.demo(&a), a.fresh, metrics, stop()).await
         }
         Command::Sql(a) => sql::run(&s.lake()?, settings::sql(a)).await,
         Command::Daily(a) => daily::run(&s.lake()?, s.daily(a)?, stop()).await,

@@ -74,7 +74,7 @@ pub(crate) async fn run(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let readable = lake.clone();
-    let ready = move || readable.tables().map(drop).map_err(|e| e.to_string());
+    let ready = move || readable.tables_now().map(drop).map_err(|e| e.to_string());
     endpoint::start(metrics, ready, &stop).await?;
     let scheme = if opts.tls.is_some() {
         "grpc+tls"

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -33,7 +33,7 @@ use crate::demo::DemoOptions;
 use crate::event::Contract;
 use crate::ingest::{BatchLimits, IngestOptions};
 use crate::lake::maintain::MaintainOptions;
-use crate::lake::Lake;
+use crate::lake::{Lake, StorageOptions};
 use crate::produce::{self, ProduceOptions};
 use crate::serve::auth::Credentials;
 use crate::serve::status::lag::KafkaTopic;
@@ -47,8 +47,9 @@ const DEFAULT_CONFIG: &str = "lake.toml";
 pub(crate) struct Global {
     /// Lake root directory
     #[arg(long = "lake", env = "LAKE_DIR", global = true,
-          help = with_default("Lake root directory", DEFAULT_LAKE_DIR))]
-    pub(crate) lake: Option<PathBuf>,
+          help = with_default("Lake root: a folder, or s3://bucket/prefix (gs://, az://)",
+                              DEFAULT_LAKE_DIR))]
+    pub(crate) lake: Option<String>,
     /// Settings file [default: ./lake.toml when present]
     #[arg(long, env = "LAKE_CONFIG", global = true)]
     pub(crate) config: Option<PathBuf>,
@@ -61,7 +62,7 @@ pub(crate) struct Global {
 #[derive(Debug)]
 pub(crate) struct Settings {
     file: FileConfig,
-    lake_dir: PathBuf,
+    lake_dir: String,
     /// `[kafka]` of the file, then every `-X key=value`.
     kafka: BTreeMap<String, String>,
 }
@@ -81,7 +82,7 @@ impl Settings {
             .lake
             .clone()
             .or_else(|| file.lake_dir.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_LAKE_DIR));
+            .unwrap_or_else(|| DEFAULT_LAKE_DIR.to_string());
         let mut kafka = file.kafka.clone();
         kafka.extend(g.kafka.iter().cloned());
         Self {
@@ -91,13 +92,21 @@ impl Settings {
         }
     }
 
-    pub(crate) fn lake_dir(&self) -> &Path {
+    /// The lake's location as given: a folder or a URL.
+    #[cfg(test)]
+    pub(crate) fn lake_dir(&self) -> &str {
         &self.lake_dir
     }
 
-    /// The lake root, created if missing.
+    /// The lake (a local root is created if missing).
     pub(crate) fn lake(&self) -> anyhow::Result<Lake> {
-        Ok(Lake::new(&self.lake_dir)?)
+        let storage = &self.file.storage;
+        let storage = StorageOptions {
+            endpoint: storage.endpoint.clone(),
+            region: storage.region.clone(),
+            allow_http: storage.allow_http,
+        };
+        Ok(Lake::at(&self.lake_dir, &storage)?)
     }
 
     fn brokers(&self, k: &KafkaArgs) -> String {
@@ -490,7 +499,7 @@ mod tests {
         let file = "lake_dir = \"elsewhere\"\nbrokers = \"b:1\"\ntopic = \"t\"\n\
                     [ingest]\ngroup = \"g\"\nmax_rows = 7\n[kafka]\n\"a.b\" = \"file\"\n";
         let (s, _) = parse(&["ingest"], file);
-        assert_eq!(s.lake_dir(), Path::new("elsewhere"));
+        assert_eq!(s.lake_dir(), "elsewhere");
         let o = ingest(&["ingest", "-X", "a.b=flag", "-X", "c=d"], file);
         assert_eq!((o.brokers.as_str(), o.topic.as_str()), ("b:1", "t"));
         assert_eq!(o.source, "t", "the source defaults to the topic");
@@ -503,7 +512,7 @@ mod tests {
         );
         assert_eq!((o.topic.as_str(), o.group.as_str()), ("u", "h"));
         let (s, _) = parse(&["--lake", "x", "ingest"], file);
-        assert_eq!(s.lake_dir(), Path::new("x"));
+        assert_eq!(s.lake_dir(), "x");
     }
 
     #[test]
@@ -536,7 +545,7 @@ mod tests {
     #[test]
     fn the_documented_example_file_states_the_defaults() {
         let example = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("lake.toml.example"),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lake.toml.example"),
         )
         .expect("lake.toml.example");
         let (with_file, bare) = (ingest(&["ingest"], &example), ingest(&["ingest"], ""));
@@ -550,7 +559,7 @@ mod tests {
         let bare = schedule(&["schedule"], "");
         assert_eq!(format!("{:?}", with_file.0), format!("{:?}", bare.0));
         let (s, _) = parse(&["daily"], &example);
-        assert_eq!(s.lake_dir(), Path::new(DEFAULT_LAKE_DIR));
+        assert_eq!(s.lake_dir(), DEFAULT_LAKE_DIR);
     }
 
     #[test]

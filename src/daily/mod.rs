@@ -23,7 +23,7 @@ use chrono::{NaiveDate, Utc};
 
 use crate::error::{Error, Result};
 use crate::lake::catalog;
-use crate::lake::{dead_letters_spec, user_events_spec, Lake};
+use crate::lake::{child_url, dead_letters_spec, user_events_spec, Lake};
 use crate::metrics::metrics;
 use crate::shutdown::CancellationToken;
 use history::{CheckRecord, RunRecord, RunStatus};
@@ -86,7 +86,7 @@ pub(crate) struct DateRun {
 }
 
 /// Loads and orders the job's files and checks that every table they read can exist.
-pub(crate) fn plan(lake: &Lake, opts: &DailyOptions) -> Result<Job> {
+pub(crate) async fn plan(lake: &Lake, opts: &DailyOptions) -> Result<Job> {
     let daily_dir = opts.sql_dir.join("daily");
     let files = SqlFile::load_dir(&daily_dir)?;
     if files.is_empty() {
@@ -95,7 +95,7 @@ pub(crate) fn plan(lake: &Lake, opts: &DailyOptions) -> Result<Job> {
             daily_dir.display()
         )));
     }
-    let tables = lake.tables()?;
+    let tables = lake.tables().await?;
     let exists = |r: &str| catalog::resolves(&tables, r);
     let ordered = plan::order(files, exists)?;
     let checks = SqlFile::load_dir(&opts.sql_dir.join("checks"))?;
@@ -232,19 +232,19 @@ pub(crate) async fn run_date(
 /// The table gauges (version, live files, bytes) of the tables a run wrote, and of the run
 /// history. A table that cannot be opened now keeps its last values: the run is what counts.
 async fn observe_tables(lake: &Lake, run: &DateRun) {
-    let mut paths: Vec<(String, std::path::PathBuf)> = run
+    let mut urls: Vec<(String, url::Url)> = run
         .tables
         .iter()
         .filter_map(|t| {
             let short = t.table.strip_prefix("processed.")?;
-            Some((t.table.clone(), output::published_path(lake, short)))
+            Some((t.table.clone(), output::published_url(lake, short).ok()?))
         })
         .collect();
     for id in [history::DAILY_RUNS, history::CHECK_RESULTS] {
-        paths.push((id.to_string(), lake.table_path(id)));
+        urls.push((id.to_string(), lake.table_url(id)));
     }
-    for (name, path) in paths {
-        if let Ok(table) = crate::lake::open_dir(&path).await {
+    for (name, url) in urls {
+        if let Ok(table) = lake.open_url(&url).await {
             metrics().tables.observe(&table, &name);
         }
     }
@@ -260,9 +260,9 @@ async fn execute(
     run: &mut DateRun,
     shutdown: &CancellationToken,
 ) -> Result<()> {
-    let job = plan(lake, opts)?;
+    let job = plan(lake, opts).await?;
     let session = JobSession::new(lake, opts.memory_limit)?;
-    let staging = output::staging_dir(lake, &run.run_id);
+    let staging = output::staging_url(lake, &run.run_id)?;
     let audited = tokio::select! {
         audited = audit(lake, &job, &session, &staging, date, run) => audited,
         _ = shutdown.cancelled() => Err(Error::Stopped),
@@ -273,7 +273,7 @@ async fn execute(
         }
         other => other,
     };
-    output::clean_staging(lake, &run.run_id);
+    output::clean_staging(lake, &run.run_id).await;
     outcome
 }
 
@@ -283,18 +283,18 @@ async fn audit(
     lake: &Lake,
     job: &Job,
     session: &JobSession,
-    staging: &std::path::Path,
+    staging: &url::Url,
     date: NaiveDate,
     run: &mut DateRun,
 ) -> Result<()> {
     for file in &job.daily {
         let result = session.daily_result(file, date).await?;
         let table = output::table_name(&file.name);
-        let staged = staging.join(&file.name);
-        let rows = output::write_date(&staged, &table, date, result)
+        let staged = child_url(staging, &file.name)?;
+        let rows = output::write_date(lake, &staged, &table, date, result)
             .await
             .map_err(|e| from_file(file, e))?;
-        let published = output::published_path(lake, &file.name);
+        let published = output::published_url(lake, &file.name)?;
         session
             .show_staged(&file.name, date, &staged, &published)
             .await?;
@@ -314,11 +314,11 @@ async fn publish(
     lake: &Lake,
     job: &Job,
     session: &JobSession,
-    staging: &std::path::Path,
+    staging: &url::Url,
     date: NaiveDate,
 ) -> Result<()> {
     for file in &job.daily {
-        let staged = session.read_delta(&staging.join(&file.name)).await?;
+        let staged = session.read_delta(&child_url(staging, &file.name)?).await?;
         output::replace_date(lake, &file.name, date, staged).await?;
     }
     Ok(())
@@ -331,7 +331,7 @@ async fn validate(
     date: NaiveDate,
     run: &mut DateRun,
 ) -> Result<()> {
-    let job = plan(lake, opts)?;
+    let job = plan(lake, opts).await?;
     let session = JobSession::new(lake, opts.memory_limit)?;
     for file in &job.daily {
         let df = session.plan(file, date).await?;
@@ -342,7 +342,7 @@ async fn validate(
         });
     }
     // A check reading a table no daily run has written yet cannot be planned before one.
-    let tables = lake.tables()?;
+    let tables = lake.tables().await?;
     for file in &job.checks {
         if file.reads.iter().all(|r| catalog::resolves(&tables, r)) {
             session.plan(file, date).await?;

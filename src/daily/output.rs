@@ -8,22 +8,22 @@
 //! not part of the catalog); only when the checks pass is it copied into `processed.<name>`
 //! (write, audit, publish), so a failed check never leaves wrong rows visible.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, Utc};
 
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{col, lit, DataFrame};
 use deltalake::delta_datafusion::planner::DeltaPlanner;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
-use deltalake::DeltaTableBuilder;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
+use url::Url;
 
 use super::dates::date_value;
 use crate::error::{Error, Result};
-use crate::lake::{dir_url, Lake};
+use crate::lake::{child_url, store_path, Lake};
 
 /// The table a daily file writes.
 pub(crate) fn table_name(file_name: &str) -> String {
@@ -39,64 +39,92 @@ pub(crate) async fn replace_date(
     result: DataFrame,
 ) -> Result<(String, usize)> {
     let table_name = table_name(name);
-    let path = published_path(lake, name);
-    let rows = write_date(&path, &table_name, date, result).await?;
+    let url = published_url(lake, name)?;
+    let rows = write_date(lake, &url, &table_name, date, result).await?;
     Ok((table_name, rows))
 }
 
-/// The folder of `processed.<name>`.
-pub(crate) fn published_path(lake: &Lake, name: &str) -> PathBuf {
-    lake.root().join("processed").join(name)
+/// The URL of `processed.<name>`.
+pub(crate) fn published_url(lake: &Lake, name: &str) -> Result<Url> {
+    lake.url_of("processed", name)
 }
 
 /// The folder where run `run_id` stages its results.
-pub(crate) fn staging_dir(lake: &Lake, run_id: &str) -> PathBuf {
-    lake.root().join(STAGING).join(run_id)
+pub(crate) fn staging_url(lake: &Lake, run_id: &str) -> Result<Url> {
+    child_url(&child_url(lake.root_url(), STAGING)?, run_id)
 }
 
+/// What runs that crashed staged is deleted after this long.
+const STAGING_KEPT: Duration = Duration::from_secs(24 * 3600);
+
 /// Deletes what a run staged (and what runs that crashed staged more than a day ago).
-pub(crate) fn clean_staging(lake: &Lake, run_id: &str) {
-    let _ = std::fs::remove_dir_all(staging_dir(lake, run_id));
-    let Ok(entries) = std::fs::read_dir(lake.root().join(STAGING)) else {
+pub(crate) async fn clean_staging(lake: &Lake, run_id: &str) {
+    let Ok(staging) = child_url(lake.root_url(), STAGING) else {
         return;
     };
-    let day = std::time::Duration::from_secs(24 * 3600);
+    let Some(store) = lake.remote_store() else {
+        return clean_local_staging(&staging, run_id);
+    };
+    let mine = store_path(&staging).join(run_id);
+    let mut objects = store.list(Some(&store_path(&staging)));
+    let mut doomed = Vec::new();
+    while let Some(Ok(object)) = objects.next().await {
+        let old = (Utc::now() - object.last_modified)
+            .to_std()
+            .is_ok_and(|age| age > STAGING_KEPT);
+        if old || object.location.prefix_matches(&mine) {
+            doomed.push(Ok(object.location));
+        }
+    }
+    drop(objects);
+    let mut deleted = store.delete_stream(futures::stream::iter(doomed).boxed());
+    while deleted.next().await.is_some() {}
+}
+
+fn clean_local_staging(staging: &Url, run_id: &str) {
+    let Ok(staging) = staging.to_file_path() else {
+        return;
+    };
+    let _ = std::fs::remove_dir_all(staging.join(run_id));
+    let Ok(entries) = std::fs::read_dir(&staging) else {
+        return;
+    };
     for entry in entries.flatten() {
         let old = entry
             .metadata()
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > day);
+            .is_some_and(|age| age > STAGING_KEPT);
         if old {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
     // Only when empty: another run may be staging meanwhile.
-    let _ = std::fs::remove_dir(lake.root().join(STAGING));
+    let _ = std::fs::remove_dir(&staging);
 }
 
 /// Staging folder of the lake root (the catalog lists only `<schema>/<table>` tables, so it
 /// never shows up there).
 const STAGING: &str = "_staging";
 
-/// Replaces the rows of `date` in the table at `path` (created when missing) with `result`;
-/// returns the rows written.
+/// Replaces the rows of `date` in the table at `url` of `lake` (created when missing) with
+/// `result`; returns the rows written.
 pub(crate) async fn write_date(
-    path: &Path,
+    lake: &Lake,
+    url: &Url,
     table_name: &str,
     date: NaiveDate,
     result: DataFrame,
 ) -> Result<usize> {
-    let exists = path.join("_delta_log").is_dir();
-    std::fs::create_dir_all(path).map_err(|e| Error::io(path.display(), e))?;
-    let url = dir_url(path)?;
-    let table = if exists {
-        deltalake::open_table(url).await
+    let table = if lake.has_log(url).await? {
+        lake.open_url(url).await?
     } else {
-        DeltaTableBuilder::from_url(url).and_then(|b| b.build())
-    }
-    .map_err(|e| Error::delta(table_name, e))?;
+        lake.make_folder(url)?;
+        lake.builder(url)?
+            .build()
+            .map_err(|e| Error::delta(table_name, e))?
+    };
     let predicate = col("date").eq(lit(date_value(date)));
     let (session, plan) = result.into_parts();
     // The writer plans its own nodes (row metrics) around ours; they need delta-rs's planner.

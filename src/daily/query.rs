@@ -2,8 +2,6 @@
 //! snapshots, with the date passed as the DATE parameter `$date` (never pasted into the text).
 //! Errors are reported as `file:line:column: message` when DataFusion knows the place.
 
-use std::path::Path;
-
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -20,10 +18,12 @@ use super::output;
 use super::sql_file::SqlFile;
 use crate::error::{Error, Result};
 use crate::lake::catalog::{self, Lookup, Pins};
-use crate::lake::{open_dir, Lake};
+use crate::lake::Lake;
+use url::Url;
 
 /// The session one run of the job uses for all its queries.
 pub(crate) struct JobSession {
+    lake: Lake,
     ctx: SessionContext,
     pins: Pins,
 }
@@ -42,7 +42,11 @@ impl JobSession {
         config.options_mut().sql_parser.collect_spans = true;
         let pins = Pins::default();
         let ctx = catalog::session_with(lake, config, runtime, Lookup::Pinned(pins.clone()));
-        Ok(Self { ctx, pins })
+        Ok(Self {
+            lake: lake.clone(),
+            ctx,
+            pins,
+        })
     }
 
     /// From now on the job's queries see `processed.<name>` as published except for the rows of
@@ -52,11 +56,11 @@ impl JobSession {
         &self,
         name: &str,
         date: NaiveDate,
-        staged: &Path,
-        published: &Path,
+        staged: &Url,
+        published: &Url,
     ) -> Result<()> {
         let staged = self.read_delta(staged).await?;
-        let view = if published.join("_delta_log").is_dir() {
+        let view = if self.lake.has_log(published).await? {
             let others = self
                 .read_delta(published)
                 .await?
@@ -70,9 +74,9 @@ impl JobSession {
         Ok(())
     }
 
-    /// The latest snapshot of the Delta table in the folder `path`.
-    pub(crate) async fn read_delta(&self, path: &Path) -> Result<DataFrame> {
-        let table = open_dir(path).await?;
+    /// The latest snapshot of the Delta table at `url`.
+    pub(crate) async fn read_delta(&self, url: &Url) -> Result<DataFrame> {
+        let table = self.lake.open_url(url).await?;
         let provider = table.table_provider().await?;
         Ok(self.ctx.read_table(provider)?)
     }

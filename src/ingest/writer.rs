@@ -354,7 +354,10 @@ mod tests {
             .table_path(DEAD_LETTERS)
             .join("_delta_log/_last_checkpoint")
             .exists());
-        assert_eq!(lake.tables().unwrap(), vec!["raw.user_events_dead_letters"]);
+        assert_eq!(
+            lake.tables_now().unwrap(),
+            vec!["raw.user_events_dead_letters"]
+        );
         let missing = maintain_table(&lake, "raw.nope", &MaintainOptions::default()).await;
         assert!(missing
             .unwrap_err()

@@ -24,7 +24,6 @@ use datafusion::execution::{SessionState, SessionStateBuilder};
 use deltalake::DeltaTable;
 
 use super::bounded;
-use super::open_dir;
 use super::snapshots::Snapshots;
 use super::Lake;
 
@@ -141,9 +140,10 @@ pub(crate) struct LakeCatalog {
     scan: Arc<SessionState>,
 }
 
-/// Every table of the lake as `schema.table`; a lake that cannot be listed has none.
+/// Every table of the lake as `schema.table`, without waiting (see `Lake::tables_now`); a lake
+/// that cannot be listed has none.
 fn lake_tables(lake: &Lake) -> Vec<String> {
-    lake.tables().unwrap_or_default()
+    lake.tables_now().unwrap_or_default()
 }
 
 /// Whether `name` can be a folder of the lake: one path component, so that a quoted name
@@ -192,7 +192,7 @@ impl CatalogProvider for LakeCatalog {
             _ => false,
         };
         let known =
-            schema.is_none() || (is_name(name) && self.lake.root().join(name).is_dir()) || pinned;
+            schema.is_none() || (is_name(name) && self.lake.may_have_schema(name)) || pinned;
         known.then(|| {
             Arc::new(LakeSchema {
                 lake: self.lake.clone(),
@@ -223,19 +223,38 @@ impl LakeSchema {
             .map_err(|e| DataFusionError::External(Box::new(e)))
     }
 
-    /// Where `name` lives: in this folder (one stat), or in the one folder that has it.
-    fn locate(&self, name: &str) -> Option<String> {
+    /// Where `name` lives: in this folder (one stat, or one listing on an object store), or in
+    /// the one folder that has it.
+    async fn locate(&self, name: &str) -> Result<Option<String>> {
         let found = match &self.schema {
             Some(schema) => {
-                let log = self.lake.root().join(schema).join(name).join("_delta_log");
+                let url = self.lake.url_of(schema, name).map_err(external)?;
+                (is_name(name) && self.lake.has_log(&url).await.map_err(external)?)
+                    .then(|| schema.clone())
+            }
+            None => locate(&self.lake.tables().await.map_err(external)?, None, name),
+        };
+        Ok(found.or_else(|| self.pinned(name)))
+    }
+
+    /// [`Self::locate`] without waiting, from the lake's last listing on an object store.
+    fn locate_now(&self, name: &str) -> Option<String> {
+        let found = match &self.schema {
+            Some(schema) if self.lake.local_root().is_some() => {
+                let url = self.lake.url_of(schema, name).ok()?;
+                let log = url.to_file_path().ok()?.join("_delta_log");
                 (is_name(name) && log.is_dir()).then(|| schema.clone())
             }
-            None => locate(&lake_tables(&self.lake), None, name),
+            schema => locate(&lake_tables(&self.lake), schema.as_deref(), name),
         };
-        found.or_else(|| match &self.lookup {
+        found.or_else(|| self.pinned(name))
+    }
+
+    fn pinned(&self, name: &str) -> Option<String> {
+        match &self.lookup {
             Lookup::Pinned(pins) => pins.schema_of(self.schema.as_deref(), name),
             _ => None,
-        })
+        }
     }
 }
 
@@ -261,30 +280,32 @@ impl SchemaProvider for LakeSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        let Some(schema) = self.locate(name) else {
+        let Some(schema) = self.locate(name).await? else {
             return Ok(None);
         };
         let key = format!("{schema}.{name}");
-        let path = self.lake.root().join(&schema).join(name);
+        let url = self.lake.url_of(&schema, name).map_err(external)?;
         let table = match &self.lookup {
             Lookup::Pinned(pins) => {
                 if let Some(pinned) = pins.get(&key) {
                     return Ok(Some(pinned));
                 }
                 let provider = self
-                    .provider(&open_dir(&path).await.map_err(external)?)
+                    .provider(&self.lake.open_url(&url).await.map_err(external)?)
                     .await?;
                 pins.keep(key.clone(), provider.clone());
                 // A concurrent lookup may have pinned first: everyone uses the same snapshot.
                 return Ok(pins.get(&key).or(Some(provider)));
             }
-            Lookup::Cached(snapshots) => snapshots.latest(&path).await.map_err(external)?,
-            Lookup::Latest => open_dir(&path).await.map_err(external)?,
+            Lookup::Cached(snapshots) => {
+                snapshots.latest(&self.lake, &url).await.map_err(external)?
+            }
+            Lookup::Latest => self.lake.open_url(&url).await.map_err(external)?,
         };
         Ok(Some(self.provider(&table).await?))
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.locate(name).is_some()
+        self.locate_now(name).is_some()
     }
 }

@@ -110,14 +110,11 @@ pub(crate) async fn open_named(lake: &Lake, name: &str) -> Result<DeltaTable> {
             "table {name:?} must be schema.table"
         )));
     };
-    let path = lake.root().join(schema).join(table);
-    if !path.join("_delta_log").is_dir() {
-        return Err(Error::Config(format!(
-            "no Delta table {name} under {}",
-            lake.root().display()
-        )));
+    let url = lake.url_of(schema, table)?;
+    if !lake.has_log(&url).await? {
+        return Err(Error::Config(format!("no Delta table {name} under {lake}")));
     }
-    super::open_dir(&path).await
+    lake.open_url(&url).await
 }
 
 /// Times `lake maintain` starts over from the latest version when another writer's commit

@@ -1,8 +1,9 @@
-//! The lake root on disk: `<root>/<schema>/<table>` folders, each a Delta table, and how to
-//! open one or create it with its schema on first use.
+//! The lake root: `<root>/<schema>/<table>` folders (or prefixes of an object store), each a
+//! Delta table, and how to open one or create it with its schema on first use.
 
 pub(crate) mod bounded;
 pub(crate) mod catalog;
+pub(crate) mod location;
 pub(crate) mod maintain;
 pub(crate) mod maintainer;
 pub(crate) mod progress;
@@ -11,16 +12,21 @@ pub(crate) mod snapshots;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::StructType;
 use deltalake::{DeltaTable, DeltaTableBuilder};
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
 use url::Url;
 
 use crate::error::{Error, Result};
 use crate::event::{DEAD_LETTERS_SCHEMA, EVENTS_SCHEMA, EVENT_DATE};
+use location::Location;
+pub use location::StorageOptions;
 
 /// A table's place in the lake: `schema.table`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -73,70 +79,205 @@ pub(crate) fn dir_url(path: &Path) -> Result<Url> {
         .map_err(|()| Error::Other(format!("not an absolute path: {}", path.display())))
 }
 
-/// The lake root directory.
+/// The lake root: a local folder or a prefix of an object store.
 #[derive(Debug, Clone)]
 pub struct Lake {
-    root: PathBuf,
+    /// `file:///abs/root/` or `s3://bucket/prefix/`, ending with `/`.
+    root: Url,
+    /// The folder of a local lake.
+    local: Option<PathBuf>,
+    /// The object store of a remote lake, shared by all its tables (one connection pool, one
+    /// credential cache). A local lake lets delta-rs open its folders as it always has.
+    remote: Option<Arc<dyn ObjectStore>>,
+    /// The tables of a remote lake as last listed, for DataFusion's catalog, which asks for
+    /// them without waiting.
+    listed: Arc<Mutex<Vec<String>>>,
 }
 
-/// The latest snapshot of the Delta table in the folder `path`.
-pub(crate) async fn open_dir(path: &Path) -> Result<DeltaTable> {
-    deltalake::open_table(dir_url(path)?)
-        .await
-        .map_err(|e| Error::delta(path.display(), e))
+impl fmt::Display for Lake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.local {
+            Some(path) => write!(f, "{}", path.display()),
+            None => write!(f, "{}", self.root),
+        }
+    }
 }
 
 impl Lake {
-    /// Uses `root`, creating it if missing.
+    /// Uses the local folder `root`, creating it if missing.
     pub fn new(root: impl AsRef<Path>) -> Result<Self> {
-        let root = root.as_ref();
-        std::fs::create_dir_all(root).map_err(|e| Error::io(root.display(), e))?;
-        let root = root
-            .canonicalize()
-            .map_err(|e| Error::io(root.display(), e))?;
-        Ok(Self { root })
+        let root = Location::local(root.as_ref(), true)?;
+        Ok(Self {
+            root: dir_url(&root)?,
+            local: Some(root),
+            remote: None,
+            listed: Arc::default(),
+        })
     }
 
-    pub fn root(&self) -> &Path {
+    /// The lake at `location`: a folder (created if missing), `file://`, `s3://bucket/prefix`,
+    /// `gs://` or `az://`, reached with the environment's credentials and `storage`.
+    pub fn at(location: &str, storage: &StorageOptions) -> Result<Self> {
+        match Location::parse(location)? {
+            Location::Local(path) => Self::new(path),
+            Location::Remote(root) => Ok(Self {
+                remote: Some(location::remote_store(&root, storage)?),
+                root,
+                local: None,
+                listed: Arc::default(),
+            }),
+        }
+    }
+
+    /// The folder of a local lake; None on an object store.
+    pub fn local_root(&self) -> Option<&Path> {
+        self.local.as_deref()
+    }
+
+    /// The folder of a table of a local lake (tests and hints for local tools).
+    pub fn table_path(&self, id: TableId) -> PathBuf {
+        match &self.local {
+            Some(root) => root.join(id.schema).join(id.name),
+            None => PathBuf::from(self.table_url(id).as_str()),
+        }
+    }
+
+    /// Where a table is, for people and other tools: its folder on a local lake, else its URL.
+    pub fn table_location(&self, id: TableId) -> String {
+        self.shown(&self.table_url(id))
+    }
+
+    /// Deletes every table of `schema` (`lake demo --fresh`).
+    pub(crate) async fn remove_schema(&self, schema: &str) -> Result<()> {
+        let url = child_url(&self.root, schema)?;
+        let Some(store) = &self.remote else {
+            let Ok(dir) = url.to_file_path() else {
+                return Ok(());
+            };
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+            }
+            return Ok(());
+        };
+        let objects = store
+            .list(Some(&store_path(&url)))
+            .map_ok(|o| o.location)
+            .boxed();
+        store
+            .delete_stream(objects)
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(|e| Error::Other(format!("deleting {url}: {e}")))?;
+        Ok(())
+    }
+
+    /// The URL of `schema.name`.
+    pub(crate) fn url_of(&self, schema: &str, name: &str) -> Result<Url> {
+        child_url(&child_url(&self.root, schema)?, name)
+    }
+
+    /// The lake's root URL, ending with `/`.
+    pub(crate) fn root_url(&self) -> &Url {
         &self.root
     }
 
-    pub fn table_path(&self, id: TableId) -> PathBuf {
-        self.root.join(id.schema).join(id.name)
+    /// Creates the folder of `url` on a local lake (delta-rs wants it to exist); nothing to do
+    /// on an object store.
+    pub(crate) fn make_folder(&self, url: &Url) -> Result<()> {
+        if self.local.is_some() {
+            if let Ok(path) = url.to_file_path() {
+                std::fs::create_dir_all(&path).map_err(|e| Error::io(path.display(), e))?;
+            }
+        }
+        Ok(())
     }
 
-    pub(crate) fn table_url(&self, id: TableId) -> Result<Url> {
-        dir_url(&self.table_path(id))
+    /// The object store of a remote lake.
+    pub(crate) fn remote_store(&self) -> Option<&Arc<dyn ObjectStore>> {
+        self.remote.as_ref()
+    }
+
+    pub(crate) fn table_url(&self, id: TableId) -> Url {
+        // A TableId's names are fixed identifiers: joining them cannot fail.
+        self.url_of(id.schema, id.name)
+            .unwrap_or_else(|_| self.root.clone())
+    }
+
+    /// A builder for the table at `url`, on the lake's store.
+    pub(crate) fn builder(&self, url: &Url) -> Result<DeltaTableBuilder> {
+        let builder = DeltaTableBuilder::from_url(url.clone()).map_err(|e| Error::delta(url, e))?;
+        Ok(match &self.remote {
+            Some(store) => builder.with_storage_backend(store.clone(), url.clone()),
+            None => builder,
+        })
+    }
+
+    /// The latest snapshot of the table at `url`.
+    pub(crate) async fn open_url(&self, url: &Url) -> Result<DeltaTable> {
+        self.builder(url)?
+            .load()
+            .await
+            .map_err(|e| Error::delta(self.shown(url), e))
+    }
+
+    /// The latest snapshot of `schema.name`, which must exist.
+    pub(crate) async fn open_named(&self, schema: &str, name: &str) -> Result<DeltaTable> {
+        self.open_url(&self.url_of(schema, name)?).await
+    }
+
+    /// How messages name the table at `url`: its folder on a local lake.
+    fn shown(&self, url: &Url) -> String {
+        match url.to_file_path() {
+            Ok(path) if self.local.is_some() => path.display().to_string(),
+            _ => url.to_string(),
+        }
+    }
+
+    /// Whether the table at `url` has a Delta log.
+    pub(crate) async fn has_log(&self, url: &Url) -> Result<bool> {
+        match &self.remote {
+            None => Ok(url
+                .to_file_path()
+                .is_ok_and(|path| path.join("_delta_log").is_dir())),
+            Some(store) => {
+                let log = store_path(url).join("_delta_log");
+                match store.list(Some(&log)).next().await {
+                    None => Ok(false),
+                    Some(Ok(_)) => Ok(true),
+                    Some(Err(e)) => Err(Error::Other(format!("listing {url}_delta_log: {e}"))),
+                }
+            }
+        }
     }
 
     /// Opens the table, or creates it empty if it does not exist yet. Safe when several
     /// processes race to create it: the loser opens the winner's table.
     pub async fn open_or_create(&self, spec: &TableSpec) -> Result<DeltaTable> {
-        let url = self.table_url(spec.id)?;
-        let path = self.table_path(spec.id);
-        if path.join("_delta_log").exists() {
+        let url = self.table_url(spec.id);
+        if self.has_log(&url).await? {
             // Another process may be between creating the folder and committing version 0.
             let mut attempts = 0;
             loop {
-                match deltalake::open_table(url.clone()).await {
+                match self.open_url(&url).await {
                     Ok(table) => return Ok(table),
                     Err(_) if attempts < 20 => {
                         attempts += 1;
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     }
-                    Err(e) => return Err(Error::delta(spec.id, e)),
+                    Err(e) => return Err(e),
                 }
             }
         }
-        std::fs::create_dir_all(&path).map_err(|e| Error::io(path.display(), e))?;
+        self.make_folder(&url)?;
         let columns: StructType = spec
             .schema
             .as_ref()
             .try_into_kernel()
             .map_err(Error::Arrow)?;
         // `build` (not `load`): there is no log to read yet.
-        let created = DeltaTableBuilder::from_url(url.clone())
-            .and_then(|b| b.build())
+        let created = self
+            .builder(&url)?
+            .build()
             .map_err(|e| Error::delta(spec.id, e))?
             .create()
             .with_table_name(spec.id.name)
@@ -149,25 +290,46 @@ impl Lake {
         match created {
             Ok(table) => Ok(table),
             // Another process created it between our check and our commit: use theirs.
-            Err(e) => match deltalake::open_table(url).await {
+            Err(e) => match self.open_url(&url).await {
                 Ok(table) => Ok(table),
                 Err(_) => Err(Error::delta(spec.id, e)),
             },
         }
     }
 
-    /// Every Delta table under the lake root, as `schema.table`, sorted.
-    pub(crate) fn tables(&self) -> Result<Vec<String>> {
+    /// Every Delta table of the lake, as `schema.table`, sorted.
+    pub(crate) async fn tables(&self) -> Result<Vec<String>> {
+        let Some(store) = &self.remote else {
+            return self.tables_now();
+        };
+        let root = store_path(&self.root);
         let mut out = Vec::new();
-        for schema in sub_dirs(&self.root)? {
-            for table in sub_dirs(&self.root.join(&schema))? {
-                if self
-                    .root
-                    .join(&schema)
-                    .join(&table)
-                    .join("_delta_log")
-                    .is_dir()
-                {
+        for schema in sub_prefixes(store.as_ref(), &root).await? {
+            let folder = root.clone().join(schema.as_str());
+            for table in sub_prefixes(store.as_ref(), &folder).await? {
+                let children =
+                    sub_prefixes(store.as_ref(), &folder.clone().join(table.as_str())).await?;
+                if children.iter().any(|c| c == "_delta_log") {
+                    out.push(format!("{schema}.{table}"));
+                }
+            }
+        }
+        out.sort();
+        if let Ok(mut listed) = self.listed.lock() {
+            listed.clone_from(&out);
+        }
+        Ok(out)
+    }
+
+    /// The tables without waiting: a local lake's folders, or a remote lake's last listing.
+    pub(crate) fn tables_now(&self) -> Result<Vec<String>> {
+        let Some(root) = &self.local else {
+            return Ok(self.listed.lock().map(|l| l.clone()).unwrap_or_default());
+        };
+        let mut out = Vec::new();
+        for schema in sub_dirs(root)? {
+            for table in sub_dirs(&root.join(&schema))? {
+                if root.join(&schema).join(&table).join("_delta_log").is_dir() {
                     out.push(format!("{schema}.{table}"));
                 }
             }
@@ -176,17 +338,57 @@ impl Lake {
         Ok(out)
     }
 
+    /// Whether `schema` may hold tables, without waiting: a folder of a local lake; any name
+    /// on an object store, where a prefix exists only while something is in it.
+    pub(crate) fn may_have_schema(&self, schema: &str) -> bool {
+        match &self.local {
+            Some(root) => root.join(schema).is_dir(),
+            None => true,
+        }
+    }
+
     /// Opens an existing table; None if it was never created.
     pub async fn open(&self, id: TableId) -> Result<Option<DeltaTable>> {
-        if !self.table_path(id).join("_delta_log").exists() {
+        let url = self.table_url(id);
+        if !self.has_log(&url).await? {
             return Ok(None);
         }
-        let url = self.table_url(id)?;
-        deltalake::open_table(url)
-            .await
-            .map(Some)
-            .map_err(|e| Error::delta(id, e))
+        self.open_url(&url).await.map(Some)
     }
+}
+
+/// The folder `name` inside the folder `url` (which ends with `/`), as a folder URL. `name` is
+/// one path component: a `/` in it is escaped, not followed.
+pub(crate) fn child_url(url: &Url, name: &str) -> Result<Url> {
+    let mut child = url.clone();
+    child
+        .path_segments_mut()
+        .map_err(|()| Error::Other(format!("{url} has no path")))?
+        .pop_if_empty()
+        .push(name)
+        .push("");
+    Ok(child)
+}
+
+/// The path of `url` inside its store (its bucket, or the file system).
+pub(crate) fn store_path(url: &Url) -> object_store::path::Path {
+    object_store::path::Path::from_url_path(url.path()).unwrap_or_default()
+}
+
+/// The names one level under `prefix` in `store`.
+async fn sub_prefixes(
+    store: &dyn ObjectStore,
+    prefix: &object_store::path::Path,
+) -> Result<Vec<String>> {
+    let listed = store
+        .list_with_delimiter(Some(prefix))
+        .await
+        .map_err(|e| Error::Other(format!("listing {prefix}: {e}")))?;
+    Ok(listed
+        .common_prefixes
+        .iter()
+        .filter_map(|p| p.filename().map(str::to_string))
+        .collect())
 }
 
 /// The names of the folders in `dir`.

@@ -2,7 +2,8 @@
 //! does not replay a table's log each time it names the table. A lookup still returns the latest
 //! committed snapshot: a cached table is reused only while the file of its next commit,
 //! `_delta_log/<version + 1>.json`, does not exist (Delta commits by creating exactly that file),
-//! and is otherwise brought up to date by reading only the new commits.
+//! and is otherwise brought up to date by reading only the new commits. On an object store the
+//! table is brought up to date on every lookup (one listing of the new commits).
 //!
 //! Work done inside [`Snapshots::recording`] learns which snapshots it read ([`Read`]), so that
 //! a plan built from them can later be checked with [`Read::is_latest`] and reused while no
@@ -11,26 +12,28 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use deltalake::DeltaTable;
+use url::Url;
 
-use super::open_dir;
+use super::Lake;
 use crate::error::{Error, Result};
 
 /// One table snapshot that a piece of work read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Read {
-    pub(crate) path: PathBuf,
+    pub(crate) url: Url,
     /// None for a table without a version: it never counts as still the latest.
     pub(crate) version: Option<u64>,
 }
 
 impl Read {
-    /// Whether this is still the table's latest snapshot (one `stat`).
+    /// Whether this is still the table's latest snapshot (one `stat`; never known on an
+    /// object store).
     pub(crate) fn is_latest(&self) -> bool {
-        is_latest(&self.path, self.version)
+        is_latest(&self.url, self.version)
     }
 }
 
@@ -39,10 +42,10 @@ tokio::task_local! {
     static READS: RefCell<Vec<Read>>;
 }
 
-/// Open tables by folder, shared by every session of the process that holds it.
+/// Open tables by URL, shared by every session of the process that holds it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Snapshots {
-    open: Arc<Mutex<HashMap<PathBuf, DeltaTable>>>,
+    open: Arc<Mutex<HashMap<Url, DeltaTable>>>,
 }
 
 impl Snapshots {
@@ -57,11 +60,11 @@ impl Snapshots {
             .await
     }
 
-    /// The table at `path` at its latest committed version.
-    pub(crate) async fn latest(&self, path: &Path) -> Result<DeltaTable> {
-        let table = self.lookup(path).await?;
+    /// The table at `url` of `lake` at its latest committed version.
+    pub(crate) async fn latest(&self, lake: &Lake, url: &Url) -> Result<DeltaTable> {
+        let table = self.lookup(lake, url).await?;
         let read = Read {
-            path: path.to_path_buf(),
+            url: url.clone(),
             version: table.version(),
         };
         // Outside `recording` there is nobody to tell.
@@ -69,48 +72,49 @@ impl Snapshots {
         Ok(table)
     }
 
-    async fn lookup(&self, path: &Path) -> Result<DeltaTable> {
-        let cached = self.open.lock().ok().and_then(|o| o.get(path).cloned());
+    async fn lookup(&self, lake: &Lake, url: &Url) -> Result<DeltaTable> {
+        let cached = self.open.lock().ok().and_then(|o| o.get(url).cloned());
         let table = match cached {
-            Some(table) if is_latest(path, table.version()) => return Ok(table),
+            Some(table) if is_latest(url, table.version()) => return Ok(table),
             Some(mut table) => {
                 table
                     .update_incremental(None)
                     .await
-                    .map_err(|e| Error::delta(path.display(), e))?;
+                    .map_err(|e| Error::delta(url, e))?;
                 table
             }
-            None => open_dir(path).await?,
+            None => lake.open_url(url).await?,
         };
         if let Ok(mut open) = self.open.lock() {
             // Keep the newest of what concurrent lookups loaded.
-            let newer = open.get(path).is_none_or(|t| t.version() < table.version());
+            let newer = open.get(url).is_none_or(|t| t.version() < table.version());
             if newer {
-                open.insert(path.to_path_buf(), table.clone());
+                open.insert(url.clone(), table.clone());
             }
         }
         Ok(table)
     }
 }
 
-/// Whether `table`, a handle on a table in a local folder, is at the table's latest version
-/// (one `stat` instead of listing the log).
+/// Whether `table` is at the table's latest version (one `stat` instead of listing the log;
+/// never known on an object store).
 pub(crate) fn table_is_latest(table: &DeltaTable) -> bool {
-    table
-        .table_url()
-        .to_file_path()
-        .is_ok_and(|path| is_latest(&path, table.version()))
+    is_latest(table.table_url(), table.version())
 }
 
-/// Whether `version` of the table at `path` is its latest: no file for the commit after it,
-/// which is the file Delta's next commit creates. A table without a version never is.
-fn is_latest(path: &Path, version: Option<u64>) -> bool {
-    version.is_some_and(|v| {
-        !path
-            .join("_delta_log")
-            .join(format!("{:020}.json", v + 1))
-            .exists()
-    })
+/// Whether `version` of the table at `url` is its latest: no file for the commit after it,
+/// which is the file Delta's next commit creates. A table without a version never is, nor one
+/// on an object store (that takes a request: the caller reads the new commits instead).
+fn is_latest(url: &Url, version: Option<u64>) -> bool {
+    let Ok(path) = url.to_file_path() else {
+        return false;
+    };
+    version.is_some_and(|v| !next_commit(&path, v).exists())
+}
+
+fn next_commit(path: &Path, version: u64) -> std::path::PathBuf {
+    path.join("_delta_log")
+        .join(format!("{:020}.json", version + 1))
 }
 
 #[cfg(test)]
@@ -137,22 +141,23 @@ mod tests {
         };
 
         let snapshots = Snapshots::default();
-        let (table, reads) = Snapshots::recording(snapshots.latest(dir.path())).await;
+        let lake = Lake::new(dir.path()).unwrap();
+        let (table, reads) = Snapshots::recording(snapshots.latest(&lake, &url)).await;
         assert_eq!(table.unwrap().version(), Some(0));
         let read = Read {
-            path: dir.path().to_path_buf(),
+            url: url.clone(),
             version: Some(0),
         };
         assert_eq!(reads, vec![read.clone()]);
         assert!(read.is_latest());
         assert_eq!(
-            snapshots.latest(dir.path()).await.unwrap().version(),
+            snapshots.latest(&lake, &url).await.unwrap().version(),
             Some(0)
         );
         append().await;
         assert!(!read.is_latest(), "a commit makes what was read stale");
         append().await;
-        let latest = snapshots.latest(dir.path()).await.unwrap();
+        let latest = snapshots.latest(&lake, &url).await.unwrap();
         assert_eq!(latest.version(), Some(2), "the new commits are seen");
         assert_eq!(latest.snapshot().unwrap().log_data().num_files(), 3);
     }

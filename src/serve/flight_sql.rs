@@ -281,7 +281,7 @@ impl FlightSqlService for LakeFlightSql {
         query: CommandGetDbSchemas,
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let batch = metadata::db_schemas(self.engine.lake(), query)?;
+        let batch = metadata::db_schemas(self.engine.lake(), query).await?;
         one(Ok::<_, Status>(batch))
     }
 

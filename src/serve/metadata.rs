@@ -16,7 +16,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use tonic::Status;
 
 use crate::lake::catalog::CATALOG;
-use crate::lake::{dir_url, Lake};
+use crate::lake::Lake;
 
 /// The only table type: every lake table is a Delta table.
 pub(crate) const TABLE_TYPE: &str = "TABLE";
@@ -90,8 +90,11 @@ pub(crate) static XDBC_TYPES: LazyLock<Option<XdbcTypeInfoData>> = LazyLock::new
 });
 
 /// Every table of the lake as (schema, table), sorted.
-fn tables(lake: &Lake) -> Result<Vec<(String, String)>, Status> {
-    let names = lake.tables().map_err(|e| Status::internal(e.to_string()))?;
+async fn tables(lake: &Lake) -> Result<Vec<(String, String)>, Status> {
+    let names = lake
+        .tables()
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?;
     Ok(names
         .into_iter()
         .filter_map(|t| {
@@ -102,9 +105,12 @@ fn tables(lake: &Lake) -> Result<Vec<(String, String)>, Status> {
 }
 
 /// The answer to GetDbSchemas: the lake's folders (the builder applies the client's filters).
-pub(crate) fn db_schemas(lake: &Lake, query: CommandGetDbSchemas) -> Result<RecordBatch, Status> {
+pub(crate) async fn db_schemas(
+    lake: &Lake,
+    query: CommandGetDbSchemas,
+) -> Result<RecordBatch, Status> {
     let mut builder = query.into_builder();
-    let mut schemas: Vec<String> = tables(lake)?.into_iter().map(|(s, _)| s).collect();
+    let mut schemas: Vec<String> = tables(lake).await?.into_iter().map(|(s, _)| s).collect();
     schemas.dedup();
     for s in schemas {
         builder.append(CATALOG, s);
@@ -119,7 +125,7 @@ pub(crate) async fn tables_batch(
 ) -> Result<RecordBatch, Status> {
     let include_schema = query.include_schema;
     let mut builder = query.into_builder();
-    for (schema, name) in tables(lake)? {
+    for (schema, name) in tables(lake).await? {
         let arrow_schema = if include_schema {
             table_schema(lake, &schema, &name).await?
         } else {
@@ -133,9 +139,8 @@ pub(crate) async fn tables_batch(
 }
 
 async fn table_schema(lake: &Lake, schema: &str, name: &str) -> Result<Schema, Status> {
-    let path = lake.root().join(schema).join(name);
-    let url = dir_url(&path).map_err(|e| Status::internal(e.to_string()))?;
-    let table = deltalake::open_table(url)
+    let table = lake
+        .open_named(schema, name)
         .await
         .map_err(|e| Status::internal(format!("{schema}.{name}: {e}")))?;
     let provider = table

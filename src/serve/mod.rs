@@ -126,6 +126,23 @@ pub(crate) struct Bound {
 }
 
 /// Serves until `stop` is cancelled; `ready` gets the bound addresses.
+/// How often the tables of a lake on an object store are listed again for the catalog's
+/// metadata (`information_schema`; queries naming a table look it up themselves).
+const LISTING_EVERY: Duration = Duration::from_secs(10);
+
+/// Lists the tables of `lake` every [`LISTING_EVERY`] until `stop`.
+async fn keep_listing(lake: Lake, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(LISTING_EVERY) => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Err(e) = lake.tables().await {
+            tracing::warn!("listing the tables of {lake}: {e}");
+        }
+    }
+}
+
 pub(crate) async fn run(
     lake: &Lake,
     opts: ServeOptions,
@@ -135,6 +152,11 @@ pub(crate) async fn run(
     exposure_allowed(&opts, opts.addr, opts.tls.is_some())?;
     if let Some(addr) = opts.http_addr {
         exposure_allowed(&opts, addr, false)?;
+    }
+    // An unreachable lake is an error now, not at the first query.
+    lake.tables().await?;
+    if lake.local_root().is_none() {
+        tokio::spawn(keep_listing(lake.clone(), stop.clone()));
     }
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = opts.memory_limit {

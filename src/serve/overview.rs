@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::daily::sensor;
 use crate::error::{Error, Result};
-use crate::lake::{dir_url, progress, Lake, USER_EVENTS};
+use crate::lake::{progress, Lake, USER_EVENTS};
 
 /// One table's latest version.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -35,14 +35,11 @@ pub(crate) struct PartitionSummary {
 /// Every table of the lake that has a commit, in catalog order.
 pub(crate) async fn tables(lake: &Lake) -> Result<Vec<TableSummary>> {
     let mut out = Vec::new();
-    for name in lake.tables()? {
+    for name in lake.tables().await? {
         let Some((schema, table)) = name.split_once('.') else {
             continue;
         };
-        let url = dir_url(&lake.root().join(schema).join(table))?;
-        let delta = deltalake::open_table(url)
-            .await
-            .map_err(|e| Error::delta(&name, e))?;
+        let delta = lake.open_named(schema, table).await?;
         let Some(version) = delta.version() else {
             continue; // created but no commit yet
         };

@@ -378,7 +378,7 @@ mod tests {
         let log = dir.path().join("_delta_log");
         std::fs::create_dir(&log).unwrap();
         let read = Read {
-            path: dir.path().to_path_buf(),
+            url: crate::lake::dir_url(dir.path()).unwrap(),
             version: Some(3),
         };
         let cache = PlanCache::default();
@@ -394,7 +394,7 @@ mod tests {
         assert!(cache.get(b"q").is_none(), "and it is gone");
 
         let unversioned = Read {
-            path: dir.path().to_path_buf(),
+            url: crate::lake::dir_url(dir.path()).unwrap(),
             version: None,
         };
         assert!(!unversioned.is_latest());

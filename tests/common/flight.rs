@@ -86,14 +86,13 @@ impl Drop for Server {
 }
 
 pub fn serve(dir: &Path, extra: &[&str]) -> Server {
+    serve_at(dir.to_str().unwrap(), extra)
+}
+
+/// [`serve`] of the lake at `location`, a folder or a URL.
+pub fn serve_at(location: &str, extra: &[&str]) -> Server {
     let mut child = lake()
-        .args([
-            "serve",
-            "--lake",
-            dir.to_str().unwrap(),
-            "--addr",
-            "127.0.0.1:0",
-        ])
+        .args(["serve", "--lake", location, "--addr", "127.0.0.1:0"])
         .args(extra)
         .stdout(Stdio::piped())
         .spawn()

@@ -90,7 +90,11 @@ pub fn spawn(args: &[&str], log: &Path) -> Child {
 
 /// `lake ingest` of `topic` (group = topic) into `lake_dir`, then `extra`.
 pub fn ingest_args(lake_dir: &Path, topic: &str, extra: &[&str]) -> Vec<String> {
-    let dir = lake_dir.to_str().expect("utf-8 path");
+    ingest_args_at(lake_dir.to_str().expect("utf-8 path"), topic, extra)
+}
+
+/// [`ingest_args`] into the lake at `location`, a folder or a URL.
+pub fn ingest_args_at(dir: &str, topic: &str, extra: &[&str]) -> Vec<String> {
     let b = brokers();
     let base = [
         "ingest",
@@ -106,7 +110,7 @@ pub fn ingest_args(lake_dir: &Path, topic: &str, extra: &[&str]) -> Vec<String> 
     base.iter().chain(extra).map(|s| s.to_string()).collect()
 }
 
-fn strs(args: &[String]) -> Vec<&str> {
+pub fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
 
@@ -167,7 +171,11 @@ pub fn send_raw(topic: &str, partition: i32, messages: &[Raw<'_>]) {
 
 /// Runs SQL over the lake's raw tables, registered as `user_events` and `dead_letters`.
 pub async fn sql(lake_dir: &Path, query: &str) -> Vec<RecordBatch> {
-    let lake = Lake::new(lake_dir).expect("lake");
+    sql_in(&Lake::new(lake_dir).expect("lake"), query).await
+}
+
+/// [`sql`] over `lake`.
+pub async fn sql_in(lake: &Lake, query: &str) -> Vec<RecordBatch> {
     let ctx = SessionContext::new();
     for (name, id) in [("user_events", USER_EVENTS), ("dead_letters", DEAD_LETTERS)] {
         if let Some(t) = lake.open(id).await.expect("open table") {
@@ -185,7 +193,12 @@ pub async fn sql(lake_dir: &Path, query: &str) -> Vec<RecordBatch> {
 
 /// A query returning one row of BIGINT columns.
 pub async fn ints(lake_dir: &Path, query: &str) -> Vec<i64> {
-    let batches = sql(lake_dir, query).await;
+    ints_in(&Lake::new(lake_dir).expect("lake"), query).await
+}
+
+/// [`ints`] over `lake`.
+pub async fn ints_in(lake: &Lake, query: &str) -> Vec<i64> {
+    let batches = sql_in(lake, query).await;
     let b = batches.iter().find(|b| b.num_rows() > 0).expect("one row");
     (0..b.num_columns())
         .map(|c| {
@@ -206,14 +219,19 @@ pub async fn ints(lake_dir: &Path, query: &str) -> Vec<i64> {
 
 /// Asserts `user_events` holds every offset of each partition exactly once, `produced` in all.
 pub async fn assert_exactly_once(lake_dir: &Path, produced: i64) {
-    let rows = ints(lake_dir, "SELECT count(*) FROM user_events").await[0];
-    let distinct = ints(
-        lake_dir,
+    assert_exactly_once_in(&Lake::new(lake_dir).expect("lake"), produced).await
+}
+
+/// [`assert_exactly_once`] over `lake`.
+pub async fn assert_exactly_once_in(lake: &Lake, produced: i64) {
+    let rows = ints_in(lake, "SELECT count(*) FROM user_events").await[0];
+    let distinct = ints_in(
+        lake,
         "SELECT count(*) FROM (SELECT DISTINCT kafka_partition, kafka_offset FROM user_events)",
     )
     .await[0];
-    let span = ints(
-        lake_dir,
+    let span = ints_in(
+        lake,
         "SELECT sum(hi - lo + 1), min(lo) FROM (SELECT kafka_partition, min(kafka_offset) AS lo, \
          max(kafka_offset) AS hi FROM user_events GROUP BY kafka_partition)",
     )

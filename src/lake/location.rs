@@ -1,0 +1,240 @@
+//! Where the lake lives: a local folder, or a prefix of an object store (`s3://bucket/prefix`,
+//! `gs://`, `az://`), and the object store that reaches it.
+//!
+//! Credentials come from the usual environment variables of each cloud (`AWS_ACCESS_KEY_ID`,
+//! `AWS_REGION`, `AWS_ENDPOINT_URL`, `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`,
+//! ...); `[storage]` in `lake.toml` can set the endpoint, the region and plain HTTP (for a
+//! server on loopback) on top of them. Anything else that looks like a URL is refused: a typo
+//! must not become a local folder named `s3:`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+
+use deltalake::logstore::{
+    default_logstore, logstore_factories, LogStore, LogStoreFactory, StorageConfig,
+};
+use deltalake::DeltaResult;
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::{ObjectStore, ObjectStoreScheme};
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// `[storage]` of `lake.toml`: what the environment variables do not say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// The S3 (or Azure) endpoint, e.g. `http://127.0.0.1:8333` for a local server.
+    pub endpoint: Option<String>,
+    /// The S3 region.
+    pub region: Option<String>,
+    /// Plain HTTP to the endpoint; off by default (credentials would travel in clear text).
+    pub allow_http: Option<bool>,
+}
+
+/// The lake root, parsed from `--lake`, `LAKE_DIR` or `lake_dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Location {
+    /// A folder on this machine (a path, or a `file://` URL).
+    Local(PathBuf),
+    /// A prefix of an object store; the URL ends with `/`.
+    Remote(Url),
+}
+
+/// The URL schemes of object stores: S3 (`s3a` as Hadoop writes it), Google Cloud Storage,
+/// Azure (each of its spellings).
+const REMOTE: &[&str] = &["s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss"];
+
+impl Location {
+    pub(crate) fn parse(text: &str) -> Result<Self> {
+        if text.trim().is_empty() {
+            return Err(Error::Config("the lake location is empty".into()));
+        }
+        // `name:` at the start (two characters or more, so `C:\lake` stays a path) is a URL.
+        let scheme = text.split_once(':').map(|(scheme, _)| scheme).filter(|s| {
+            s.len() >= 2
+                && s.starts_with(|c: char| c.is_ascii_alphabetic())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+        });
+        let Some(scheme) = scheme else {
+            return Ok(Self::Local(PathBuf::from(text)));
+        };
+        let url = Url::parse(text)
+            .map_err(|e| Error::Config(format!("the lake location {text:?} is not a URL: {e}")))?;
+        if url.scheme() == "file" {
+            let path = url.to_file_path().map_err(|()| {
+                Error::Config(format!("the lake location {text:?} is not a local path"))
+            })?;
+            return Ok(Self::Local(path));
+        }
+        if !REMOTE.contains(&url.scheme()) {
+            return Err(Error::Config(format!(
+                "the lake location {text:?} has the scheme {scheme}:, which lake does not \
+                 support: use a local folder (./{text} if its name has a colon), \
+                 s3://bucket/prefix, gs://bucket/prefix or az://container/prefix"
+            )));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(Error::Config(format!(
+                "the lake location {text:?} names no bucket"
+            )));
+        }
+        let mut url = url;
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        url.set_query(None);
+        url.set_fragment(None);
+        Ok(Self::Remote(url))
+    }
+
+    /// The local folder, made absolute (and created when `create`).
+    pub(crate) fn local(path: &Path, create: bool) -> Result<PathBuf> {
+        if create {
+            std::fs::create_dir_all(path).map_err(|e| Error::io(path.display(), e))?;
+        }
+        path.canonicalize()
+            .map_err(|e| Error::io(path.display(), e))
+    }
+}
+
+/// The store at the root of `url`'s bucket (what delta-rs wants: tables are prefixes of it),
+/// configured from the environment and `options`.
+pub(crate) fn remote_store(url: &Url, options: &StorageOptions) -> Result<Arc<dyn ObjectStore>> {
+    register_log_stores();
+    let built: object_store::Result<Arc<dyn ObjectStore>> =
+        match ObjectStoreScheme::parse(url).map(|(kind, _)| kind) {
+            Ok(ObjectStoreScheme::AmazonS3) => {
+                let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
+                if let Some(endpoint) = &options.endpoint {
+                    b = b.with_endpoint(endpoint);
+                }
+                if let Some(region) = &options.region {
+                    b = b.with_region(region);
+                }
+                if let Some(allow) = options.allow_http {
+                    b = b.with_allow_http(allow);
+                }
+                b.build().map(|s| Arc::new(s) as _)
+            }
+            Ok(ObjectStoreScheme::GoogleCloudStorage) => GoogleCloudStorageBuilder::from_env()
+                .with_url(url.as_str())
+                .build()
+                .map(|s| Arc::new(s) as _),
+            Ok(ObjectStoreScheme::MicrosoftAzure) => {
+                let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+                if let Some(endpoint) = &options.endpoint {
+                    b = b.with_endpoint(endpoint.clone());
+                }
+                if let Some(allow) = options.allow_http {
+                    b = b.with_allow_http(allow);
+                }
+                b.build().map(|s| Arc::new(s) as _)
+            }
+            _ => {
+                return Err(Error::Config(format!(
+                    "no object store for the lake location {url}"
+                )))
+            }
+        };
+    built.map_err(|e| Error::Config(format!("the lake location {url}: {e}")))
+}
+
+/// delta-rs' plain log store for the remote schemes. It commits a version with a conditional
+/// put (`If-None-Match: *` on S3), so two writers can never both write the same version. Its
+/// factories know only `file://` and `memory://` unless the crates for the clouds (and their
+/// SDKs) are built in; the stores themselves are built by [`remote_store`].
+fn register_log_stores() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for scheme in REMOTE {
+            if let Ok(url) = Url::parse(&format!("{scheme}://")) {
+                logstore_factories().insert(url, Arc::new(PlainLogStore));
+            }
+        }
+    });
+}
+
+struct PlainLogStore;
+
+impl LogStoreFactory for PlainLogStore {
+    fn with_options(
+        &self,
+        prefixed_store: Arc<dyn ObjectStore>,
+        root_store: Arc<dyn ObjectStore>,
+        location: &Url,
+        options: &StorageConfig,
+    ) -> DeltaResult<Arc<dyn LogStore>> {
+        Ok(default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_paths_and_store_urls_are_recognized() {
+        for path in ["data", "./a:b", "/srv/lake", "C:\\lake", "lake-2025"] {
+            assert_eq!(
+                Location::parse(path).unwrap(),
+                Location::Local(PathBuf::from(path)),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            Location::parse("file:///srv/lake").unwrap(),
+            Location::Local(PathBuf::from("/srv/lake"))
+        );
+        for (text, url) in [
+            ("s3://bucket", "s3://bucket/"),
+            ("s3://bucket/lake", "s3://bucket/lake/"),
+            ("s3a://bucket/a/b/", "s3a://bucket/a/b/"),
+            ("gs://bucket/lake", "gs://bucket/lake/"),
+            ("az://container/lake", "az://container/lake/"),
+            ("s3://bucket/lake?versionId=1#x", "s3://bucket/lake/"),
+        ] {
+            assert_eq!(
+                Location::parse(text).unwrap(),
+                Location::Remote(Url::parse(url).unwrap()),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_schemes_and_empty_locations_are_errors() {
+        for text in [
+            "",
+            "  ",
+            "ftp://host/lake",
+            "hdfs://namenode/lake",
+            "http://example.com/lake",
+            "s3://",
+            "s3:///lake",
+            "s3:/bucket/lake",
+            "s3:bucket",
+            "https://",
+            "my:lake",
+        ] {
+            let e = Location::parse(text).unwrap_err().to_string();
+            assert!(
+                e.contains("lake location") && !e.is_empty(),
+                "{text:?}: {e}"
+            );
+        }
+        let e = Location::parse("ftp://host/lake").unwrap_err().to_string();
+        assert!(
+            e.contains("ftp:") && e.contains("s3://bucket/prefix"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! The lake on a real S3-compatible server: SeaweedFS on loopback, built from the Go module
+//! proxy and started by scripts/test.sh, which exports the AWS_* variables that reach it
+//! (`scripts/s3.sh env`). Every command works on `s3://lake/<prefix>` as on a folder, and two
+//! writers can never both win one Delta version (the server honours `If-None-Match: *`).
+
+mod common;
+
+use std::future::IntoFuture;
+use std::sync::Arc;
+
+use common::flight::{client, first_i64, query, serve_at};
+use common::*;
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::DeltaTableBuilder;
+use lake::testing::{Lake, StorageOptions};
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
+
+/// Fails the test when no S3 server is configured.
+fn require_s3() {
+    std::env::var("AWS_ACCESS_KEY_ID").expect(
+        "AWS_ACCESS_KEY_ID is not set: run the suite with scripts/test.sh, which starts SeaweedFS",
+    );
+}
+
+/// The test bucket: `lake` (scripts/s3.sh creates it), or `LAKE_TEST_S3_BUCKET` to check
+/// another store.
+fn bucket_name() -> String {
+    std::env::var("LAKE_TEST_S3_BUCKET").unwrap_or_else(|_| "lake".to_string())
+}
+
+/// A lake of its own in the test bucket.
+fn s3_lake(name: &str) -> String {
+    require_s3();
+    format!("s3://{}/{}", bucket_name(), topic(name))
+}
+
+/// The bucket itself, for the conformance checks.
+fn bucket() -> Arc<dyn ObjectStore> {
+    require_s3();
+    Arc::new(
+        AmazonS3Builder::from_env()
+            .with_url(format!("s3://{}", bucket_name()))
+            .build()
+            .expect("S3 store from AWS_* variables"),
+    )
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn ingest_daily_runs_sql_and_maintain_work_on_s3() {
+    let location = s3_lake("s3_lake");
+    let topic = topic("s3_events");
+    let produced = produce_events(&topic, 3000, &["--days", "1", "--start-date", "2025-01-10"]);
+    let events = produced["delivered"].as_i64().expect("delivered");
+    send_raw(&topic, 0, &[(None, Some(b"{not json".as_slice()))]);
+
+    run_ok(&strs(&ingest_args_at(
+        &location,
+        &topic,
+        &["--until-caught-up"],
+    )));
+    let lake = Lake::at(&location, &StorageOptions::default()).expect("s3 lake");
+    assert_exactly_once_in(&lake, events).await;
+    let dead = ints_in(&lake, "SELECT count(*) FROM dead_letters").await[0];
+    assert_eq!(dead, 1, "the bad message is a dead letter");
+
+    let sql = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    let sql = sql.to_str().expect("utf-8");
+    let out = run_ok(&[
+        "daily",
+        "--lake",
+        &location,
+        "--sql",
+        sql,
+        "--topic",
+        &topic,
+        "--no-sensor",
+        "--date",
+        "2025-01-10",
+    ]);
+    assert!(
+        stdout(&out).contains("processed.daily_metrics: wrote 1 rows"),
+        "{}",
+        stdout(&out)
+    );
+    let total = run_ok(&[
+        "sql",
+        "--lake",
+        &location,
+        "-q",
+        "--format",
+        "csv",
+        "-c",
+        "SELECT total_events FROM processed.daily_metrics",
+    ]);
+    assert_eq!(stdout(&total).trim(), format!("total_events\n{events}"));
+    let runs = run_ok(&["runs", "--lake", &location]);
+    assert!(stdout(&runs).contains("succeeded"), "{}", stdout(&runs));
+
+    let maintained = run_ok(&["maintain", "--lake", &location]);
+    assert!(
+        stdout(&maintained).contains("raw.user_events:"),
+        "{}",
+        stdout(&maintained)
+    );
+    assert_exactly_once_in(&lake, events).await;
+    // Nothing of it landed on the local disk.
+    assert!(!std::path::Path::new("s3:").exists());
+}
+
+#[tokio::test]
+async fn flight_sql_serves_an_s3_lake() {
+    let location = s3_lake("s3_serve");
+    let topic = topic("s3_serve");
+    let produced = produce_events(&topic, 500, &[]);
+    let events = produced["delivered"].as_i64().expect("delivered");
+    run_ok(&strs(&ingest_args_at(
+        &location,
+        &topic,
+        &["--until-caught-up"],
+    )));
+    let server = serve_at(&location, &[]);
+    let mut c = client(&server.url).await;
+    for _ in 0..2 {
+        let n = first_i64(
+            &query(&mut c, "SELECT count(*) FROM raw.user_events")
+                .await
+                .unwrap(),
+        );
+        assert_eq!(n, events);
+    }
+    // The catalog's metadata lists the lake's tables (listed when the server started).
+    let tables = query(
+        &mut c,
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw'",
+    )
+    .await
+    .unwrap();
+    assert!(first_i64(&tables) >= 2, "user_events and its dead letters");
+}
+
+#[tokio::test]
+async fn the_server_lets_only_one_of_two_writers_create_an_object() {
+    let store = bucket();
+    let key = ObjectPath::from(format!("conformance/{}", topic("once")));
+    let create = PutOptions {
+        mode: PutMode::Create,
+        ..PutOptions::default()
+    };
+    store
+        .put_opts(&key, b"first".to_vec().into(), create.clone())
+        .await
+        .expect("the first create");
+    let second = store
+        .put_opts(&key, b"second".to_vec().into(), create)
+        .await
+        .expect_err("a second create of the same key must fail");
+    assert!(
+        matches!(second, object_store::Error::AlreadyExists { .. }),
+        "{second}"
+    );
+    let kept = store.get(&key).await.unwrap().bytes().await.unwrap();
+    assert_eq!(kept.as_ref(), b"first");
+}
+
+#[tokio::test]
+async fn two_writers_of_one_delta_version_cannot_both_win() {
+    // Lake::at registers delta-rs' plain log store for s3://.
+    let location = s3_lake("s3_race");
+    Lake::at(&location, &StorageOptions::default()).expect("s3 lake");
+    let url = url::Url::parse(&format!("{location}/race/")).unwrap();
+    let open = || {
+        DeltaTableBuilder::from_url(url.clone())
+            .unwrap()
+            .with_storage_backend(bucket(), url.clone())
+    };
+    let n = Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef;
+    let rows = RecordBatch::try_from_iter([("n", n)]).unwrap();
+    open()
+        .build()
+        .unwrap()
+        .write(vec![rows.clone()])
+        .await
+        .unwrap();
+    let (a, b) = (open().load().await.unwrap(), open().load().await.unwrap());
+    assert_eq!((a.version(), b.version()), (Some(0), Some(0)));
+    let once = || CommitProperties::default().with_max_retries(0);
+    let (ra, rb) = tokio::join!(
+        a.write(vec![rows.clone()])
+            .with_commit_properties(once())
+            .into_future(),
+        b.write(vec![rows.clone()])
+            .with_commit_properties(once())
+            .into_future(),
+    );
+    assert_eq!(
+        ra.is_ok() as u8 + rb.is_ok() as u8,
+        1,
+        "exactly one commit of version 1 wins: {:?} / {:?}",
+        ra.as_ref().err(),
+        rb.as_ref().err()
+    );
+    let table = open().load().await.unwrap();
+    assert_eq!(table.version(), Some(1));
+    assert_eq!(table.snapshot().unwrap().log_data().num_files(), 2);
+}
