@@ -7,6 +7,7 @@ mod common;
 
 use std::future::IntoFuture;
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::flight::{client, first_i64, query, serve_at};
 use common::*;
@@ -17,6 +18,7 @@ use lake::testing::{Lake, StorageOptions};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
+use rand::{Rng, SeedableRng};
 
 /// Fails the test when no S3 server is configured.
 fn require_s3() {
@@ -209,4 +211,46 @@ async fn two_writers_of_one_delta_version_cannot_both_win() {
     let table = open().load().await.unwrap();
     assert_eq!(table.version(), Some(1));
     assert_eq!(table.snapshot().unwrap().log_data().num_files(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_s3_one_killed_again_and_again_exactly_once() {
+    let location = s3_lake("s3_group");
+    let topic = topic("s3_group");
+    let logs = tempdir();
+    lake::testing::ensure_topic(&brokers(), &topic, 3, &Default::default())
+        .await
+        .expect("topic");
+    let worker = |name: String| {
+        let args = ingest_args_at(&location, &topic, &["--max-latency-ms", "200"]);
+        spawn(&strs(&args), &logs.path().join(format!("{name}.log")))
+    };
+    let mut steady = worker("steady".into());
+    let producer = std::thread::spawn({
+        let topic = topic.clone();
+        move || produce_events(&topic, 40_000, &["--rate", "8000", "--seed", "7"])
+    });
+    // The other worker joins (a rebalance), is SIGKILLed mid-commit at some point, and again.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(19);
+    for round in 0..4 {
+        let mut killed = worker(format!("killed-{round}"));
+        std::thread::sleep(Duration::from_millis(rng.random_range(800..2000)));
+        killed.kill().expect("SIGKILL");
+        killed.wait().expect("reap");
+    }
+    let produced = producer.join().expect("producer")["delivered"]
+        .as_i64()
+        .expect("delivered");
+    signal(&steady, libc::SIGTERM);
+    let status = exit_within(&mut steady, Duration::from_secs(30), || {
+        std::fs::read_to_string(logs.path().join("steady.log")).unwrap_or_default()
+    });
+    assert!(status.success(), "the steady worker stops cleanly");
+    run_ok(&strs(&ingest_args_at(
+        &location,
+        &topic,
+        &["--until-caught-up"],
+    )));
+    let lake = Lake::at(&location, &StorageOptions::default()).expect("s3 lake");
+    assert_exactly_once_in(&lake, produced).await;
 }

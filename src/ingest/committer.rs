@@ -265,7 +265,7 @@ async fn markers(
 /// Brings `table` to its latest version; when it already is (the common case: this worker is the
 /// table's only writer), without listing the log, whose length grows with the retention.
 async fn refresh(table: &mut DeltaTable, id: TableId) -> Result<()> {
-    if table_is_latest(table) {
+    if table_is_latest(table).await {
         return Ok(());
     }
     table

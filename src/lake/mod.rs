@@ -3,6 +3,7 @@
 
 pub(crate) mod bounded;
 pub(crate) mod catalog;
+pub(crate) mod counted;
 pub(crate) mod location;
 pub(crate) mod maintain;
 pub(crate) mod maintainer;
@@ -121,7 +122,9 @@ impl Lake {
         match Location::parse(location)? {
             Location::Local(path) => Self::new(path),
             Location::Remote(root) => Ok(Self {
-                remote: Some(location::remote_store(&root, storage)?),
+                remote: Some(Arc::new(counted::Counted::new(location::remote_store(
+                    &root, storage,
+                )?))),
                 root,
                 local: None,
                 listed: Arc::default(),

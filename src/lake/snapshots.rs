@@ -11,29 +11,53 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::fmt;
 use std::future::Future;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use deltalake::logstore::{commit_uri_from_version, LogStoreRef};
 use deltalake::DeltaTable;
+use object_store::ObjectStoreExt;
 use url::Url;
 
 use super::Lake;
 use crate::error::{Error, Result};
 
 /// One table snapshot that a piece of work read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub(crate) struct Read {
     pub(crate) url: Url,
     /// None for a table without a version: it never counts as still the latest.
     pub(crate) version: Option<u64>,
+    /// Where the table's log is, to look for the commit after `version`.
+    pub(crate) log: LogStoreRef,
+}
+
+impl PartialEq for Read {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.url, self.version) == (&other.url, other.version)
+    }
+}
+
+impl fmt::Debug for Read {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Read({} at {:?})", self.url, self.version)
+    }
 }
 
 impl Read {
-    /// Whether this is still the table's latest snapshot (one `stat`; never known on an
-    /// object store).
-    pub(crate) fn is_latest(&self) -> bool {
-        is_latest(&self.url, self.version)
+    /// Whether this is still the table's latest snapshot: one `stat` on a local lake, one
+    /// HEAD request on an object store.
+    pub(crate) async fn is_latest(&self) -> bool {
+        is_latest(&self.log, self.version).await
+    }
+
+    /// Whether every one of `reads` is still the latest (the requests go out together).
+    pub(crate) async fn all_latest(reads: &[Read]) -> bool {
+        futures::future::join_all(reads.iter().map(Read::is_latest))
+            .await
+            .into_iter()
+            .all(|latest| latest)
     }
 }
 
@@ -66,6 +90,7 @@ impl Snapshots {
         let read = Read {
             url: url.clone(),
             version: table.version(),
+            log: table.log_store(),
         };
         // Outside `recording` there is nobody to tell.
         let _ = READS.try_with(|r| r.borrow_mut().push(read));
@@ -75,7 +100,7 @@ impl Snapshots {
     async fn lookup(&self, lake: &Lake, url: &Url) -> Result<DeltaTable> {
         let cached = self.open.lock().ok().and_then(|o| o.get(url).cloned());
         let table = match cached {
-            Some(table) if is_latest(url, table.version()) => return Ok(table),
+            Some(table) if table_is_latest(&table).await => return Ok(table),
             Some(mut table) => {
                 table
                     .update_incremental(None)
@@ -96,25 +121,28 @@ impl Snapshots {
     }
 }
 
-/// Whether `table` is at the table's latest version (one `stat` instead of listing the log;
-/// never known on an object store).
-pub(crate) fn table_is_latest(table: &DeltaTable) -> bool {
-    is_latest(table.table_url(), table.version())
+/// Whether `table` is at the table's latest version, without listing its log: one `stat`
+/// on a local lake, one HEAD request on an object store.
+pub(crate) async fn table_is_latest(table: &DeltaTable) -> bool {
+    is_latest(&table.log_store(), table.version()).await
 }
 
-/// Whether `version` of the table at `url` is its latest: no file for the commit after it,
-/// which is the file Delta's next commit creates. A table without a version never is, nor one
-/// on an object store (that takes a request: the caller reads the new commits instead).
-fn is_latest(url: &Url, version: Option<u64>) -> bool {
-    let Ok(path) = url.to_file_path() else {
+/// Whether `version` of the table whose log is `log` is its latest: no file for the commit
+/// after it, which is the file Delta's next commit creates. A table without a version never
+/// is, nor one whose store cannot say.
+async fn is_latest(log: &LogStoreRef, version: Option<u64>) -> bool {
+    let Some(version) = version else {
         return false;
     };
-    version.is_some_and(|v| !next_commit(&path, v).exists())
-}
-
-fn next_commit(path: &Path, version: u64) -> std::path::PathBuf {
-    path.join("_delta_log")
-        .join(format!("{:020}.json", version + 1))
+    let next = commit_uri_from_version(Some(version + 1));
+    // A local table: a stat, without a trip through the store's thread pool.
+    if let Ok(root) = log.config().location().to_file_path() {
+        return !root.join(next.as_ref()).exists();
+    }
+    matches!(
+        log.object_store(None).head(&next).await,
+        Err(object_store::Error::NotFound { .. })
+    )
 }
 
 #[cfg(test)]
@@ -134,6 +162,7 @@ mod tests {
             .unwrap()
             .build()
             .unwrap();
+        let log = new.log_store();
         new.write(vec![rows.clone()]).await.unwrap();
         let append = || async {
             let table = deltalake::open_table(url.clone()).await.unwrap();
@@ -147,15 +176,19 @@ mod tests {
         let read = Read {
             url: url.clone(),
             version: Some(0),
+            log,
         };
         assert_eq!(reads, vec![read.clone()]);
-        assert!(read.is_latest());
+        assert!(read.is_latest().await);
         assert_eq!(
             snapshots.latest(&lake, &url).await.unwrap().version(),
             Some(0)
         );
         append().await;
-        assert!(!read.is_latest(), "a commit makes what was read stale");
+        assert!(
+            !read.is_latest().await,
+            "a commit makes what was read stale"
+        );
         append().await;
         let latest = snapshots.latest(&lake, &url).await.unwrap();
         assert_eq!(latest.version(), Some(2), "the new commits are seen");

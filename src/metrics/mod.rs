@@ -11,6 +11,7 @@ pub(crate) mod daily;
 pub(crate) mod flight;
 pub(crate) mod http;
 pub(crate) mod ingest;
+pub(crate) mod store;
 pub(crate) mod tables;
 
 use std::sync::LazyLock;
@@ -23,6 +24,7 @@ use prometheus_client::registry::Registry;
 pub(crate) use daily::DailyMetrics;
 pub(crate) use flight::FlightMetrics;
 pub(crate) use ingest::IngestMetrics;
+pub(crate) use store::StoreMetrics;
 pub(crate) use tables::TableMetrics;
 
 /// The label of a per-table series: `schema.table`.
@@ -46,6 +48,7 @@ pub(crate) struct Metrics {
     pub(crate) flight: FlightMetrics,
     pub(crate) daily: DailyMetrics,
     pub(crate) tables: TableMetrics,
+    pub(crate) store: StoreMetrics,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -62,12 +65,14 @@ impl Metrics {
         let flight = FlightMetrics::register(&mut registry);
         let daily = DailyMetrics::register(&mut registry);
         let tables = TableMetrics::register(&mut registry);
+        let store = StoreMetrics::register(&mut registry);
         Self {
             registry,
             ingest,
             flight,
             daily,
             tables,
+            store,
         }
     }
 

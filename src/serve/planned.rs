@@ -237,7 +237,7 @@ impl PlanCache {
 
     /// A plan for `key` that gives the same answer as a new one would, if one is kept, ready
     /// to run. A one-time plan is handed out here, and forgotten.
-    pub(crate) fn get(&self, key: &[u8]) -> Option<Planned> {
+    pub(crate) async fn get(&self, key: &[u8]) -> Option<Planned> {
         self.lookup(key, true, |planned| {
             let mut ready = planned.clone();
             if planned.is_reusable() {
@@ -246,28 +246,40 @@ impl PlanCache {
             }
             Some(ready)
         })
+        .await
     }
 
     /// The result schema of the plan [`PlanCache::get`] would hand out for `key`, without
     /// handing it out: what GetFlightInfo needs, leaving a one-time plan for its DoGet.
-    pub(crate) fn schema(&self, key: &[u8]) -> Option<SchemaRef> {
+    pub(crate) async fn schema(&self, key: &[u8]) -> Option<SchemaRef> {
         self.lookup(key, false, |planned| Some(planned.schema.clone()))
+            .await
     }
 
     /// `answer` of the plan kept for `key`, if it still gives the same answer as a new plan
     /// would; drops a plan that no longer does. `hand_out` takes a one-time plan out.
-    fn lookup<T>(
+    async fn lookup<T>(
         &self,
         key: &[u8],
         hand_out: bool,
         answer: impl FnOnce(&Planned) -> Option<T>,
     ) -> Option<T> {
+        // Whether what the plan read is still the latest is asked without the lock held: on an
+        // object store it takes a request per table.
+        let reads = {
+            let kept = self.kept.lock().ok()?;
+            kept.plans.get(key)?.2.reuse.clone()
+        };
+        let fresh = match &reads {
+            Some(reads) => Read::all_latest(reads).await,
+            None => false,
+        };
         let mut kept = self.kept.lock().ok()?;
         kept.uses += 1;
         let used = kept.uses;
         let (at, last_used, planned) = kept.plans.get_mut(key)?;
         match &planned.reuse {
-            Some(reads) if reads.iter().all(Read::is_latest) => {
+            Some(_) if fresh => {
                 *last_used = used;
                 answer(planned)
             }
@@ -303,28 +315,34 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_one_time_plan_is_handed_out_once_and_the_least_used_makes_room() {
+    #[tokio::test]
+    async fn a_one_time_plan_is_handed_out_once_and_the_least_used_makes_room() {
         let cache = PlanCache::default();
         cache.keep(b"q".to_vec(), planned(None));
-        assert!(cache.get(b"other").is_none());
-        assert!(cache.schema(b"q").is_some(), "GetFlightInfo's look");
-        assert!(cache.schema(b"q").is_some(), "leaves it for the DoGet");
-        assert!(cache.get(b"q").is_some());
-        assert!(cache.get(b"q").is_none(), "a second DoGet plans afresh");
+        assert!(cache.get(b"other").await.is_none());
+        assert!(cache.schema(b"q").await.is_some(), "GetFlightInfo's look");
+        assert!(
+            cache.schema(b"q").await.is_some(),
+            "leaves it for the DoGet"
+        );
+        assert!(cache.get(b"q").await.is_some());
+        assert!(
+            cache.get(b"q").await.is_none(),
+            "a second DoGet plans afresh"
+        );
 
         cache.keep(b"0".to_vec(), planned(Some(vec![])));
         for i in 1..CAPACITY {
             cache.keep(i.to_string().into_bytes(), planned(None));
         }
         assert!(
-            cache.get(b"0").is_some(),
+            cache.get(b"0").await.is_some(),
             "used: the least recently used is now 1"
         );
         cache.keep(b"new".to_vec(), planned(None));
-        assert!(cache.get(b"1").is_none(), "dropped to make room");
-        assert!(cache.get(b"0").is_some());
-        assert!(cache.get(b"new").is_some());
+        assert!(cache.get(b"1").await.is_none(), "dropped to make room");
+        assert!(cache.get(b"0").await.is_some());
+        assert!(cache.get(b"new").await.is_some());
     }
 
     #[tokio::test]
@@ -342,22 +360,23 @@ mod tests {
         };
         let cache = PlanCache::default();
         cache.keep(b"huge".to_vec(), with(MAX_BYTES / 4 + 1));
-        assert!(cache.get(b"huge").is_none(), "too big to keep at all");
+        assert!(cache.get(b"huge").await.is_none(), "too big to keep at all");
         let big = MAX_BYTES / 4 - 16;
         for i in 0..5u8 {
             cache.keep(vec![i], with(big));
             let bytes = cache.kept.lock().unwrap().reservation.size();
             assert!(bytes <= MAX_BYTES, "{bytes}");
         }
-        assert!(cache.get(&[0]).is_none(), "the oldest made room");
+        assert!(cache.get(&[0]).await.is_none(), "the oldest made room");
         for i in 1..5u8 {
-            assert!(cache.get(&[i]).is_some(), "{i}");
+            assert!(cache.get(&[i]).await.is_some(), "{i}");
         }
         // Replacing and handing out keep the count right.
         cache.keep(vec![1], with(0));
-        let kept = cache.kept.lock().unwrap();
-        assert_eq!(kept.reservation.size(), 1 + 3 * (1 + big));
-        drop(kept);
+        {
+            let kept = cache.kept.lock().unwrap();
+            assert_eq!(kept.reservation.size(), 1 + 3 * (1 + big));
+        }
 
         // Kept plans count against the queries' memory limit.
         use datafusion::execution::memory_pool::GreedyMemoryPool;
@@ -366,38 +385,38 @@ mod tests {
         cache.keep(b"a".to_vec(), with(600));
         assert_eq!(pool.reserved(), 601);
         cache.keep(b"b".to_vec(), with(600));
-        assert!(cache.get(b"b").is_none(), "no room left in the pool");
-        assert!(cache.get(b"a").is_some());
+        assert!(cache.get(b"b").await.is_none(), "no room left in the pool");
+        assert!(cache.get(b"a").await.is_some());
         drop(cache);
         assert_eq!(pool.reserved(), 0, "given back");
     }
 
-    #[test]
-    fn a_reusable_plan_serves_until_a_table_it_read_has_a_newer_commit() {
+    #[tokio::test]
+    async fn a_reusable_plan_serves_until_a_table_it_read_has_a_newer_commit() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("_delta_log");
         std::fs::create_dir(&log).unwrap();
-        let read = Read {
-            url: crate::lake::dir_url(dir.path()).unwrap(),
-            version: Some(3),
+        let url = crate::lake::dir_url(dir.path()).unwrap();
+        let read = |version| Read {
+            url: url.clone(),
+            version,
+            log: deltalake::logstore::logstore_for(&url, Default::default()).unwrap(),
         };
         let cache = PlanCache::default();
-        cache.keep(b"q".to_vec(), planned(Some(vec![read])));
-        assert!(cache.get(b"q").is_some());
+        cache.keep(b"q".to_vec(), planned(Some(vec![read(Some(3))])));
+        assert!(cache.get(b"q").await.is_some());
         assert!(
-            cache.get(b"q").is_some(),
+            cache.get(b"q").await.is_some(),
             "reused while version 3 is the latest"
         );
-        assert!(cache.schema(b"q").is_some());
+        assert!(cache.schema(b"q").await.is_some());
         std::fs::write(log.join(format!("{:020}.json", 4)), "{}").unwrap();
-        assert!(cache.schema(b"q").is_none(), "version 4 exists: plan again");
-        assert!(cache.get(b"q").is_none(), "and it is gone");
-
-        let unversioned = Read {
-            url: crate::lake::dir_url(dir.path()).unwrap(),
-            version: None,
-        };
-        assert!(!unversioned.is_latest());
+        assert!(
+            cache.schema(b"q").await.is_none(),
+            "version 4 exists: plan again"
+        );
+        assert!(cache.get(b"q").await.is_none(), "and it is gone");
+        assert!(!read(None).is_latest().await);
     }
 
     #[tokio::test]
@@ -427,7 +446,7 @@ mod tests {
             Planned::new(physical.schema(), physical, &logical, vec![]),
         );
         for _ in 0..3 {
-            let planned = cache.get(b"q").expect("reusable");
+            let planned = cache.get(b"q").await.expect("reusable");
             let batches = collect(planned.plan, ctx.task_ctx()).await.unwrap();
             assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3_334);
         }

@@ -441,7 +441,7 @@ impl Engine {
     /// kept: once run, its state is spent and a second run could fail.
     async fn planned(&self, handle: &Handle) -> Result<Planned, Status> {
         let key = handle.encode();
-        if let Some(planned) = self.planned.get(&key) {
+        if let Some(planned) = self.planned.get(&key).await {
             return Ok(planned);
         }
         let planned = self.physical_plan(handle).await?;
@@ -482,7 +482,7 @@ impl Engine {
     /// returns the result schema.
     pub(crate) async fn plan(&self, handle: &Handle) -> Result<SchemaRef, Status> {
         let key = handle.encode();
-        if let Some(schema) = self.planned.schema(&key) {
+        if let Some(schema) = self.planned.schema(&key).await {
             return Ok(schema);
         }
         let planned = self.limited(self.physical_plan(handle)).await?;
