@@ -29,7 +29,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from benchlib import machine_summary  # noqa: E402
 
-SECTIONS = ("ingest", "daily", "freshness", "flight", "scale", "demo", "soak", "metrics")
+SECTIONS = ("ingest", "daily", "freshness", "flight", "scale", "demo", "soak", "metrics", "s3")
 TITLES = {
     "ingest": "Ingest: Kafka → `raw.user_events`, lake vs Spark Structured Streaming",
     "daily": "Daily job: `lake daily` vs DuckDB vs PySpark",
@@ -39,11 +39,12 @@ TITLES = {
     "demo": "Demo: first answered query",
     "soak": "Soak: 30 minutes of commits every 100 ms, maintenance on and off",
     "metrics": "Metrics overhead: ingest and point queries with metrics off and on",
+    "s3": "Local folder vs S3 server on loopback: ingest, daily job, point queries",
 }
 # A report's image links are relative to the report; this document lives at the root.
 IMAGE = re.compile(r"!\[([^\]]*)\]\((?!https?:|/)([^)]+)\)")
 RESULTS = ROOT / "bench" / "results"
-NAME = re.compile(r"^(?P<section>[a-z]+)-(?P<quick>quick-)?(?P<ts>\d{8}T\d{6}Z)\.md$")
+NAME = re.compile(r"^(?P<section>[a-z][a-z0-9]*)-(?P<quick>quick-)?(?P<ts>\d{8}T\d{6}Z)\.md$")
 MARK = re.compile(r"^<!-- bench-report: section=(\S+) mode=(full|quick) -->$")
 TARGET = re.compile(r"^<!-- target: (.*) -->$")
 VERDICT = re.compile(r"\*\*(met|NOT met|missed)\*\*")
@@ -180,7 +181,7 @@ def main() -> None:
     w("Reproduce on one machine, both sides in the same run:")
     w("")
     w("- `bench/run.sh`: builds the release binary once, then runs every section in order (ingest, daily, "
-      "freshness, flight, scale, demo, soak, metrics), each writing `bench/results/<section>-<UTC time>.md`, then rewrites "
+      "freshness, flight, scale, demo, soak, metrics, s3), each writing `bench/results/<section>-<UTC time>.md`, then rewrites "
       "this file. `--only daily,scale` runs some; `--quick` is the CI smoke test (it writes "
       "`bench/results/BENCHMARKS-quick-<time>.md` instead of this file); `--assemble-only` only rebuilds this "
       "file from the newest reports.")

@@ -10,6 +10,7 @@
 #   demo       bench/demo.sh       `lake demo` → first answered query
 #   soak       bench/soak.sh       30 min of commits every 100 ms, maintenance on and off
 #   metrics    bench/metrics.sh    ingest and point queries with metrics off and on
+#   s3         bench/s3.sh         ingest, daily job and point queries: local folder vs S3 server
 # then bench/assemble.py writes BENCHMARKS.md: a summary of every target, each section's report,
 # bench/NOTES.md. A failed section does not stop the others: the failures are listed at the end
 # and the exit status is non-zero.
@@ -30,7 +31,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 . bench/lib.sh "$@"
 
-all_sections=(ingest daily freshness flight scale demo soak metrics)
+all_sections=(ingest daily freshness flight scale demo soak metrics s3)
 only="" quiet=0 assemble_only=0
 bench_opt() {
     case "$1" in

@@ -19,18 +19,14 @@ version=$maven_version libs=$maven_dir
 
 install() { lake_maven_install "$here/kafka/pom.xml" "$libs"; }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 start() {
     local dir=$1
     install
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     local port cport
-    port=$(free_port)
-    cport=$(free_port)
+    port=$(lake_free_port)
+    cport=$(lake_free_port)
     cat > "$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
@@ -96,17 +92,6 @@ launch() {
     return 1
 }
 
-stop() {
-    local dir=$1
-    [ -f "$dir/pid" ] || return 0
-    local pid
-    pid=$(cat "$dir/pid")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$dir/pid"
-}
-
 crash() {
     local dir=$1
     [ -f "$dir/pid" ] || return 0
@@ -119,7 +104,7 @@ crash() {
 case "${1:-}" in
     install) install ;;
     start) start "${2:?usage: kafka.sh start DIR}" ;;
-    stop) stop "${2:?usage: kafka.sh stop DIR}" ;;
+    stop) lake_stop_server "${2:?usage: kafka.sh stop DIR}" ;;
     kill) crash "${2:?usage: kafka.sh kill DIR}" ;;
     restart) launch "$(cd "${2:?usage: kafka.sh restart DIR}" && pwd)" ;;
     version) echo "$version" ;;

@@ -51,3 +51,20 @@ lake_maven_install() {
     mvn -q -B -f "$pom" dependency:copy-dependencies -DoutputDirectory="$dir" >&2
     touch "$dir/.complete"
 }
+
+# lake_free_port: a loopback port nobody listens on now.
+lake_free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# lake_stop_server DIR: stops the server whose pid is in DIR/pid (SIGTERM, SIGKILL after 10 s),
+# if it runs, and forgets the pid.
+lake_stop_server() {
+    local dir=$1 pid
+    [ -f "$dir/pid" ] || return 0
+    pid=$(cat "$dir/pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$dir/pid"
+}

@@ -37,18 +37,14 @@ install() {
     mv "$weed.tmp" "$weed"
 }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 start() {
     local dir=$1
     install
     mkdir -p "$dir/data"
     dir=$(cd "$dir" && pwd)
     local master volume filer s3 mgrpc vgrpc fgrpc s3grpc
-    master=$(free_port) volume=$(free_port) filer=$(free_port) s3=$(free_port)
-    mgrpc=$(free_port) vgrpc=$(free_port) fgrpc=$(free_port) s3grpc=$(free_port)
+    master=$(lake_free_port) volume=$(lake_free_port) filer=$(lake_free_port) s3=$(lake_free_port)
+    mgrpc=$(lake_free_port) vgrpc=$(lake_free_port) fgrpc=$(lake_free_port) s3grpc=$(lake_free_port)
     cat > "$dir/s3.json" <<JSON
 {"identities": [{"name": "lake", "credentials": [{"accessKey": "$key", "secretKey": "$secret"}],
   "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
@@ -84,17 +80,6 @@ JSON
     return 1
 }
 
-stop() {
-    local dir=$1
-    [ -f "$dir/pid" ] || return 0
-    local pid
-    pid=$(cat "$dir/pid")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$dir/pid"
-}
-
 env_of() {
     local dir=$1
     echo "export AWS_ACCESS_KEY_ID=$key AWS_SECRET_ACCESS_KEY=$secret AWS_REGION=us-east-1"
@@ -104,7 +89,7 @@ env_of() {
 case "${1:-}" in
     install) install ;;
     start) start "${2:?usage: s3.sh start DIR}" ;;
-    stop) stop "${2:?usage: s3.sh stop DIR}" ;;
+    stop) lake_stop_server "${2:?usage: s3.sh stop DIR}" ;;
     env) env_of "${2:?usage: s3.sh env DIR}" ;;
     version) echo "$version" ;;
     *) echo "usage: $0 install | start DIR | stop DIR | env DIR | version" >&2; exit 2 ;;

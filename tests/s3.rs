@@ -9,7 +9,7 @@ use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::flight::{client, first_i64, query, serve_at};
+use common::flight::{client, fetch, first_i64, query, serve_at};
 use common::*;
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use deltalake::kernel::transaction::CommitProperties;
@@ -253,4 +253,52 @@ async fn two_workers_on_s3_one_killed_again_and_again_exactly_once() {
     )));
     let lake = Lake::at(&location, &StorageOptions::default()).expect("s3 lake");
     assert_exactly_once_in(&lake, produced).await;
+}
+
+#[tokio::test]
+async fn two_serve_replicas_answer_each_others_tickets_and_prepared_statements() {
+    let location = s3_lake("s3_replicas");
+    let topic = topic("s3_replicas");
+    let produced = produce_events(&topic, 600, &[]);
+    let events = produced["delivered"].as_i64().expect("delivered");
+    run_ok(&strs(&ingest_args_at(
+        &location,
+        &topic,
+        &["--until-caught-up"],
+    )));
+    let (a, b) = (serve_at(&location, &[]), serve_at(&location, &[]));
+    let (mut ca, mut cb) = (client(&a.url).await, client(&b.url).await);
+
+    // A ticket of replica a, fetched from replica b: handles carry the query, not a session.
+    let info = ca
+        .execute("SELECT count(*) FROM raw.user_events".to_string(), None)
+        .await
+        .expect("GetFlightInfo on a");
+    assert_eq!(
+        first_i64(&fetch(&mut cb, info).await.expect("DoGet on b")),
+        events
+    );
+
+    // A statement prepared on a with a bound parameter, run on b.
+    let sql = "SELECT count(*) FROM raw.user_events WHERE kafka_partition = $1";
+    let mut prepared = ca
+        .prepare(sql.to_string(), None)
+        .await
+        .expect("prepare on a");
+    let partition = Arc::new(datafusion::arrow::array::Int32Array::from(vec![1])) as ArrayRef;
+    prepared
+        .set_parameters(RecordBatch::try_from_iter([("$1", partition)]).unwrap())
+        .expect("bind");
+    let info = prepared.execute().await.expect("execute on a");
+    let on_b = first_i64(&fetch(&mut cb, info).await.expect("DoGet on b"));
+    let direct = first_i64(
+        &query(
+            &mut cb,
+            "SELECT count(*) FROM raw.user_events WHERE kafka_partition = 1",
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(on_b, direct);
+    assert!(on_b > 0 && on_b < events);
 }

@@ -136,8 +136,11 @@ async fn is_latest(log: &LogStoreRef, version: Option<u64>) -> bool {
     };
     let next = commit_uri_from_version(Some(version + 1));
     // A local table: a stat, without a trip through the store's thread pool.
-    if let Ok(root) = log.config().location().to_file_path() {
-        return !root.join(next.as_ref()).exists();
+    let location = log.config().location();
+    if location.scheme() == "file" {
+        if let Ok(root) = location.to_file_path() {
+            return !root.join(next.as_ref()).exists();
+        }
     }
     matches!(
         log.object_store(None).head(&next).await,

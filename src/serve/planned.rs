@@ -34,6 +34,11 @@ use crate::lake::snapshots::Read;
 
 /// How long a one-time plan waits for its DoGet.
 const ONE_TIME_FOR: Duration = Duration::from_secs(10);
+/// On an object store, a plan found to read the latest snapshots is taken as still reading them
+/// for this long without asking again: the DoGet right after its GetFlightInfo then costs no
+/// request, and its answer is at most this much older than the DoGet (the snapshot its
+/// GetFlightInfo saw). On a local disk every lookup looks (a stat).
+const CHECKED_FOR: Duration = Duration::from_millis(200);
 /// At most this many plans are kept; the least recently used goes first.
 const CAPACITY: usize = 256;
 /// What the kept plans may hold together, in bytes: their keys (the SQL and parameters) and the
@@ -70,6 +75,8 @@ pub(crate) struct Planned {
     reuse: Option<Vec<Read>>,
     /// The bytes of the constants in `plan`.
     constants: usize,
+    /// When its snapshots were last found to be the latest with requests to an object store.
+    checked: Option<Instant>,
 }
 
 impl Planned {
@@ -86,6 +93,7 @@ impl Planned {
             constants: constant_bytes(&plan),
             plan,
             reuse: reusable.then_some(reads),
+            checked: None,
         }
     }
 
@@ -266,20 +274,30 @@ impl PlanCache {
     ) -> Option<T> {
         // Whether what the plan read is still the latest is asked without the lock held: on an
         // object store it takes a request per table.
-        let reads = {
+        let (reads, recently) = {
             let kept = self.kept.lock().ok()?;
-            kept.plans.get(key)?.2.reuse.clone()
+            let planned = &kept.plans.get(key)?.2;
+            let recently = planned.checked.is_some_and(|t| t.elapsed() < CHECKED_FOR);
+            (planned.reuse.clone(), recently)
         };
         let fresh = match &reads {
+            Some(_) if recently => true,
             Some(reads) => Read::all_latest(reads).await,
             None => false,
         };
+        let remote = reads
+            .iter()
+            .flatten()
+            .any(|read| read.url.scheme() != "file");
         let mut kept = self.kept.lock().ok()?;
         kept.uses += 1;
         let used = kept.uses;
         let (at, last_used, planned) = kept.plans.get_mut(key)?;
         match &planned.reuse {
             Some(_) if fresh => {
+                if remote && !recently {
+                    planned.checked = Some(Instant::now());
+                }
                 *last_used = used;
                 answer(planned)
             }
@@ -312,6 +330,7 @@ mod tests {
             schema,
             reuse: reads,
             constants: 0,
+            checked: None,
         }
     }
 
@@ -417,6 +436,32 @@ mod tests {
         );
         assert!(cache.get(b"q").await.is_none(), "and it is gone");
         assert!(!read(None).is_latest().await);
+    }
+
+    #[tokio::test]
+    async fn on_an_object_store_a_fresh_plan_is_not_asked_about_again_for_a_moment() {
+        use object_store::ObjectStoreExt;
+        let url = url::Url::parse("memory:///t/").unwrap();
+        let log = deltalake::logstore::logstore_for(&url, Default::default()).unwrap();
+        let read = Read {
+            url,
+            version: Some(3),
+            log: log.clone(),
+        };
+        let cache = PlanCache::default();
+        cache.keep(b"q".to_vec(), planned(Some(vec![read])));
+        assert!(cache.schema(b"q").await.is_some(), "no version 4: fresh");
+        let next = deltalake::logstore::commit_uri_from_version(Some(4));
+        log.object_store(None)
+            .put(&next, b"{}".to_vec().into())
+            .await
+            .unwrap();
+        assert!(
+            cache.get(b"q").await.is_some(),
+            "the DoGet right after its GetFlightInfo takes that answer"
+        );
+        tokio::time::sleep(CHECKED_FOR + Duration::from_millis(50)).await;
+        assert!(cache.get(b"q").await.is_none(), "later, version 4 is seen");
     }
 
     #[tokio::test]

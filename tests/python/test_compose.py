@@ -44,3 +44,19 @@ def test_compose_refuses_to_publish_flight_sql_without_a_password():
     out = compose("config", password=None)
     assert out.returncode != 0
     assert "set LAKE_SERVE_PASSWORD" in out.stderr
+
+
+def test_the_s3_override_puts_the_lake_on_a_seaweedfs_service():
+    files = ["-f", "docker-compose.yml", "-f", "docker-compose.s3.yml"]
+    out = compose(*files, "config")
+    assert out.returncode == 0, out.stderr
+    config = out.stdout
+    services = compose(*files, "config", "--services").stdout.split()
+    assert set(services) == {"kafka", "topic", "ingest", "producer", "schedule", "serve", "seaweedfs"}
+    # ingest, schedule and serve use the bucket, through the S3 service inside the network.
+    assert config.count("LAKE_DIR: s3://lake/lake") == 3, config
+    assert config.count("AWS_ENDPOINT_URL: http://seaweedfs:8333") == 3, config
+    assert "chrislusf/seaweedfs" in config
+    # The S3 server publishes no port on the host.
+    seaweedfs = config.split("\n  seaweedfs:\n")[1].split("\n  serve:")[0]
+    assert "ports" not in seaweedfs and "/status" in seaweedfs, seaweedfs
