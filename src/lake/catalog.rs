@@ -232,7 +232,12 @@ impl LakeSchema {
                 (is_name(name) && self.lake.has_log(&url).await.map_err(external)?)
                     .then(|| schema.clone())
             }
-            None => locate(&self.lake.tables().await.map_err(external)?, None, name),
+            // The last listing first: on an object store a new one is a request per schema
+            // and table, and only a table it does not know needs one.
+            None => match locate(&lake_tables(&self.lake), None, name) {
+                Some(schema) => Some(schema),
+                None => locate(&self.lake.tables().await.map_err(external)?, None, name),
+            },
         };
         Ok(found.or_else(|| self.pinned(name)))
     }

@@ -91,11 +91,9 @@ impl Location {
         Ok(Self::Remote(url))
     }
 
-    /// The local folder, made absolute (and created when `create`).
-    pub(crate) fn local(path: &Path, create: bool) -> Result<PathBuf> {
-        if create {
-            std::fs::create_dir_all(path).map_err(|e| Error::io(path.display(), e))?;
-        }
+    /// The local folder `path`, created if missing, made absolute.
+    pub(crate) fn local(path: &Path) -> Result<PathBuf> {
+        std::fs::create_dir_all(path).map_err(|e| Error::io(path.display(), e))?;
         path.canonicalize()
             .map_err(|e| Error::io(path.display(), e))
     }

@@ -107,7 +107,7 @@ impl fmt::Display for Lake {
 impl Lake {
     /// Uses the local folder `root`, creating it if missing.
     pub fn new(root: impl AsRef<Path>) -> Result<Self> {
-        let root = Location::local(root.as_ref(), true)?;
+        let root = Location::local(root.as_ref())?;
         Ok(Self {
             root: dir_url(&root)?,
             local: Some(root),
