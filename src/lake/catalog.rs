@@ -247,8 +247,7 @@ impl LakeSchema {
         let found = match &self.schema {
             Some(schema) if self.lake.local_root().is_some() => {
                 let url = self.lake.url_of(schema, name).ok()?;
-                let log = url.to_file_path().ok()?.join("_delta_log");
-                (is_name(name) && log.is_dir()).then(|| schema.clone())
+                (is_name(name) && self.lake.has_log_now(&url)?).then(|| schema.clone())
             }
             schema => locate(&lake_tables(&self.lake), schema.as_deref(), name),
         };

@@ -238,10 +238,11 @@ impl Lake {
 
     /// Whether the table at `url` has a Delta log.
     pub(crate) async fn has_log(&self, url: &Url) -> Result<bool> {
+        if let Some(local) = self.has_log_now(url) {
+            return Ok(local);
+        }
         match &self.remote {
-            None => Ok(url
-                .to_file_path()
-                .is_ok_and(|path| path.join("_delta_log").is_dir())),
+            None => Ok(false),
             Some(store) => {
                 let log = store_path(url).join("_delta_log");
                 match store.list(Some(&log)).next().await {
@@ -251,6 +252,16 @@ impl Lake {
                 }
             }
         }
+    }
+
+    /// [`Self::has_log`] without waiting: one stat on a local lake; None on an object store,
+    /// where it takes a request.
+    pub(crate) fn has_log_now(&self, url: &Url) -> Option<bool> {
+        self.local.as_ref()?;
+        Some(
+            url.to_file_path()
+                .is_ok_and(|path| path.join("_delta_log").is_dir()),
+        )
     }
 
     /// Opens the table, or creates it empty if it does not exist yet. Safe when several
