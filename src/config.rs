@@ -56,6 +56,9 @@ pub(crate) struct StorageSection {
     pub(crate) region: Option<String>,
     /// Plain HTTP to the endpoint (a server on loopback); off by default.
     pub(crate) allow_http: Option<bool>,
+    /// Before writing, prove that the store refuses a second create of one key
+    /// (`lake::probe`); on by default.
+    pub(crate) check_conditional_put: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

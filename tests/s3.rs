@@ -104,6 +104,34 @@ async fn ingest_daily_runs_sql_and_maintain_work_on_s3() {
     assert_eq!(stdout(&total).trim(), format!("total_events\n{events}"));
     let runs = run_ok(&["runs", "--lake", &location]);
     assert!(stdout(&runs).contains("succeeded"), "{}", stdout(&runs));
+    // The schedule catches up the date after it (and only that one) on the same store.
+    run_ok(&[
+        "schedule",
+        "--lake",
+        &location,
+        "--sql",
+        sql,
+        "--no-sensor",
+        "--once",
+        "--since",
+        "2025-01-10",
+        "--today",
+        "2025-01-12",
+    ]);
+    let history = run_ok(&[
+        "sql",
+        "--lake",
+        &location,
+        "-q",
+        "--format",
+        "csv",
+        "-c",
+        "SELECT date, trigger FROM system.daily_runs WHERE status = 'succeeded' ORDER BY date",
+    ]);
+    assert_eq!(
+        stdout(&history).trim(),
+        "date,trigger\n2025-01-10,cli\n2025-01-11,schedule"
+    );
 
     let maintained = run_ok(&["maintain", "--lake", &location]);
     assert!(
@@ -301,4 +329,119 @@ async fn two_serve_replicas_answer_each_others_tickets_and_prepared_statements()
     );
     assert_eq!(on_b, direct);
     assert!(on_b > 0 && on_b < events);
+}
+
+/// `lake daily` of a closed date and of the date being appended to, run from a third process
+/// while a worker ingests into the same S3 lake and `lake serve` answers queries over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_runs_beside_ingest_and_serve_on_one_s3_lake() {
+    let location = s3_lake("s3_three");
+    let topic = topic("s3_three");
+    let logs = tempdir();
+    let closed = produce_events(&topic, 3000, &["--days", "1", "--start-date", "2025-01-10"])
+        ["delivered"]
+        .as_i64()
+        .expect("delivered");
+    let args = ingest_args_at(&location, &topic, &["--max-latency-ms", "200"]);
+    let mut worker = spawn(&strs(&args), &logs.path().join("ingest.log"));
+    let server = serve_at(&location, &[]);
+    let mut client = client(&server.url).await;
+    let count_on = |date: &'static str| {
+        format!("SELECT count(*) FROM raw.user_events WHERE event_date = DATE '{date}'")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // Until the worker has created the table, the query fails: counted as 0.
+    while query(&mut client, &count_on("2025-01-10"))
+        .await
+        .map_or(0, |b| first_i64(&b))
+        < closed
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "2025-01-10 not ingested in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The next day streams in while the daily job runs, twice.
+    let producer = std::thread::spawn({
+        let topic = topic.clone();
+        move || {
+            produce_events(
+                &topic,
+                40_000,
+                &[
+                    "--rate",
+                    "5000",
+                    "--days",
+                    "1",
+                    "--start-date",
+                    "2025-01-11",
+                ],
+            )
+        }
+    });
+    let sql = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    let daily = |date: &str| {
+        let out = run_ok(&[
+            "daily",
+            "--lake",
+            &location,
+            "--sql",
+            sql.to_str().expect("utf-8"),
+            "--no-sensor",
+            "--json",
+            "--date",
+            date,
+        ]);
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("daily --json");
+        eprintln!("daily {date}: {summary}");
+        assert_eq!(summary["dates"][0]["status"], "succeeded", "{summary}");
+        let gets = summary["object_store_requests"]["get"].as_u64();
+        assert!(gets.is_some_and(|n| n > 0), "requests reported: {summary}");
+        summary
+    };
+    let seen_before = first_i64(&query(&mut client, &count_on("2025-01-11")).await.unwrap());
+    daily("2025-01-10");
+    daily("2025-01-11");
+    let published_11 = first_i64(
+        &query(
+            &mut client,
+            "SELECT total_events FROM processed.daily_metrics WHERE date = DATE '2025-01-11'",
+        )
+        .await
+        .expect("processed.daily_metrics"),
+    );
+    let produced_11 = producer.join().expect("producer")["delivered"]
+        .as_i64()
+        .expect("delivered");
+    // The job read one snapshot of a table still growing: at least what was there before it
+    // started, at most everything; its checks (reconciles_with_raw) agreed with that snapshot.
+    assert!(
+        seen_before <= published_11 && published_11 <= produced_11,
+        "{seen_before} <= {published_11} <= {produced_11}"
+    );
+    assert_eq!(
+        first_i64(
+            &query(
+                &mut client,
+                "SELECT total_events FROM processed.daily_metrics WHERE date = DATE '2025-01-10'"
+            )
+            .await
+            .unwrap()
+        ),
+        closed,
+        "the closed date's figure is exact"
+    );
+    signal(&worker, libc::SIGTERM);
+    let status = exit_within(&mut worker, Duration::from_secs(30), || {
+        std::fs::read_to_string(logs.path().join("ingest.log")).unwrap_or_default()
+    });
+    assert!(status.success(), "ingest stops cleanly");
+    run_ok(&strs(&ingest_args_at(
+        &location,
+        &topic,
+        &["--until-caught-up"],
+    )));
+    let lake = Lake::at(&location, &StorageOptions::default()).expect("s3 lake");
+    assert_exactly_once_in(&lake, closed + produced_11).await;
 }

@@ -15,6 +15,7 @@ use crate::daily::sensor::SensorOptions;
 use crate::daily::{self, DailyOptions, DateRun};
 use crate::error::Error;
 use crate::lake::Lake;
+use crate::metrics::metrics;
 use crate::shutdown::CancellationToken;
 
 /// Settings shared by `lake daily` and `lake schedule` (and, in part, `lake serve`).
@@ -86,6 +87,9 @@ pub(crate) struct DailyRun {
 struct Summary<'a> {
     dry_run: bool,
     dates: Vec<DateSummary<'a>>,
+    /// Requests to the object store by operation (a lake on S3, GCS or Azure only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    object_store_requests: Option<BTreeMap<&'static str, u64>>,
 }
 
 #[derive(Serialize)]
@@ -148,8 +152,13 @@ pub(crate) async fn run(lake: &Lake, r: DailyRun, stop: CancellationToken) -> an
         let summary = Summary {
             dry_run,
             dates: runs.iter().map(DateSummary::from).collect(),
+            object_store_requests: lake
+                .remote_store()
+                .map(|_| metrics().store.counts().into_iter().collect()),
         };
         println!("{}", serde_json::to_string(&summary)?);
+    } else if lake.remote_store().is_some() {
+        println!("{}", metrics().store.summary());
     }
     match runs.last() {
         Some(run) if run.status != RunStatus::Succeeded => {

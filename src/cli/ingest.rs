@@ -10,6 +10,7 @@ use super::help::with_default;
 use super::produce::KafkaArgs;
 use crate::ingest::{self, observe, IngestOptions};
 use crate::lake::Lake;
+use crate::metrics;
 use crate::shutdown::CancellationToken;
 
 #[derive(Args, Debug)]
@@ -70,5 +71,14 @@ pub(crate) async fn run(
             ""
         }
     );
+    if lake.remote_store().is_some() {
+        let store = &metrics::metrics().store;
+        let total: u64 = store.counts().iter().map(|(_, n)| n).sum();
+        println!(
+            "{}, {:.1} per commit",
+            store.summary(),
+            total as f64 / summary.commits.max(1) as f64
+        );
+    }
     Ok(())
 }

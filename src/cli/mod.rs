@@ -126,23 +126,37 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(a) => produce::run(s.produce(&a)?, a.json, stop()).await,
         Command::Ingest(a) => {
             let metrics = s.metrics_addr(&a.metrics, |f| f.ingest.metrics_addr);
-            ingest::run(&s.lake()?, s.ingest(a)?, metrics, stop()).await
+            ingest::run(&s.writable_lake().await?, s.ingest(a)?, metrics, stop()).await
         }
         Command::Maintain(a) => {
             let (table, opts) = s.maintain(&a)?;
-            maintain::run(&s.lake()?, table, &opts).await
+            maintain::run(&s.writable_lake().await?, table, &opts).await
         }
         Command::Demo(a) => {
             let metrics = s.metrics_addr(&a.metrics, |_| None);
-            demo::run(&s.lake()?, s.demo(&a), a.fresh, metrics, stop()).await
+            demo::run(
+                &s.writable_lake().await?,
+                s.demo(&a),
+                a.fresh,
+                metrics,
+                stop(),
+            )
+            .await
         }
         Command::Sql(a) => sql::run(&s.lake()?, settings::sql(a)).await,
-        Command::Daily(a) => daily::run(&s.lake()?, s.daily(a)?, stop()).await,
+        Command::Daily(a) => daily::run(&s.writable_lake().await?, s.daily(a)?, stop()).await,
         Command::Runs(a) => runs::run(&s.lake()?, &a).await,
         Command::Schedule(a) => {
             let metrics = s.metrics_addr(&a.metrics, |f| f.schedule.metrics_addr);
             let (schedule, daily) = s.schedule(a)?;
-            schedule::run(&s.lake()?, &daily, &schedule, metrics, stop()).await
+            schedule::run(
+                &s.writable_lake().await?,
+                &daily,
+                &schedule,
+                metrics,
+                stop(),
+            )
+            .await
         }
         Command::Serve(a) => {
             let metrics = s.metrics_addr(&a.metrics, |f| f.serve.metrics_addr);

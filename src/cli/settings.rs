@@ -109,6 +109,16 @@ impl Settings {
         Ok(Lake::at(&self.lake_dir, &storage)?)
     }
 
+    /// The lake, for a command that writes to it: on an object store, first proven to refuse a
+    /// second create of one key, unless `[storage] check_conditional_put = false`.
+    pub(crate) async fn writable_lake(&self) -> anyhow::Result<Lake> {
+        let lake = self.lake()?;
+        if self.file.storage.check_conditional_put.unwrap_or(true) {
+            lake.check_conditional_put().await?;
+        }
+        Ok(lake)
+    }
+
     fn brokers(&self, k: &KafkaArgs) -> String {
         k.brokers
             .clone()

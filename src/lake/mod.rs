@@ -7,6 +7,7 @@ pub(crate) mod counted;
 pub(crate) mod location;
 pub(crate) mod maintain;
 pub(crate) mod maintainer;
+pub(crate) mod probe;
 pub(crate) mod progress;
 pub(crate) mod rewrite;
 pub(crate) mod snapshots;

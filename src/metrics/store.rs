@@ -33,4 +33,33 @@ impl StoreMetrics {
     pub(crate) fn request(&self, op: &'static str) {
         self.requests.get_or_create(&Operation { op }).inc();
     }
+
+    /// Requests made so far by operation, those made at least once.
+    pub(crate) fn counts(&self) -> Vec<(&'static str, u64)> {
+        OPERATIONS
+            .iter()
+            .map(|&op| (op, self.requests.get_or_create(&Operation { op }).get()))
+            .filter(|&(_, n)| n > 0)
+            .collect()
+    }
+
+    /// "N requests (get a, put b, ...)": what a command cost the store, for its last line.
+    pub(crate) fn summary(&self) -> String {
+        let counts = self.counts();
+        let total: u64 = counts.iter().map(|(_, n)| n).sum();
+        let each: Vec<String> = counts.iter().map(|(op, n)| format!("{op} {n}")).collect();
+        format!("{total} object-store requests ({})", each.join(", "))
+    }
 }
+
+/// The operations counted, in the order summaries list them.
+const OPERATIONS: [&str; 8] = [
+    "get",
+    "head",
+    "put",
+    "multipart",
+    "list",
+    "delete",
+    "copy",
+    "rename",
+];

@@ -22,27 +22,31 @@ back the same whatever the machine's TZ is.
 from __future__ import annotations
 
 import pathlib
+from urllib.parse import urlparse
 
 import duckdb
 import duckdb_extension_delta
+import duckdb_extension_httpfs
 
 
-def extension_path() -> pathlib.Path:
-    """Path of the delta extension binary that matches the installed duckdb."""
-    base = pathlib.Path(duckdb_extension_delta.__file__).resolve().parent / "extensions"
-    path = base / f"v{duckdb.__version__}" / "delta.duckdb_extension"
+def extension_path(package=duckdb_extension_delta, name: str = "delta") -> pathlib.Path:
+    """Path of an extension binary (delta, httpfs) that matches the installed duckdb."""
+    base = pathlib.Path(package.__file__).resolve().parent / "extensions"
+    path = base / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
     if not path.is_file():
         found = sorted(p.name for p in base.iterdir()) if base.is_dir() else []
         raise RuntimeError(
-            f"no delta extension for duckdb {duckdb.__version__} at {path} "
-            f"(package has {found}); pin duckdb and duckdb-extension-delta "
+            f"no {name} extension for duckdb {duckdb.__version__} at {path} "
+            f"(package has {found}); pin duckdb and duckdb-extension-{name} "
             "to the same version"
         )
     return path
 
 
-def connect(database: str = ":memory:", **kwargs) -> duckdb.DuckDBPyConnection:
-    """Return a duckdb connection with the delta extension loaded (no network)."""
+def connect(database: str = ":memory:", s3: dict | None = None, **kwargs) -> duckdb.DuckDBPyConnection:
+    """Return a duckdb connection with the delta extension loaded (no network). With s3 (the
+    AWS_* variables `lake` reads, as a dict), httpfs is loaded too and a secret reaches that
+    endpoint, so delta_scan('s3://...') reads the bucket."""
     config = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
@@ -51,4 +55,13 @@ def connect(database: str = ":memory:", **kwargs) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(database, config=config, **kwargs)
     con.execute(f"LOAD '{extension_path().as_posix()}'")
     con.execute("SET TimeZone = 'UTC'")
+    if s3 is not None:
+        con.execute(f"LOAD '{extension_path(duckdb_extension_httpfs, 'httpfs').as_posix()}'")
+        endpoint = urlparse(s3["AWS_ENDPOINT_URL"])
+        con.execute(
+            "CREATE SECRET lake_s3 (TYPE s3, KEY_ID $key, SECRET $secret, REGION $region, "
+            "ENDPOINT $endpoint, URL_STYLE 'path', USE_SSL $ssl)",
+            {"key": s3["AWS_ACCESS_KEY_ID"], "secret": s3["AWS_SECRET_ACCESS_KEY"],
+             "region": s3.get("AWS_REGION", "us-east-1"), "endpoint": endpoint.netloc,
+             "ssl": endpoint.scheme == "https"})
     return con

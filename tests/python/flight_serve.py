@@ -75,14 +75,16 @@ class Server:
         self.process.wait(timeout=30)
 
 
-def start_server(lake_bin: str, lake_dir: pathlib.Path, user: str | None = USER,
-                 password: str | None = PASSWORD, *extra: str, timeout: float = 60) -> Server:
-    """Starts `lake serve` on a free loopback port and waits for its banner line."""
+def start_server(lake_bin: str, lake_dir: pathlib.Path | str, user: str | None = USER,
+                 password: str | None = PASSWORD, *extra: str, timeout: float = 60,
+                 log: pathlib.Path | None = None) -> Server:
+    """Starts `lake serve` on a free loopback port and waits for its banner line. The server's
+    log goes to `log`, by default next to a local lake, for reading when a test fails."""
     args = [lake_bin, "serve", "--lake", str(lake_dir), "--addr", "127.0.0.1:0", *extra]
     if user is not None:
         args += ["--user", user, "--password", password]
-    # The server's log goes next to the lake, for reading when a test fails.
-    log = lake_dir.parent / f"{lake_dir.name}-serve-{uuid.uuid4().hex[:8]}.log"
+    if log is None:
+        log = lake_dir.parent / f"{lake_dir.name}-serve-{uuid.uuid4().hex[:8]}.log"
     with open(log, "wb") as err:
         p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
     ready, _, _ = select.select([p.stdout], [], [], timeout)

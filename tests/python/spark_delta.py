@@ -1,18 +1,7 @@
-"""A local PySpark session with Delta Lake, and the shipped daily SQL run on Spark and DuckDB.
+"""The shipped daily SQL run on Spark and DuckDB against a lake's raw table, and result comparison.
 
-Spark comes from the ``pyspark`` wheel (it ships Spark's jars); Delta's jars come from Maven
-Central through ``scripts/spark.sh install`` (cached under $LAKE_CACHE, keyed by the checksum of
-scripts/spark/pom.xml). ``$LAKE_SPARK_JARS`` may name that directory; otherwise the script is
-run here, which resolves the jars once and prints the directory. No Ivy / ``--packages``.
-
-The session uses an in-memory catalog and a temporary warehouse directory, so nothing (no
-metastore_db, spark-warehouse, derby.log) is left in the working directory. Its time zone is UTC.
-
-The daily SQL files use the DATE parameter ``$date`` (bound by ``lake daily`` and by DuckDB, whose
-named-parameter syntax is the same). Spark's named parameters are written ``:date``; the harness
-rewrites ``$date`` to ``:date`` in the text (``to_spark_sql``) and binds the value with
-``spark.sql(text, args={"date": datetime.date})``, which Spark turns into a DATE literal. That is
-the only change made to the SQL.
+The SparkSession (Delta and S3 jars, `$date` -> `:date`) comes from scripts/spark/lake_spark.py,
+shared with the Spark runner of the daily job (scripts/spark-daily.sh).
 """
 
 from __future__ import annotations
@@ -21,63 +10,13 @@ import datetime
 import math
 import os
 import pathlib
-import re
-import subprocess
-import tempfile
+import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SQL_DIR = ROOT / "sql"
+sys.path.insert(0, str(ROOT / "scripts" / "spark"))
 
-
-def delta_jars() -> list[str]:
-    """The Delta jars for spark.jars (from $LAKE_SPARK_JARS or scripts/spark.sh install)."""
-    folder = os.environ.get("LAKE_SPARK_JARS")
-    if not folder:
-        out = subprocess.run([str(ROOT / "scripts" / "spark.sh"), "install"],
-                             capture_output=True, text=True)
-        if out.returncode != 0:
-            raise RuntimeError(f"scripts/spark.sh install failed:\n{out.stderr}")
-        folder = out.stdout.strip().splitlines()[-1]
-    jars = sorted(str(p) for p in pathlib.Path(folder).glob("*.jar"))
-    if not any("delta-spark" in pathlib.Path(j).name for j in jars):
-        raise RuntimeError(f"no delta-spark jar in {folder}")
-    return jars
-
-
-def session(app: str = "lake-crosscheck", cores: int = 2, conf: dict | None = None):
-    """A local[cores] SparkSession with Delta's SQL extension and catalog.
-
-    Returns (spark, warehouse): warehouse is a TemporaryDirectory the caller cleans up after
-    spark.stop().
-    """
-    from pyspark.sql import SparkSession
-
-    warehouse = tempfile.TemporaryDirectory(prefix="lake-spark-")
-    builder = (
-        SparkSession.builder.master(f"local[{cores}]")
-        .appName(app)
-        .config("spark.jars", ",".join(delta_jars()))
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
-        .config("spark.sql.catalogImplementation", "in-memory")
-        .config("spark.sql.warehouse.dir", os.path.join(warehouse.name, "warehouse"))
-        .config("spark.local.dir", os.path.join(warehouse.name, "tmp"))
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        # Spark 4.2 substitutes :name parameters while parsing, through a parser entry point that
-        # Delta 4.4's DeltaSqlParser (installed by the extension above) does not forward: every
-        # spark.sql(text, args=...) then fails with UNBOUND_SQL_PARAMETER. The legacy mode binds
-        # parameters in the analyzer instead (literal positions only, which is all the daily SQL
-        # uses), and works with the Delta parser. Known upstream: delta-io/delta#7640
-        # (DeltaSqlParser does not override parsePlanWithParameters), apache/spark#58932.
-        .config("spark.sql.legacy.parameterSubstitution.constantsOnly", "true")
-    )
-    for k, v in (conf or {}).items():
-        builder = builder.config(k, v)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark, warehouse
+from lake_spark import delta_jars, session, to_spark_sql  # noqa: E402,F401  (re-exported)
 
 
 def register_raw(spark, lake: str | os.PathLike) -> None:
@@ -98,14 +37,6 @@ def register_raw_duckdb(con, lake: str | os.PathLike) -> None:
 def daily_queries(sql_dir: str | os.PathLike = SQL_DIR) -> dict[str, str]:
     """{name: SQL text} of sql/daily/*.sql, as shipped."""
     return {p.stem: p.read_text() for p in sorted(pathlib.Path(sql_dir, "daily").glob("*.sql"))}
-
-
-_DATE_PARAM = re.compile(r"\$date\b")
-
-
-def to_spark_sql(text: str) -> str:
-    """`$date` (lake/DuckDB named parameter) -> `:date` (Spark named parameter); nothing else."""
-    return _DATE_PARAM.sub(":date", text)
 
 
 def run_spark(spark, text: str, date: datetime.date):

@@ -1,9 +1,11 @@
 """A lake on the S3 server scripts/test.sh starts (SeaweedFS, AWS_* variables exported): other
 engines read its tables straight from the bucket, ADBC queries it through `lake serve`, and a
 repeated point query costs the store one or two requests, not a listing of the log."""
+import datetime
 import json
 import os
 import socket
+import subprocess
 import time
 import uuid
 
@@ -12,9 +14,14 @@ import deltalake
 import polars as pl
 import pytest
 
+import flight_serve
+import spark_delta
 from conftest import run
-from flight_serve import DATE, EVENTS, SQL
+from duckdb_delta import connect as duckdb_connect
+from flight_serve import DATE, EVENTS, OTHER_DATE, SQL
+from test_flight_jdbc import Output
 from test_metrics import scrape, start, total
+from test_spark_crosscheck import spark_daily
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +106,60 @@ def test_adbc_point_queries_on_s3_cost_a_few_requests_each(s3_lake, lake_bin, tm
     finally:
         server.kill()
         server.wait()
+
+
+def test_duckdb_reads_the_tables_from_the_bucket(s3_lake, s3):
+    con = duckdb_connect(s3=s3)
+    by_date = con.execute(
+        f"SELECT event_date, count(*) FROM delta_scan('{s3_lake}/raw/user_events') GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert sum(n for _, n in by_date) == EVENTS and by_date[0][0] == DATE
+    [(total_events,)] = con.execute(
+        f"SELECT total_events FROM delta_scan('{s3_lake}/processed/daily_metrics') WHERE date = $date",
+        {"date": DATE}).fetchall()
+    assert total_events == by_date[0][1]
+
+
+def test_jdbc_queries_an_s3_lake_through_lake_serve(s3_lake, s3, lake_bin, tmp_path):
+    server = flight_serve.start_server(lake_bin, s3_lake, log=tmp_path / "serve.log")
+    try:
+        proc = subprocess.run(
+            [str(spark_delta.ROOT / "scripts" / "jdbc-check.sh"), server.host, str(server.port),
+             server.user, server.password, DATE.isoformat(), OTHER_DATE.isoformat()],
+            capture_output=True, text=True, timeout=600)
+    finally:
+        server.stop()
+    jdbc = Output(proc)
+    assert ["done"] in jdbc.lines, f"exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    jdbc.no_error("getTables", "executeQuery", "prepareStatement_qmark", "setDate_qmark", "connection")
+    tables = {tuple(r) for r in jdbc.rows("table")}
+    assert {("lake", "raw", "user_events", "TABLE"), ("lake", "processed", "daily_metrics", "TABLE")} <= tables
+    events = deltalake.DeltaTable(f"{s3_lake}/raw/user_events", storage_options=s3).to_pyarrow_table()
+    expected = sorted((t, events.column("event_type").to_pylist().count(t))
+                      for t in set(events.column("event_type").to_pylist()))
+    assert [(t, int(n)) for t, n in jdbc.rows("count")] == expected
+    total_events = deltalake.DeltaTable(f"{s3_lake}/processed/daily_metrics", storage_options=s3) \
+        .to_pyarrow_table().column("total_events")[0].as_py()
+    prepared = [r[1:] for r in jdbc.rows("prepared") if r[0] == "qmark"]
+    assert prepared == [["setDate", DATE.isoformat(), str(total_events)],
+                        ["setObject", DATE.isoformat(), str(total_events)]]
+
+
+def test_spark_runner_replaces_and_adds_dates_in_the_bucket(s3_lake, s3):
+    """scripts/spark-daily.sh on the s3:// lake (hadoop-aws): it replaces the date `lake daily`
+    wrote, with equal rows, and adds the next date."""
+    table = f"{s3_lake}/processed/daily_metrics"
+    before = deltalake.DeltaTable(table, storage_options=s3)
+    lake_rows = [tuple(r.values()) for r in before.to_pyarrow_table().to_pylist()]
+    nxt = DATE + datetime.timedelta(days=1)
+    reports = spark_daily(s3_lake, "--from", DATE.isoformat(), "--to", nxt.isoformat())
+    assert [r["status"] for r in reports] == ["success", "success"], reports
+    after = deltalake.DeltaTable(table, storage_options=s3)
+    assert after.version() == before.version() + 2  # one replace, one append
+    rows = after.to_pyarrow_table().to_pylist()
+    spark_rows = [tuple(r.values()) for r in rows if r["date"] == DATE]
+    problems = spark_delta.diff("lake", lake_rows, "spark", spark_rows)
+    assert not problems, problems
+    on_next = pl.read_delta(f"{s3_lake}/raw/user_events", storage_options=s3).filter(
+        pl.col("event_date") == nxt).height
+    assert [r["total_events"] for r in rows if r["date"] == nxt] == [on_next]

@@ -13,8 +13,13 @@ date bound through spark.sql(args=...); see spark_delta.to_spark_sql. DuckDB tak
 Delta jars: $LAKE_SPARK_JARS, else `scripts/spark.sh install` (Maven Central, cached).
 """
 import datetime
+import json
+import pathlib
+import shutil
+import subprocess
 import uuid
 
+import deltalake
 import pytest
 
 from conftest import run
@@ -110,3 +115,101 @@ def test_date_without_events_same_on_spark_and_lake(spark_raw, duck, lake, lake_
         lake_rows = spark_delta.read_lake_output(duck, lake, name, cols, date)
         problems = spark_delta.diff("lake", lake_rows, "spark", spark_rows)
         assert not problems, f"{name} on {date}:\n" + "\n".join(problems[:20])
+
+
+# The Spark runner of the daily job (scripts/spark-daily.sh): same processed.* tables as
+# `lake daily`, same per-date replace, each engine replacing dates the other wrote.
+
+RUNNER = spark_delta.ROOT / "scripts" / "spark-daily.sh"
+ALL_DATES = [*DATES, datetime.date(2025, 1, 12)]  # the last one has no events
+SMALL_SPARK = [  # as the `spark` fixture above: tiny inputs, a short-lived JVM on 2 cores
+    "--conf", "spark.sql.shuffle.partitions=2", "--conf", "spark.sql.adaptive.enabled=false",
+    "--conf", "spark.databricks.delta.snapshotPartitions=2",
+    "--conf", "spark.driver.extraJavaOptions=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+]
+
+
+def spark_daily(lake, *args, sql=spark_delta.SQL_DIR, expect=0):
+    """Runs the runner; returns its JSON reports, one per date."""
+    out = subprocess.run([str(RUNNER), "--lake", str(lake), "--sql", str(sql), "--json", *SMALL_SPARK,
+                          *args], capture_output=True, text=True, timeout=900)
+    assert out.returncode == expect, f"spark-daily exit {out.returncode}:\n{out.stdout}\n{out.stderr[-4000:]}"
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def table_rows(con, table: pathlib.Path):
+    """(columns, rows) of a whole Delta table, columns by name."""
+    cur = con.execute(f"SELECT * FROM delta_scan('{table.as_posix()}')")
+    cols = [d[0] for d in cur.description]
+    return cols, [tuple(r) for r in cur.fetchall()]
+
+
+def assert_same_processed(con, a: pathlib.Path, b: pathlib.Path):
+    for name in QUERIES:
+        ta, tb = a / "processed" / name, b / "processed" / name
+        sa = deltalake.DeltaTable(str(ta))
+        sb = deltalake.DeltaTable(str(tb))
+        assert sa.metadata().partition_columns == sb.metadata().partition_columns == ["date"]
+        types_a = [(f.name, str(f.type)) for f in sa.schema().fields]
+        types_b = [(f.name, str(f.type)) for f in sb.schema().fields]
+        assert types_a == types_b, f"{name}: schemas differ"
+        cols, rows_a = table_rows(con, ta)
+        cols_b, rows_b = table_rows(con, tb)
+        rows_b = [tuple(r[cols_b.index(c)] for c in cols) for r in rows_b]
+        dates = {r[cols.index("date")] for r in rows_a}
+        assert set(DATES) <= dates, f"{name}: {dates}"
+        problems = spark_delta.diff(a.name, rows_a, b.name, rows_b)
+        assert not problems, f"{name}:\n" + "\n".join(problems[:20])
+
+
+@pytest.fixture(scope="module")
+def spark_lake(lake, tmp_path_factory, lake_bin):
+    """The module's raw table copied to a second lake, whose processed.* the Spark runner
+    writes for ALL_DATES; the module's lake gets `lake daily` for the same dates."""
+    run(lake_bin, "daily", "--lake", str(lake), "--sql", str(spark_delta.SQL_DIR),
+        "--from", ALL_DATES[0].isoformat(), "--to", ALL_DATES[-1].isoformat(), "--json", "--no-sensor")
+    other = tmp_path_factory.mktemp("spark_runner") / "lake"
+    shutil.copytree(lake / "raw", other / "raw")
+    reports = spark_daily(other, "--from", ALL_DATES[0].isoformat(), "--to", ALL_DATES[-1].isoformat())
+    return other, reports
+
+
+def test_spark_runner_writes_what_lake_daily_writes(spark_lake, lake, duck):
+    other, reports = spark_lake
+    assert [r["date"] for r in reports] == [d.isoformat() for d in ALL_DATES]
+    for r in reports:
+        assert r["status"] == "success", r
+        assert {c["check"] for c in r["checks"]} == {p.stem for p in (spark_delta.SQL_DIR / "checks").glob("*.sql")}
+        assert all(c["status"] in ("pass", "warn") for c in r["checks"]), r["checks"]
+    assert {t["table"] for t in reports[0]["tables"]} == {f"processed.{n}" for n in QUERIES}
+    assert not list((other / "_staging").glob("*")), "the runner left staged tables"
+    assert_same_processed(duck, lake, other)
+
+
+def test_spark_and_lake_replace_dates_the_other_wrote(spark_lake, lake, duck, lake_bin):
+    other, _ = spark_lake
+    before = {n: deltalake.DeltaTable(str(lake / "processed" / n)).version() for n in QUERIES}
+    # Spark replaces a date of tables lake wrote; lake replaces a date of tables Spark wrote.
+    reports = spark_daily(lake, "--date", DATES[0].isoformat())
+    assert reports[0]["status"] == "success", reports
+    run(lake_bin, "daily", "--lake", str(other), "--sql", str(spark_delta.SQL_DIR),
+        "--date", DATES[1].isoformat(), "--json", "--no-sensor")
+    for n in QUERIES:
+        assert deltalake.DeltaTable(str(lake / "processed" / n)).version() == before[n] + 1, n
+    assert_same_processed(duck, lake, other)  # a re-run replaced, never appended
+
+
+def test_spark_runner_publishes_nothing_when_a_check_fails(spark_lake, tmp_path):
+    other, _ = spark_lake
+    sql = tmp_path / "sql"
+    shutil.copytree(spark_delta.SQL_DIR, sql)
+    (sql / "checks" / "always_fails.sql").write_text(
+        "-- severity: error\nSELECT date, total_events FROM processed.daily_metrics WHERE date = $date\n")
+    before = {n: deltalake.DeltaTable(str(other / "processed" / n)).version() for n in QUERIES}
+    reports = spark_daily(other, "--date", DATES[0].isoformat(), sql=sql, expect=1)
+    assert reports[0]["status"] == "failed" and "always_fails" in reports[0]["error"], reports
+    failing = [c for c in reports[0]["checks"] if c["check"] == "always_fails"]
+    assert failing[0]["status"] == "fail" and failing[0]["sample"][0]["date"] == DATES[0].isoformat()
+    for n in QUERIES:
+        assert deltalake.DeltaTable(str(other / "processed" / n)).version() == before[n], n
+    assert not list((other / "_staging").glob("*")), "the runner left staged tables"
