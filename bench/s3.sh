@@ -5,6 +5,10 @@
 #     `lake ingest --until-caught-up --no-maintain` into a new lake: wall, events/s, CPU µs/event
 #     (user + sys of the whole process, /usr/bin/time);
 #   - daily: `lake daily` for the date over each round-1 lake: wall and CPU;
+#   - commit cost on S3: COMMIT_EVENTS events over 7 dates ingested 500 per commit, with the
+#     object-store requests per commit `lake ingest` reports; then the daily job for one date of
+#     that lake, its requests against the data files of that date and of the whole table
+#     (partition pruning);
 #   - point query: `lake serve` over each lake, QUERIES prepared ADBC queries for one date of
 #     processed.daily_metrics per round (bench/metrics/point.py): p50 / p99, and the object-store
 #     requests per query on S3 (lake_object_store_requests_total before and after).
@@ -33,6 +37,7 @@ cmdline="bench/s3.sh $*"
 bench_default events 1000000 20000
 bench_default rounds 3 1
 bench_default queries 1000 100
+commit_events=$(( events < 100000 ? events : 100000 ))
 bench_counts --positive "$events" "$rounds" "$queries"
 bench_lake_bin "$build" "$lake_bin"
 bench_venv
@@ -76,6 +81,26 @@ for place in local s3; do
     bench_timed "daily-$place" 1 "$lake_bin" daily --lake "$(where 1 "$place")" --sql "$out/sql" \
         --date "$bench_date" --no-sensor --json
 done
+
+say "commit cost: $commit_events events over 7 dates, 500 per commit, into an S3 lake"
+commits_lake="s3://lake/bench-$ts/commits"
+"$lake_bin" produce --brokers "$brokers" --topic "${topic}_commits" --events "$commit_events" \
+    --days 7 --start-date "$bench_date" --seed "$bench_seed" --json > "$out/produce-commits.json"
+bench_timed commits-s3 1 "$lake_bin" ingest --lake "$commits_lake" --brokers "$brokers" \
+    --topic "${topic}_commits" --group g-commits --until-caught-up --no-maintain --max-rows 500
+bench_timed daily7-s3 1 "$lake_bin" daily --lake "$commits_lake" --sql "$out/sql" \
+    --date "$bench_date" --no-sensor --json
+"$py" - "$commits_lake/raw/user_events" "$bench_date" > "$out/files-commits.json" <<'PY'
+import collections, json, os, sys
+import deltalake
+keys = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ALLOW_HTTP")
+table = deltalake.DeltaTable(sys.argv[1], storage_options={k: os.environ[k] for k in keys if k in os.environ})
+import pyarrow as pa
+adds = pa.table(table.get_add_actions(flatten=True))
+files = collections.Counter(str(d) for d in adds.column("partition.event_date").to_pylist())
+print(json.dumps({"files": sum(files.values()), "files_on_date": files.get(sys.argv[2], 0),
+                  "dates": len(files)}))
+PY
 
 for round in $(seq 1 "$rounds"); do
     for place in local s3; do

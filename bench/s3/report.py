@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import re
 import statistics
 import sys
 
@@ -25,6 +26,21 @@ def store_requests(path: pathlib.Path) -> float:
         if line.startswith("lake_object_store_requests_total"):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def ingest_requests(path: pathlib.Path) -> tuple[int, dict[str, int]] | None:
+    """(commits, requests by operation) from `lake ingest`'s last lines on a lake on a store."""
+    text = path.read_text() if path.exists() else ""
+    commits = re.search(r"in (\d+) commits", text)
+    ops = re.search(r"\d+ object-store requests \(([^)]*)\)", text)
+    if not (commits and ops):
+        return None
+    by_op = {op: int(n) for op, n in (part.split() for part in ops.group(1).split(", "))}
+    return int(commits.group(1)), by_op
+
+
+def fmt_ops(by_op: dict[str, float], per: float = 1) -> str:
+    return ", ".join(f"{op} {n / per:.1f}" for op, n in by_op.items())
 
 
 def main() -> None:
@@ -64,12 +80,36 @@ def main() -> None:
               f"ingests at {share:.0f}% of the local throughput; median CPU: local "
               f"{median['local'][1]:.2f} s, S3 {median['s3'][1]:.2f} s.", ""]
 
+    for i in range(1, len(runs.get("ingest-s3", [])) + 1):
+        made = ingest_requests(a.out / "logs" / f"ingest-s3.{i}.out")
+        if made:
+            lines.append(f"- S3 run {i}: {made[0]} commits, {sum(made[1].values())} store requests "
+                         f"({fmt_ops(made[1])}).")
+    lines.append("")
+
     lines += ["## Daily job", "", "`lake daily` (the shipped SQL files, no checks) for the date over "
               "each round-1 lake.", "", "| lake | wall | CPU |", "|---|---|---|"]
     for place in PLACES:
         for r in runs.get(f"daily-{place}", []):
             lines.append(f"| {place} | {r['wall']:.2f} s | {r['user'] + r['sys']:.2f} s |")
     lines.append("")
+
+    commits = ingest_requests(a.out / "logs" / "commits-s3.1.out")
+    daily7 = a.out / "logs" / "daily7-s3.1.out"
+    files = a.out / "files-commits.json"
+    if commits and daily7.exists() and files.exists():
+        n, by_op = commits
+        total = sum(by_op.values())
+        produced = json.loads((a.out / "produce-commits.json").read_text())["delivered"]
+        daily = json.loads(daily7.read_text()).get("object_store_requests", {})
+        f = json.loads(files.read_text())
+        lines += ["## Store requests per commit, and the daily job's pruning", "",
+                  f"{produced:,} events over {f['dates']} dates ingested into a new S3 lake 500 per "
+                  f"commit (`--max-rows 500`): {n} commits, {total} requests, **{total / n:.1f} per "
+                  f"commit** ({fmt_ops(by_op, n)} per commit; start-up and checkpoints included).", "",
+                  f"`lake daily` (no checks) for one date "
+                  f"over that lake: {sum(daily.values())} requests ({fmt_ops(daily)}); the date has "
+                  f"{f['files_on_date']} of the table's {f['files']} data files.", ""]
 
     lines += ["## Point query", "",
               "`SELECT * FROM processed.daily_metrics WHERE date = $1` through ADBC, prepared once, "

@@ -20,10 +20,11 @@ pub(crate) mod sql_file;
 use std::path::PathBuf;
 
 use chrono::{NaiveDate, Utc};
+use deltalake::DeltaTable;
 
 use crate::error::{Error, Result};
 use crate::lake::catalog;
-use crate::lake::{child_url, dead_letters_spec, user_events_spec, Lake};
+use crate::lake::{child_url, dead_letters_spec, user_events_spec, Lake, TableId};
 use crate::metrics::metrics;
 use crate::shutdown::CancellationToken;
 use history::{CheckRecord, RunRecord, RunStatus};
@@ -154,9 +155,12 @@ pub(crate) async fn run_date(
     date: NaiveDate,
     shutdown: &CancellationToken,
 ) -> Result<DateRun> {
-    // Checks may read the raw tables before ingest ever wrote to them.
-    lake.open_or_create(&user_events_spec()).await?;
-    lake.open_or_create(&dead_letters_spec()).await?;
+    // Checks may read the raw tables before ingest ever wrote to them. Opened once: the run
+    // reads them as they are when it starts (after the sensor), without loading their logs again.
+    let mut inputs = Vec::new();
+    for spec in [user_events_spec(), dead_letters_spec()] {
+        inputs.push((spec.id, lake.open_or_create(&spec).await?));
+    }
     let mut run = DateRun {
         run_id: uuid::Uuid::new_v4().to_string(),
         date,
@@ -179,7 +183,7 @@ pub(crate) async fn run_date(
     m.sensor_wait.observe(waiting.elapsed().as_secs_f64());
     let running = std::time::Instant::now();
     let outcome = match outcome {
-        Ok(()) => execute(lake, opts, date, &mut run, shutdown).await,
+        Ok(()) => execute(lake, opts, date, inputs, &mut run, shutdown).await,
         Err(e) => Err(e),
     };
     match outcome {
@@ -257,11 +261,15 @@ async fn execute(
     lake: &Lake,
     opts: &DailyOptions,
     date: NaiveDate,
+    inputs: Vec<(TableId, DeltaTable)>,
     run: &mut DateRun,
     shutdown: &CancellationToken,
 ) -> Result<()> {
     let job = plan(lake, opts).await?;
     let session = JobSession::new(lake, opts.memory_limit)?;
+    for (id, mut table) in inputs {
+        session.pin_open(id, &mut table).await?;
+    }
     let staging = output::staging_url(lake, &run.run_id)?;
     let audited = tokio::select! {
         audited = audit(lake, &job, &session, &staging, date, run) => audited,

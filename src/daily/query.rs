@@ -18,7 +18,9 @@ use super::output;
 use super::sql_file::SqlFile;
 use crate::error::{Error, Result};
 use crate::lake::catalog::{self, Lookup, Pins};
-use crate::lake::Lake;
+use crate::lake::snapshots::bring_up_to_date;
+use crate::lake::{Lake, TableId};
+use deltalake::DeltaTable;
 use url::Url;
 
 /// The session one run of the job uses for all its queries.
@@ -47,6 +49,15 @@ impl JobSession {
             ctx,
             pins,
         })
+    }
+
+    /// The job's queries read `table` (opened already) at its latest version: brought up to
+    /// date (one request when nothing changed), then pinned under its name.
+    pub(crate) async fn pin_open(&self, id: TableId, table: &mut DeltaTable) -> Result<()> {
+        bring_up_to_date(table)
+            .await
+            .map_err(|e| Error::delta(id, e))?;
+        self.pins.pin_open(&id.to_string(), table, &self.ctx).await
     }
 
     /// From now on the job's queries see `processed.<name>` as published except for the rows of

@@ -25,7 +25,7 @@ use super::stats::Shared;
 use super::writer::{append, CommitOutcome};
 use crate::error::{Error, Result};
 use crate::lake::progress;
-use crate::lake::snapshots::table_is_latest;
+use crate::lake::snapshots::bring_up_to_date;
 use crate::lake::{TableId, DEAD_LETTERS, USER_EVENTS};
 
 /// Committed offsets of one partition in both tables.
@@ -253,25 +253,16 @@ async fn markers(
     source: &str,
     partitions: &[i32],
 ) -> Result<BTreeMap<i32, Option<i64>>> {
-    refresh(table, id).await?;
+    // Usually one request: this worker is mostly the table's only writer.
+    bring_up_to_date(table)
+        .await
+        .map_err(|e| Error::delta(id, e))?;
     if let Some(marks) = cache.get(table.version(), partitions) {
         return Ok(marks);
     }
     let marks = progress::committed(table, source, partitions.iter().copied()).await?;
     cache.read(table.version(), &marks);
     Ok(marks)
-}
-
-/// Brings `table` to its latest version; when it already is (the common case: this worker is the
-/// table's only writer), without listing the log, whose length grows with the retention.
-async fn refresh(table: &mut DeltaTable, id: TableId) -> Result<()> {
-    if table_is_latest(table).await {
-        return Ok(());
-    }
-    table
-        .update_incremental(None)
-        .await
-        .map_err(|e| Error::delta(id, e))
 }
 
 /// Keeps the rows whose `kafka_offset` is above their `kafka_partition`'s floor.

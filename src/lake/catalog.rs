@@ -117,6 +117,21 @@ impl Pins {
         self.opened.lock().ok()?.get(table).cloned()
     }
 
+    /// Pins `table`, opened already, as `key` (`schema.table`): the catalog does not load it
+    /// again, and every query of the job reads that snapshot.
+    pub(crate) async fn pin_open(
+        &self,
+        key: &str,
+        table: &DeltaTable,
+        ctx: &SessionContext,
+    ) -> crate::error::Result<()> {
+        let provider = provider(table, scan_defaults(&ctx.copied_config()))
+            .await
+            .map_err(|e| crate::error::Error::Other(format!("{key}: {e}")))?;
+        self.keep(key.to_string(), provider);
+        Ok(())
+    }
+
     fn keep(&self, table: String, provider: Arc<dyn TableProvider>) {
         if let Ok(mut opened) = self.opened.lock() {
             opened.entry(table).or_insert(provider);
@@ -131,6 +146,15 @@ fn scan_defaults(config: &SessionConfig) -> Arc<SessionState> {
     let mut config = config.clone();
     config.options_mut().execution.parquet.pushdown_filters = true;
     Arc::new(SessionStateBuilder::new().with_config(config).build())
+}
+
+/// A provider reading `table`'s snapshot (its files in memory: no log replay per scan).
+async fn provider(table: &DeltaTable, scan: Arc<SessionState>) -> Result<Arc<dyn TableProvider>> {
+    table
+        .table_provider()
+        .with_session(scan)
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))
 }
 
 #[derive(Debug)]
@@ -216,11 +240,7 @@ pub(crate) struct LakeSchema {
 impl LakeSchema {
     /// The DataFusion table of `table`'s snapshot.
     async fn provider(&self, table: &DeltaTable) -> Result<Arc<dyn TableProvider>> {
-        table
-            .table_provider()
-            .with_session(self.scan.clone())
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))
+        provider(table, self.scan.clone()).await
     }
 
     /// Where `name` lives: in this folder (one stat, or one listing on an object store), or in

@@ -29,8 +29,14 @@ impl Counted {
     }
 }
 
-fn count(op: &'static str) {
+/// Counts one request; `LAKE_LOG=lake::lake::counted=trace` logs each with its key.
+fn count(op: &'static str, key: Option<&Path>) {
     metrics().store.request(op);
+    tracing::trace!(
+        op,
+        key = key.map_or("", |k| k.as_ref()),
+        "object store request"
+    );
 }
 
 impl fmt::Display for Counted {
@@ -47,7 +53,7 @@ impl ObjectStore for Counted {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        count("put");
+        count("put", Some(location));
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -56,12 +62,12 @@ impl ObjectStore for Counted {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
-        count("multipart");
+        count("multipart", Some(location));
         self.inner.put_multipart_opts(location, opts).await
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        count(if options.head { "head" } else { "get" });
+        count(if options.head { "head" } else { "get" }, Some(location));
         self.inner.get_opts(location, options).await
     }
 
@@ -71,12 +77,12 @@ impl ObjectStore for Counted {
     ) -> BoxStream<'static, Result<Path>> {
         self.inner
             .delete_stream(locations)
-            .inspect(|_| count("delete"))
+            .inspect(|r| count("delete", r.as_ref().ok()))
             .boxed()
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        count("list");
+        count("list", prefix);
         self.inner.list(prefix)
     }
 
@@ -85,22 +91,22 @@ impl ObjectStore for Counted {
         prefix: Option<&Path>,
         offset: &Path,
     ) -> BoxStream<'static, Result<ObjectMeta>> {
-        count("list");
+        count("list", Some(offset));
         self.inner.list_with_offset(prefix, offset)
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        count("list");
+        count("list", prefix);
         self.inner.list_with_delimiter(prefix).await
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        count("copy");
+        count("copy", Some(from));
         self.inner.copy_opts(from, to, options).await
     }
 
     async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
-        count("rename");
+        count("rename", Some(from));
         self.inner.rename_opts(from, to, options).await
     }
 }

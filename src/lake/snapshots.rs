@@ -16,7 +16,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use deltalake::logstore::{commit_uri_from_version, LogStoreRef};
-use deltalake::DeltaTable;
+use deltalake::{DeltaResult, DeltaTable};
 use object_store::ObjectStoreExt;
 use url::Url;
 
@@ -125,6 +125,15 @@ impl Snapshots {
 /// on a local lake, one HEAD request on an object store.
 pub(crate) async fn table_is_latest(table: &DeltaTable) -> bool {
     is_latest(&table.log_store(), table.version()).await
+}
+
+/// Brings `table` to its latest version; when it already is (the common case), with one HEAD
+/// or stat instead of a listing of its log, whose length grows with the retention.
+pub(crate) async fn bring_up_to_date(table: &mut DeltaTable) -> DeltaResult<()> {
+    if table_is_latest(table).await {
+        return Ok(());
+    }
+    table.update_incremental(None).await
 }
 
 /// Whether `version` of the table whose log is `log` is its latest: no file for the commit
