@@ -29,7 +29,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from benchlib import machine_summary  # noqa: E402
 
-SECTIONS = ("ingest", "daily", "freshness", "flight", "scale", "demo", "soak", "metrics", "s3")
+SECTIONS = ("ingest", "daily", "freshness", "flight", "scale", "demo", "soak", "metrics", "s3", "build")
 TITLES = {
     "ingest": "Ingest: Kafka → `raw.user_events`, lake vs Spark Structured Streaming",
     "daily": "Daily job: `lake daily` vs DuckDB vs PySpark",
@@ -40,6 +40,7 @@ TITLES = {
     "soak": "Soak: 30 minutes of commits every 100 ms, maintenance on and off",
     "metrics": "Metrics overhead: ingest and point queries with metrics off and on",
     "s3": "Local folder vs S3 server on loopback: ingest, daily job, point queries",
+    "build": "Cold build of the release binary: build time and binary size",
 }
 # A report's image links are relative to the report; this document lives at the root.
 IMAGE = re.compile(r"!\[([^\]]*)\]\((?!https?:|/)([^)]+)\)")
@@ -182,7 +183,7 @@ def main() -> None:
     w("")
     w("- `bench/run.sh`: builds the release binary once, then runs every section in order (ingest, daily, "
       "freshness, flight, scale, demo, soak, metrics, s3), each writing `bench/results/<section>-<UTC time>.md`, then rewrites "
-      "this file. `--only daily,scale` runs some; `--quick` is the CI smoke test (it writes "
+      "this file. `--only daily,scale` runs some (`--only build` the cold build, about an hour, never run by default); `--quick` is the CI smoke test (it writes "
       "`bench/results/BENCHMARKS-quick-<time>.md` instead of this file); `--assemble-only` only rebuilds this "
       "file from the newest reports.")
     w("- `bench/<section>.sh [--quick]` runs one section (its `--help` says what it measures and how).")

@@ -20,7 +20,8 @@
 #
 #   --quick          every section's --quick (the CI smoke test); the assembled document goes to
 #                    bench/results/BENCHMARKS-quick-<time>.md, never to BENCHMARKS.md
-#   --only A,B       only these sections (BENCHMARKS.md takes the others' newest reports)
+#   --only A,B       only these sections (BENCHMARKS.md takes the others' newest reports);
+#                    `--only build` is the only way to run the cold build (about an hour)
 #   --no-build       do not run `cargo build --release` first; use $CARGO_TARGET_DIR/release/lake
 #   --lake-bin PATH  the lake binary every section measures (implies --no-build)
 #   --quiet          each section's output only in its log ($LAKE_CACHE/bench/run-logs/), one line
@@ -31,7 +32,9 @@ cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 . bench/lib.sh "$@"
 
-all_sections=(ingest daily freshness flight scale demo soak metrics s3)
+all_sections=(ingest daily freshness flight scale demo soak metrics s3 build)
+# Run only when named with --only (a cold build takes about an hour here; it has no quick mode).
+on_request=(build)
 only="" quiet=0 assemble_only=0
 bench_opt() {
     case "$1" in
@@ -42,7 +45,10 @@ bench_opt() {
     esac
 }
 bench_args "$@"
-sections=("${all_sections[@]}")
+sections=()
+for s in "${all_sections[@]}"; do
+    case " ${on_request[*]} " in *" $s "*) ;; *) sections+=("$s") ;; esac
+done
 if [ -n "$only" ]; then
     IFS=, read -r -a sections <<< "$only"
     for s in "${sections[@]}"; do

@@ -91,17 +91,15 @@ async fn ingest_daily_runs_sql_and_maintain_work_on_s3() {
         "{}",
         stdout(&out)
     );
-    let total = run_ok(&[
-        "sql",
-        "--lake",
-        &location,
-        "-q",
-        "--format",
-        "csv",
-        "-c",
-        "SELECT total_events FROM processed.daily_metrics",
-    ]);
-    assert_eq!(stdout(&total).trim(), format!("total_events\n{events}"));
+    let csv = |query: &str| {
+        stdout(&run_ok(&[
+            "sql", "--lake", &location, "-q", "--format", "csv", "-c", query,
+        ]))
+    };
+    assert_eq!(
+        csv("SELECT total_events FROM processed.daily_metrics").trim(),
+        format!("total_events\n{events}")
+    );
     let runs = run_ok(&["runs", "--lake", &location]);
     assert!(stdout(&runs).contains("succeeded"), "{}", stdout(&runs));
     // The schedule catches up the date after it (and only that one) on the same store.
@@ -118,18 +116,9 @@ async fn ingest_daily_runs_sql_and_maintain_work_on_s3() {
         "--today",
         "2025-01-12",
     ]);
-    let history = run_ok(&[
-        "sql",
-        "--lake",
-        &location,
-        "-q",
-        "--format",
-        "csv",
-        "-c",
-        "SELECT date, trigger FROM system.daily_runs WHERE status = 'succeeded' ORDER BY date",
-    ]);
     assert_eq!(
-        stdout(&history).trim(),
+        csv("SELECT date, trigger FROM system.daily_runs WHERE status = 'succeeded' ORDER BY date")
+            .trim(),
         "date,trigger\n2025-01-10,cli\n2025-01-11,schedule"
     );
 
@@ -253,7 +242,7 @@ async fn two_workers_on_s3_one_killed_again_and_again_exactly_once() {
         let args = ingest_args_at(&location, &topic, &["--max-latency-ms", "200"]);
         spawn(&strs(&args), &logs.path().join(format!("{name}.log")))
     };
-    let mut steady = worker("steady".into());
+    let steady = worker("steady".into());
     let producer = std::thread::spawn({
         let topic = topic.clone();
         move || produce_events(&topic, 40_000, &["--rate", "8000", "--seed", "7"])
@@ -269,17 +258,36 @@ async fn two_workers_on_s3_one_killed_again_and_again_exactly_once() {
     let produced = producer.join().expect("producer")["delivered"]
         .as_i64()
         .expect("delivered");
-    signal(&steady, libc::SIGTERM);
-    let status = exit_within(&mut steady, Duration::from_secs(30), || {
-        std::fs::read_to_string(logs.path().join("steady.log")).unwrap_or_default()
-    });
-    assert!(status.success(), "the steady worker stops cleanly");
-    run_ok(&strs(&ingest_args_at(
+    stop_and_check_exactly_once(
+        steady,
+        &logs.path().join("steady.log"),
         &location,
         &topic,
+        produced,
+    )
+    .await;
+}
+
+/// Stops a running ingest worker (SIGTERM: it must exit cleanly), ingests what is left, and
+/// checks that the lake holds every produced event exactly once.
+async fn stop_and_check_exactly_once(
+    mut worker: std::process::Child,
+    log: &std::path::Path,
+    location: &str,
+    topic: &str,
+    produced: i64,
+) {
+    signal(&worker, libc::SIGTERM);
+    let status = exit_within(&mut worker, Duration::from_secs(30), || {
+        std::fs::read_to_string(log).unwrap_or_default()
+    });
+    assert!(status.success(), "the worker stops cleanly");
+    run_ok(&strs(&ingest_args_at(
+        location,
+        topic,
         &["--until-caught-up"],
     )));
-    let lake = Lake::at(&location, &StorageOptions::default()).expect("s3 lake");
+    let lake = Lake::at(location, &StorageOptions::default()).expect("s3 lake");
     assert_exactly_once_in(&lake, produced).await;
 }
 
@@ -343,7 +351,7 @@ async fn daily_runs_beside_ingest_and_serve_on_one_s3_lake() {
         .as_i64()
         .expect("delivered");
     let args = ingest_args_at(&location, &topic, &["--max-latency-ms", "200"]);
-    let mut worker = spawn(&strs(&args), &logs.path().join("ingest.log"));
+    let worker = spawn(&strs(&args), &logs.path().join("ingest.log"));
     let server = serve_at(&location, &[]);
     let mut client = client(&server.url).await;
     let count_on = |date: &'static str| {
@@ -432,16 +440,12 @@ async fn daily_runs_beside_ingest_and_serve_on_one_s3_lake() {
         closed,
         "the closed date's figure is exact"
     );
-    signal(&worker, libc::SIGTERM);
-    let status = exit_within(&mut worker, Duration::from_secs(30), || {
-        std::fs::read_to_string(logs.path().join("ingest.log")).unwrap_or_default()
-    });
-    assert!(status.success(), "ingest stops cleanly");
-    run_ok(&strs(&ingest_args_at(
+    stop_and_check_exactly_once(
+        worker,
+        &logs.path().join("ingest.log"),
         &location,
         &topic,
-        &["--until-caught-up"],
-    )));
-    let lake = Lake::at(&location, &StorageOptions::default()).expect("s3 lake");
-    assert_exactly_once_in(&lake, closed + produced_11).await;
+        closed + produced_11,
+    )
+    .await;
 }

@@ -235,13 +235,13 @@ def publish(spark, lake: Lake, name: str, staged: str, date: datetime.date) -> N
         writer.mode("append").partitionBy("date").save(target)
 
 
-def dates(args) -> list[datetime.date]:
+def dates(args, parser) -> list[datetime.date]:
     if args.date:
         return [args.date]
     if not (args.from_ and args.to):
-        raise SystemExit("give --date D, or --from D and --to D")
+        parser.error("give --date D, or --from D and --to D")
     if args.to < args.from_:
-        raise SystemExit(f"--to {args.to} is before --from {args.from_}")
+        parser.error(f"--to {args.to} is before --from {args.from_}")
     return [args.from_ + datetime.timedelta(days=i) for i in range((args.to - args.from_).days + 1)]
 
 
@@ -249,15 +249,16 @@ def main() -> int:
     p = argparse.ArgumentParser(prog="scripts/spark-daily.sh", description=__doc__.split("\n\n")[0])
     p.add_argument("--lake", required=True, help="the lake: a folder or s3://bucket/prefix")
     p.add_argument("--sql", default="sql", type=pathlib.Path, help="the folder with daily/ and checks/")
-    p.add_argument("--date", type=datetime.date.fromisoformat)
-    p.add_argument("--from", dest="from_", type=datetime.date.fromisoformat)
-    p.add_argument("--to", type=datetime.date.fromisoformat)
+    p.add_argument("--date", type=datetime.date.fromisoformat, help="one date, YYYY-MM-DD")
+    p.add_argument("--from", dest="from_", metavar="FROM", type=datetime.date.fromisoformat,
+                   help="the first date of a range")
+    p.add_argument("--to", type=datetime.date.fromisoformat, help="the last date of a range")
     p.add_argument("--master", help="a Spark master URL (spark://host:7077); default local[--cores]")
     p.add_argument("--cores", type=int, default=2, help="local mode's worker threads")
     p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark setting")
     p.add_argument("--json", action="store_true", help="one JSON report per date on stdout")
     args = p.parse_args()
-    wanted = dates(args)
+    wanted = dates(args, p)
     try:
         uri = hadoop_uri(args.lake)
         daily = in_dependency_order(load(args.sql / "daily"))
