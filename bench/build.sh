@@ -51,11 +51,12 @@ trap - EXIT
 dir=$profile
 [ "$profile" = dev ] && dir=debug
 bin="$out/target/$dir/lake"
-size -A "$bin" > "$out/sections.txt"
+size -A "$bin" > "$out/sections.txt"   # the sections loaded at run time; symbols are not among them
 cp "$out/target/cargo-timings/cargo-timing.html" "$out/timing.html"
 
 bench_report build
 "$py" bench/build/report.py --out "$out" --bin "$bin" --profile "$profile" --cmdline "$cmdline" \
     > "$report"
-rm -rf "$out/target"   # ~10 GB; the figures are in the report
+cp "$bin" "$out/lake"   # kept with the report's inputs; the target dir is ~10 GB
+rm -rf "$out/target"
 bench_show_report "outputs and logs: $out"

@@ -49,14 +49,17 @@ def main() -> None:
     cpu = t["user"] + t["sys"]
     size = pathlib.Path(a.bin).stat().st_size
     lines = benchlib.report_header("Cold build of the release binary", a.cmdline)
-    lines += ["", *benchlib.machine_and_version_sections(out / "busy.tsv", a.bin, root), ""]
+    lines += ["", *benchlib.machine_and_version_sections(
+        out / "busy.tsv", a.bin, root,
+        machine_notes=("- The compiler processes the sampler counts are the measured build itself.",)), ""]
     lines += ["## Build", "",
               f"A fresh clone, `cargo build --profile {a.profile} --locked --timings` into an empty "
               "target directory, the crates already downloaded (`cargo fetch`, not timed).", "",
               "| wall | CPU (user + sys) | peak RSS | binary |", "|---|---|---|---|",
               f"| {t['wall'] / 60:.1f} min | {cpu / 60:.1f} min | {benchlib.fmt_mib(t.get('rss_kb'))} | "
               f"{size / 1e6:,.0f} MB |", "",
-              "Largest sections of the binary (`size -A`):", "",
+              "Largest sections loaded at run time (`size -A`; the file's other bytes are symbol "
+              "tables, if the profile keeps them):", "",
               "| section | MB |", "|---|---|"]
     lines += [f"| {name} | {n / 1e6:,.1f} |" for name, n in sections(out / "sections.txt")]
     lines += ["", "Longest compile units (cargo --timings; they overlap on several cores):", "",

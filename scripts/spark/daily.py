@@ -182,7 +182,7 @@ def run_date(spark, lake: Lake, daily: list[SqlFile], checks: list[SqlFile], dat
     t0 = time.perf_counter()
     try:
         published = pin_inputs(spark, lake)
-        # The date as a one-row table: the views above compare with it instead of a literal.
+        # The date as a one-row table: show_staged's views compare with it instead of a literal.
         date_table = f"{staging}/_date"
         spark.createDataFrame([(date,)], "date DATE").write.format("delta").save(date_table)
         for f in daily:
