@@ -7,18 +7,21 @@
 # Not part of bench/run.sh's default sections nor of --quick: about an hour on two cores
 # (`bench/run.sh --only build` runs it).
 #
-#   bench/build.sh [--profile NAME] [--jobs N]
+#   bench/build.sh [--profile NAME] [--jobs N] [--keep-target]
 #
 #   --profile NAME   the cargo profile to build (default release, what scripts/demo.sh builds)
 #   --jobs N         cargo's -j (default: every core)
+#   --keep-target    move the built target dir to $CARGO_TARGET_DIR when that does not exist yet,
+#                    instead of deleting it: on a new machine the measured build becomes the cache
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 . bench/lib.sh "$@"
 
-profile=release jobs=""
+profile=release jobs="" keep_target=0
 bench_opt() {
     case "$1" in
+        --keep-target) keep_target=1; took=1 ;;
         --profile) profile=$2; took=2 ;;
         --jobs) jobs=$2; took=2 ;;
         *) return 1 ;;
@@ -58,5 +61,11 @@ bench_report build
 "$py" bench/build/report.py --out "$out" --bin "$bin" --profile "$profile" --cmdline "$cmdline" \
     > "$report"
 cp "$bin" "$out/lake"   # kept with the report's inputs; the target dir is ~10 GB
-rm -rf "$out/target"
+if [ "$keep_target" = 1 ] && [ ! -e "$CARGO_TARGET_DIR" ]; then
+    mkdir -p "$(dirname "$CARGO_TARGET_DIR")"
+    mv "$out/target" "$CARGO_TARGET_DIR"
+    say "target dir kept as $CARGO_TARGET_DIR"
+else
+    rm -rf "$out/target"
+fi
 bench_show_report "outputs and logs: $out"
