@@ -64,6 +64,9 @@ cp "$bin" "$out/lake"   # kept with the report's inputs; the target dir is ~10 G
 if [ "$keep_target" = 1 ] && [ ! -e "$CARGO_TARGET_DIR" ]; then
     mkdir -p "$(dirname "$CARGO_TARGET_DIR")"
     mv "$out/target" "$CARGO_TARGET_DIR"
+    # lake's own units were built from the clone: cargo would take them as fresh for a checkout
+    # whose files are older than that build, even if they differ. Only the dependencies are kept.
+    rm -rf "$CARGO_TARGET_DIR/$dir/.fingerprint/lake-"*
     say "target dir kept as $CARGO_TARGET_DIR"
 else
     rm -rf "$out/target"

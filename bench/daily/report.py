@@ -84,19 +84,34 @@ def main() -> None:
     w("")
     w("Wall = whole process (`/usr/bin/time -v`), fresh output tables each run, warm page cache.")
     w("")
-    w("| engine | runs | wall min | wall median | engine-only min / median | peak RSS | CPU (user+sys, median) |")
-    w("|---|---|---|---|---|---|---|")
+    events = int(a.events)
+
+    def unit(cpu):
+        # CPU per input event and per GB of the input's Parquet: figures that compare across machines
+        if cpu is None or not events or not size:
+            return "n/a | n/a"
+        return f"{cpu / events * 1e6:.3f} µs | {cpu / (size / 1e9):.2f} s"
+
+    w(f"CPU per event and per GB are the run's CPU over the {events:,} input events and the "
+      f"{size / 1e9:.3f} GB of input Parquet.")
+    w("")
+    w("| engine | runs | wall min | wall median | engine-only min / median | peak RSS | CPU (user+sys, median) "
+      "| CPU per event | CPU per GB |")
+    w("|---|---|---|---|---|---|---|---|---|")
     lm, lmed = stats(lake_wall)
     w(f"| `lake daily` | {len(lake_wall)} | {fmt_s(lm)} | {fmt_s(lmed)} | (same) | "
-      f"{fmt_mib(max((r['rss_kb'] for r in runs.get('lake', [])), default=None))} | {fmt_s(cpu_med(runs.get('lake', [])))} |")
+      f"{fmt_mib(max((r['rss_kb'] for r in runs.get('lake', [])), default=None))} | {fmt_s(cpu_med(runs.get('lake', [])))} | "
+      f"{unit(cpu_med(runs.get('lake', [])))} |")
     dm, dmed = stats(duck_wall)
     dem, demed = stats(duck_engine)
     w(f"| DuckDB (Python) | {len(duck_wall)} | {fmt_s(dm)} | {fmt_s(dmed)} | {fmt_s(dem)} / {fmt_s(demed)} ¹ | "
-      f"{fmt_mib(max((r['rss_kb'] for r in runs.get('duckdb', [])), default=None))} | {fmt_s(cpu_med(runs.get('duckdb', [])))} |")
+      f"{fmt_mib(max((r['rss_kb'] for r in runs.get('duckdb', [])), default=None))} | {fmt_s(cpu_med(runs.get('duckdb', [])))} | "
+      f"{unit(cpu_med(runs.get('duckdb', [])))} |")
     sm, smed = stats(spark_wall)
     sjm, sjmed = stats(spark_job)
     w(f"| PySpark local[2] | {len(spark_wall)} | {fmt_s(sm)} | {fmt_s(smed)} | {fmt_s(sjm)} / {fmt_s(sjmed)} ² | "
-      f"{fmt_mib(spark_rss)} ³ | {fmt_s(cpu_med(runs.get('spark', [])))} ⁴ |")
+      f"{fmt_mib(spark_rss)} ³ | {fmt_s(cpu_med(runs.get('spark', [])))} ⁴ | "
+      f"{unit(cpu_med(runs.get('spark', [])))} |")
     w("")
     w("¹ DuckDB connection + delta extension load + the three queries + Delta writes; excludes the Python "
       "interpreter and module imports.  ")

@@ -15,6 +15,8 @@ from benchlib import (fmt_mib, machine_and_version_sections, percentile, report_
                       target_block, verdict_bold)
 
 POINT_P50_MS, POINT_P99_MS, SCAN_GBPS = 2.0, 10.0, 1.0
+# Issue 18: server CPU per GB of Arrow sent by a full scan (the better client's median run).
+SCAN_SERVER_CPU_S_PER_GB = 0.9
 
 
 def main() -> None:
@@ -78,19 +80,25 @@ def main() -> None:
       "(Python + the in-process Go driver) during each run.")
     w("")
     w("| client | runs | rows | Arrow bytes | time min / median | GB/s (best / median run) | rows/s (median) | "
-      "server CPU (median) | client CPU (median) |")
-    w("|---|---|---|---|---|---|---|---|---|")
+      "server CPU (median) | client CPU (median) | server CPU per GB | client CPU per GB |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
     best_median_gbps = 0.0
+    best_server_s_per_gb = None
     for s in r["scan"]:
         runs = s["runs"]
         secs = [x["seconds"] for x in runs]
         nbytes = runs[0]["bytes"]
         tmin, tmed = min(secs), statistics.median(secs)
         best_median_gbps = max(best_median_gbps, nbytes / tmed / 1e9)
+        server_cpu = statistics.median(x['server_cpu_s'] for x in runs)
+        client_cpu = statistics.median(x['client_cpu_s'] for x in runs)
+        gb = nbytes / 1e9
+        if gb and (best_server_s_per_gb is None or server_cpu / gb < best_server_s_per_gb[0]):
+            best_server_s_per_gb = (server_cpu / gb, s['name'])
         w(f"| {s['name']} | {len(runs)} | {runs[0]['rows']:,} | {nbytes / 1e6:,.1f} MB | {tmin:.3f} s / {tmed:.3f} s | "
           f"{nbytes / tmin / 1e9:.2f} / {nbytes / tmed / 1e9:.2f} | {runs[0]['rows'] / tmed:,.0f} | "
-          f"{statistics.median(x['server_cpu_s'] for x in runs):.2f} s | "
-          f"{statistics.median(x['client_cpu_s'] for x in runs):.2f} s |")
+          f"{server_cpu:.2f} s | {client_cpu:.2f} s | "
+          f"{server_cpu / gb if gb else float('nan'):.2f} s | {client_cpu / gb if gb else float('nan'):.2f} s |")
     w("")
     if r.get("ceiling"):
         runs = r["ceiling"]["runs"]
@@ -138,6 +146,14 @@ def main() -> None:
     note = " — quick mode, not the 10M-row table the target is about" if a.quick else ""
     w(f"- Full scan ≥ {SCAN_GBPS:g} GB/s of Arrow data (better client, median run): {best_median_gbps:.2f} GB/s "
       f"{verdict_bold(scan_ok)}{note}")
+    cpu_target = []
+    if best_server_s_per_gb:
+        per_gb, client = best_server_s_per_gb
+        cpu_ok = per_gb <= SCAN_SERVER_CPU_S_PER_GB
+        w(f"- Full scan server CPU ≤ {SCAN_SERVER_CPU_S_PER_GB:g} s per GB of Arrow sent (median run, {client}): "
+          f"{per_gb:.2f} s {verdict_bold(cpu_ok)}{note}")
+        cpu_target = [(f"Flight SQL full scan server CPU ≤ {SCAN_SERVER_CPU_S_PER_GB:g} s per GB sent",
+                       f"{per_gb:.2f} s/GB ({client}, median run)", cpu_ok)]
     L.extend(target_block("flight", a.quick, [
         (f"Flight SQL point query p50 < {POINT_P50_MS:g} ms (ADBC or pyarrow)", f"{p50:.2f} ms ({target['name']})",
          p50 < POINT_P50_MS),
@@ -145,7 +161,7 @@ def main() -> None:
          p99 < POINT_P99_MS),
         (f"Flight SQL full scan ≥ {SCAN_GBPS:g} GB/s of Arrow data", f"{best_median_gbps:.2f} GB/s "
          f"({r['raw_rows']:,} rows, better client, median run)", scan_ok),
-    ]))
+    ] + cpu_target))
     print("\n".join(L))
 
 

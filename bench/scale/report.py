@@ -94,16 +94,21 @@ def main() -> None:
     w("")
     w("## Results")
     w("")
-    w("| case | `--memory-limit` | run | wall | peak RSS | CPU (user+sys) | spilled (most at once) | "
-      "rows written | check |")
-    w("|---|---|---|---|---|---|---|---|---|")
+    w(f"CPU per event and per GB: the run's CPU over the {total:,} input events and the "
+      f"{size / 1e9:.2f} GB of input Parquet.")
+    w("")
+    w("| case | `--memory-limit` | run | wall | peak RSS | CPU (user+sys) | CPU per event | CPU per GB "
+      "| spilled (most at once) | rows written | check |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
     names = {"daily": "daily job (sql/daily, 3 files)", "spill": "spill: `event_dedup.sql`",
              "unlimited": "spill query, no limit"}
     for r in runs:
         spilled = spill_text(r)
         cpu = r["user"] + r["sys"] if "user" in r else None
         w(f"| {names.get(r['case'], r['case'])} | {'none' if r['limit'] == 'none' else r['limit']} | {r['run']} | "
-          f"{fmt_s(r.get('wall'))} | {fmt_mib(r.get('rss_kb'))} | {fmt_s(cpu)} | {spilled} | "
+          f"{fmt_s(r.get('wall'))} | {fmt_mib(r.get('rss_kb'))} | {fmt_s(cpu)} | "
+          f"{'n/a' if cpu is None or not total else f'{cpu / total * 1e6:.3f} µs'} | "
+          f"{'n/a' if cpu is None or not size else f'{cpu / (size / 1e9):.2f} s'} | {spilled} | "
           f"{'n/a' if r['rows'] is None else format(r['rows'], ',')} | "
           f"{cell(r['check'])} |")
     w("")

@@ -7,7 +7,7 @@
 //! offsets are never trusted for that.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,9 @@ pub(crate) struct LakeContext {
     assigned: Mutex<BTreeSet<i32>>,
     /// A failure inside a callback, surfaced by the loop.
     failure: Mutex<Option<String>>,
+    /// Set when a callback left something for the loop (revoked partitions, a failure): one
+    /// atomic load per message instead of two locks.
+    attention: AtomicBool,
 }
 
 impl LakeContext {
@@ -45,6 +48,7 @@ impl LakeContext {
             revoked: Mutex::default(),
             assigned: Mutex::default(),
             failure: Mutex::default(),
+            attention: AtomicBool::new(false),
         }
     }
 
@@ -73,6 +77,12 @@ impl LakeContext {
         if let Ok(mut f) = self.failure.lock() {
             f.get_or_insert(why);
         }
+        self.attention.store(true, Ordering::Release);
+    }
+
+    /// Whether a callback left something for the loop since it last asked.
+    fn needs_attention(&self) -> bool {
+        self.attention.load(Ordering::Relaxed) && self.attention.swap(false, Ordering::AcqRel)
     }
 
     fn take_failure(&self) -> Option<String> {
@@ -196,6 +206,7 @@ impl LakeContext {
         if let Ok(mut r) = self.revoked.lock() {
             r.extend(partitions);
         }
+        self.attention.store(true, Ordering::Release);
     }
 }
 
@@ -311,6 +322,8 @@ pub(crate) struct PollLoop<'a> {
 }
 
 const POLL_TIMEOUT: Duration = Duration::from_millis(50);
+/// Most messages taken per turn of the loop (see [`PollLoop::poll`]).
+const BURST: usize = 1024;
 const MIRROR_EVERY: Duration = Duration::from_secs(1);
 const CAUGHT_UP_CHECK_EVERY: Duration = Duration::from_millis(200);
 
@@ -419,38 +432,56 @@ impl<'a> PollLoop<'a> {
         Ok(all_seeked)
     }
 
-    /// One message (or none) into the buffer; revoked partitions' messages out of it.
+    /// Messages into the buffer (revoked partitions' messages out of it): one poll that may
+    /// wait, then more that do not while messages are ready and the buffer has room, up to
+    /// [`BURST`]. The loop's other steps (clocks, locks, housekeeping) then cost once per burst,
+    /// not once per message.
     fn poll(&mut self) -> Result<()> {
-        let polled = self.consumer.poll(POLL_TIMEOUT);
-        for p in self.ctx().take_revoked() {
-            self.buffer.drop_partition(p);
-        }
-        self.surface_failure()?;
-        match polled {
-            Some(Ok(m)) => {
-                self.buffer.push(Message {
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    timestamp_ms: m.timestamp().to_millis(),
-                    key: m.key(),
-                    payload: m.payload(),
-                });
-                self.oldest.get_or_insert_with(Instant::now);
+        let mut timeout = POLL_TIMEOUT;
+        for _ in 0..BURST {
+            let polled = self.consumer.poll(timeout);
+            timeout = Duration::ZERO;
+            if self.ctx().needs_attention() {
+                for p in self.ctx().take_revoked() {
+                    self.buffer.drop_partition(p);
+                }
+                self.surface_failure()?;
             }
-            Some(Err(e @ KafkaError::MessageConsumptionFatal(_))) => return Err(e.into()),
-            Some(Err(e)) => tracing::warn!("kafka: {e}"),
-            None => {}
+            match polled {
+                Some(Ok(m)) => {
+                    self.buffer.push(Message {
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        timestamp_ms: m.timestamp().to_millis(),
+                        key: m.key(),
+                        payload: m.payload(),
+                    });
+                    self.oldest.get_or_insert_with(Instant::now);
+                }
+                Some(Err(e @ KafkaError::MessageConsumptionFatal(_))) => return Err(e.into()),
+                Some(Err(e)) => {
+                    tracing::warn!("kafka: {e}");
+                    break;
+                }
+                None => break,
+            }
+            if self.buffer_full() {
+                break;
+            }
         }
         Ok(())
     }
 
-    fn flush_due(&self) -> bool {
+    fn buffer_full(&self) -> bool {
         let limits = &self.opts.batch;
-        self.buffer.len() >= limits.max_rows
-            || self.buffer.byte_size() >= limits.max_bytes
+        self.buffer.len() >= limits.max_rows || self.buffer.byte_size() >= limits.max_bytes
+    }
+
+    fn flush_due(&self) -> bool {
+        self.buffer_full()
             || self
                 .oldest
-                .is_some_and(|t| t.elapsed() >= limits.max_latency)
+                .is_some_and(|t| t.elapsed() >= self.opts.batch.max_latency)
     }
 
     /// Hands the buffer on to be decoded and committed.

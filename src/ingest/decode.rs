@@ -2,8 +2,10 @@
 //! arrow-json, validated against the [`Contract`], and split into a `raw.user_events` batch and a
 //! dead-letter batch. Every input message ends up in exactly one of the two.
 //!
-//! The fast path feeds all payloads to one arrow-json decoder. Only when that fails (a rare
-//! malformed message) are the messages decoded one by one to find which ones are at fault.
+//! A buffer of plain events (the producers' usual output) is read in one pass by
+//! [`fast_decode`]; anything else takes the general path here. It feeds all payloads to one
+//! arrow-json decoder. Only when that fails (a rare malformed message) are the messages decoded
+//! one by one to find which ones are at fault.
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::json::reader::{Decoder, ReaderBuilder};
 
 use super::buffer::MessageBuffer;
+use super::fast_decode;
 use crate::event::{Contract, DEAD_LETTERS_SCHEMA, EVENTS_SCHEMA, MESSAGE_SCHEMA};
 
 /// The outcome of decoding one buffer.
@@ -174,8 +177,25 @@ fn precheck(payload: Option<&[u8]>, contract: &Contract) -> Result<(), String> {
     Ok(())
 }
 
-/// Decodes and validates every message in `buf`.
+/// Decodes and validates every message in `buf`: in one pass when every message is a plain
+/// event ([`fast_decode`]), otherwise through arrow-json and per-row validation.
 pub fn decode(
+    buf: &MessageBuffer,
+    topic: &str,
+    contract: &Contract,
+    now_micros: i64,
+) -> Result<Decoded, ArrowError> {
+    if let Some(events) = fast_decode::try_decode(buf, contract, now_micros) {
+        return Ok(Decoded {
+            events: Some(events?),
+            dead_letters: None,
+        });
+    }
+    decode_general(buf, topic, contract, now_micros)
+}
+
+/// The general path: any bytes, each message a row or a dead letter with its reasons.
+pub(crate) fn decode_general(
     buf: &MessageBuffer,
     topic: &str,
     contract: &Contract,
