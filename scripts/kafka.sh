@@ -25,8 +25,7 @@ start() {
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     local port cport
-    port=$(lake_free_port)
-    cport=$(lake_free_port)
+    { read -r port; read -r cport; } < <(lake_free_port 2)
     cat > "$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1

@@ -52,9 +52,15 @@ lake_maven_install() {
     touch "$dir/.complete"
 }
 
-# lake_free_port: a loopback port nobody listens on now.
+# lake_free_port [N]: N (default 1) distinct loopback ports nobody listens on now, one per line.
+# The sockets are held until all are bound, so one call never names a port twice (separate
+# calls can: the kernel may hand a port it just released to the next caller).
 lake_free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    python3 -c 'import socket, sys
+held = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in held:
+    s.bind(("127.0.0.1", 0))
+print("\n".join(str(s.getsockname()[1]) for s in held))' "${1:-1}"
 }
 
 # lake_stop_server DIR: stops the server whose pid is in DIR/pid (SIGTERM, SIGKILL after 10 s),

@@ -40,15 +40,31 @@ install() {
 start() {
     local dir=$1
     install
-    mkdir -p "$dir/data"
+    mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
-    local master volume filer s3 mgrpc vgrpc fgrpc s3grpc
-    master=$(lake_free_port) volume=$(lake_free_port) filer=$(lake_free_port) s3=$(lake_free_port)
-    mgrpc=$(lake_free_port) vgrpc=$(lake_free_port) fgrpc=$(lake_free_port) s3grpc=$(lake_free_port)
     cat > "$dir/s3.json" <<JSON
 {"identities": [{"name": "lake", "credentials": [{"accessKey": "$key", "secretKey": "$secret"}],
   "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
 JSON
+    # A port taken by another process between choosing it and weed binding it makes weed exit:
+    # then it starts again on other ports.
+    local attempt
+    for attempt in 1 2 3; do
+        if serve "$dir"; then return 0; fi
+        [ -f "$dir/exited" ] || return 1
+        echo "weed exited at start (attempt $attempt of 3); see $dir/weed.log" >&2
+        tail -5 "$dir/weed.log" >&2
+    done
+    return 1
+}
+
+# serve DIR: one start of weed on fresh ports; fails (and leaves DIR/exited) if weed exits.
+serve() {
+    local dir=$1 master volume filer s3 mgrpc vgrpc fgrpc s3grpc
+    rm -rf "$dir/exited" "$dir/data"
+    mkdir -p "$dir/data"
+    { read -r master; read -r volume; read -r filer; read -r s3
+      read -r mgrpc; read -r vgrpc; read -r fgrpc; read -r s3grpc; } < <(lake_free_port 8)
     nohup "$weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$dir/data" \
         -master.port="$master" -master.port.grpc="$mgrpc" \
         -master.volumeSizeLimitMB=256 \
@@ -69,8 +85,7 @@ JSON
             return 0
         fi
         if ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
-            echo "weed exited; see $dir/weed.log" >&2
-            tail -20 "$dir/weed.log" >&2
+            touch "$dir/exited"
             return 1
         fi
         sleep 0.5

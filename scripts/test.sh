@@ -49,7 +49,8 @@ echo "broker at $LAKE_TEST_BROKERS"
 
 step "S3 server (SeaweedFS)"
 scripts/s3.sh install
-echo "S3 at $(scripts/s3.sh start "$s3_state")"
+s3_endpoint=$(scripts/s3.sh start "$s3_state")
+echo "S3 at $s3_endpoint"
 eval "$(scripts/s3.sh env "$s3_state")"
 
 step "format and lints"

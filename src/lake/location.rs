@@ -14,8 +14,8 @@ use deltalake::logstore::{
     default_logstore, logstore_factories, LogStore, LogStoreFactory, StorageConfig,
 };
 use deltalake::DeltaResult;
-use object_store::aws::AmazonS3Builder;
-use object_store::azure::MicrosoftAzureBuilder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::{ObjectStore, ObjectStoreScheme};
 use url::Url;
@@ -116,6 +116,7 @@ pub(crate) fn remote_store(url: &Url, options: &StorageOptions) -> Result<Arc<dy
                 if let Some(allow) = options.allow_http {
                     b = b.with_allow_http(allow);
                 }
+                check_endpoint(b.get_config_value(&AmazonS3ConfigKey::Endpoint))?;
                 b.build().map(|s| Arc::new(s) as _)
             }
             Ok(ObjectStoreScheme::GoogleCloudStorage) => GoogleCloudStorageBuilder::from_env()
@@ -130,6 +131,7 @@ pub(crate) fn remote_store(url: &Url, options: &StorageOptions) -> Result<Arc<dy
                 if let Some(allow) = options.allow_http {
                     b = b.with_allow_http(allow);
                 }
+                check_endpoint(b.get_config_value(&AzureConfigKey::Endpoint))?;
                 b.build().map(|s| Arc::new(s) as _)
             }
             _ => {
@@ -139,6 +141,21 @@ pub(crate) fn remote_store(url: &Url, options: &StorageOptions) -> Result<Arc<dy
             }
         };
     built.map_err(|e| Error::Config(format!("the lake location {url}: {e}")))
+}
+
+/// An endpoint, from `[storage]` or the environment, must be an http(s) URL with a host:
+/// object_store takes any text and panics on the first request if it is not one.
+fn check_endpoint(endpoint: Option<String>) -> Result<()> {
+    let Some(text) = endpoint else {
+        return Ok(());
+    };
+    match Url::parse(&text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(()),
+        _ => Err(Error::Config(format!(
+            "the object store endpoint {text:?} ([storage] endpoint or AWS_ENDPOINT_URL / \
+             AZURE_STORAGE_ENDPOINT) is not an http(s) URL such as http://127.0.0.1:8333"
+        ))),
+    }
 }
 
 /// delta-rs' plain log store for the remote schemes. It commits a version with a conditional
@@ -206,6 +223,38 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn endpoints_that_are_not_http_urls_are_config_errors() {
+        let url = Url::parse("s3://bucket/lake").unwrap();
+        let az = Url::parse("az://container/lake").unwrap();
+        for endpoint in [
+            "",
+            " ",
+            "127.0.0.1:8333",
+            "ftp://host",
+            "http://",
+            "not a url",
+        ] {
+            let options = StorageOptions {
+                endpoint: Some(endpoint.to_string()),
+                ..StorageOptions::default()
+            };
+            for u in [&url, &az] {
+                let e = remote_store(u, &options).err().map(|e| e.to_string());
+                assert!(
+                    e.as_deref().is_some_and(|e| e.contains("endpoint")),
+                    "{u} {endpoint:?}: {e:?}"
+                );
+            }
+        }
+        let good = StorageOptions {
+            endpoint: Some("http://127.0.0.1:8333".to_string()),
+            allow_http: Some(true),
+            ..StorageOptions::default()
+        };
+        assert!(remote_store(&url, &good).is_ok());
     }
 
     #[test]
