@@ -117,6 +117,13 @@ pub(crate) fn remote_store(url: &Url, options: &StorageOptions) -> Result<Arc<dy
                     b = b.with_allow_http(allow);
                 }
                 check_endpoint(b.get_config_value(&AmazonS3ConfigKey::Endpoint))?;
+                for (key, name) in [
+                    (AmazonS3ConfigKey::AccessKeyId, "AWS_ACCESS_KEY_ID"),
+                    (AmazonS3ConfigKey::Token, "AWS_SESSION_TOKEN"),
+                    (AmazonS3ConfigKey::Region, "AWS_REGION / [storage] region"),
+                ] {
+                    check_header_text(b.get_config_value(&key), name)?;
+                }
                 b.build().map(|s| Arc::new(s) as _)
             }
             Ok(ObjectStoreScheme::GoogleCloudStorage) => GoogleCloudStorageBuilder::from_env()
@@ -155,6 +162,18 @@ fn check_endpoint(endpoint: Option<String>) -> Result<()> {
             "the object store endpoint {text:?} ([storage] endpoint or AWS_ENDPOINT_URL / \
              AZURE_STORAGE_ENDPOINT) is not an http(s) URL such as http://127.0.0.1:8333"
         ))),
+    }
+}
+
+/// Values object_store puts into request headers (the key id and region sign every request, the
+/// token travels as one): it panics on the first request if one holds characters a header
+/// cannot. The value may be a secret, so the error names only the setting.
+fn check_header_text(value: Option<String>, name: &str) -> Result<()> {
+    match value {
+        Some(v) if http::HeaderValue::from_str(&v).is_err() => Err(Error::Config(format!(
+            "{name} holds characters an HTTP header cannot carry (control characters?)"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -226,7 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_that_are_not_http_urls_are_config_errors() {
+    fn endpoints_and_header_values_that_would_panic_the_store_are_config_errors() {
         let url = Url::parse("s3://bucket/lake").unwrap();
         let az = Url::parse("az://container/lake").unwrap();
         for endpoint in [
@@ -255,6 +274,16 @@ mod tests {
             ..StorageOptions::default()
         };
         assert!(remote_store(&url, &good).is_ok());
+        let bad_region = StorageOptions {
+            region: Some("us-east-1\nx".to_string()),
+            ..good
+        };
+        let e = remote_store(&url, &bad_region).err().map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.contains("AWS_REGION") && !e.contains("us-east-1")),
+            "{e:?}"
+        );
     }
 
     #[test]
