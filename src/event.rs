@@ -94,4 +94,22 @@ impl Contract {
     pub(crate) fn allows(&self, event_type: &str) -> bool {
         self.event_types.iter().any(|t| t == event_type)
     }
+
+    /// Checks a payload's bytes before any JSON parsing: present, within the size limit, UTF-8.
+    pub(crate) fn precheck(&self, payload: Option<&[u8]>) -> Result<(), String> {
+        let Some(bytes) = payload else {
+            return Err("null payload (message has no value)".to_string());
+        };
+        if bytes.len() > self.max_payload_bytes {
+            return Err(format!(
+                "payload of {} bytes exceeds the limit of {} bytes",
+                bytes.len(),
+                self.max_payload_bytes
+            ));
+        }
+        if let Err(e) = std::str::from_utf8(bytes) {
+            return Err(format!("invalid UTF-8 at byte {}", e.valid_up_to()));
+        }
+        Ok(())
+    }
 }

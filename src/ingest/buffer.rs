@@ -20,7 +20,7 @@ pub struct Message<'a> {
 pub struct MessageBuffer {
     pub(crate) partitions: Vec<i32>,
     pub(crate) offsets: Vec<i64>,
-    pub(crate) timestamps_ms: Vec<Option<i64>>,
+    timestamps_ms: Vec<Option<i64>>,
     keys: Vec<u8>,
     key_ranges: Vec<Option<Range<usize>>>,
     payloads: Vec<u8>,
@@ -67,6 +67,12 @@ impl MessageBuffer {
 
     pub(crate) fn payload(&self, i: usize) -> Option<&[u8]> {
         self.payload_ranges[i].clone().map(|r| &self.payloads[r])
+    }
+
+    /// The Kafka timestamp of message `i` in microseconds. Producers set it: an absurd one
+    /// becomes null rather than overflowing.
+    pub(crate) fn timestamp_micros(&self, i: usize) -> Option<i64> {
+        self.timestamps_ms[i].and_then(|ms| ms.checked_mul(1000))
     }
 
     pub(crate) fn key(&self, i: usize) -> Option<&[u8]> {

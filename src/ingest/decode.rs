@@ -159,24 +159,6 @@ fn decode_one(text: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("invalid field: {}", strip_prefix(&e)))
 }
 
-/// Checks the payload bytes before any JSON parsing.
-fn precheck(payload: Option<&[u8]>, contract: &Contract) -> Result<(), String> {
-    let Some(bytes) = payload else {
-        return Err("null payload (message has no value)".to_string());
-    };
-    if bytes.len() > contract.max_payload_bytes {
-        return Err(format!(
-            "payload of {} bytes exceeds the limit of {} bytes",
-            bytes.len(),
-            contract.max_payload_bytes
-        ));
-    }
-    if let Err(e) = std::str::from_utf8(bytes) {
-        return Err(format!("invalid UTF-8 at byte {}", e.valid_up_to()));
-    }
-    Ok(())
-}
-
 /// Decodes and validates every message in `buf`: in one pass when every message is a plain
 /// event ([`fast_decode`]), otherwise through arrow-json and per-row validation.
 pub fn decode(
@@ -204,7 +186,7 @@ pub(crate) fn decode_general(
     let mut rejected: Vec<(usize, String)> = Vec::new();
     let mut candidates = Vec::with_capacity(buf.len());
     for i in 0..buf.len() {
-        match precheck(buf.payload(i), contract) {
+        match contract.precheck(buf.payload(i)) {
             Ok(()) => candidates.push(i),
             Err(reason) => rejected.push((i, reason)),
         }
@@ -282,11 +264,6 @@ fn validate(
         .collect()
 }
 
-/// Kafka timestamps are producer-set: an absurd one becomes null rather than overflowing.
-fn ms_to_micros(ms: i64) -> Option<i64> {
-    ms.checked_mul(1000)
-}
-
 fn build_events(
     buf: &MessageBuffer,
     batch: &RecordBatch,
@@ -308,7 +285,7 @@ fn build_events(
     let offsets: Int64Array = good_rows.iter().map(|&r| buf.offsets[msg(r)]).collect();
     let kafka_ts: TimestampMicrosecondArray = good_rows
         .iter()
-        .map(|&r| buf.timestamps_ms[msg(r)].and_then(ms_to_micros))
+        .map(|&r| buf.timestamp_micros(msg(r)))
         .collect::<TimestampMicrosecondArray>()
         .with_timezone("UTC");
     let ingested =
@@ -340,7 +317,7 @@ fn build_dead_letters(
     let offsets: Int64Array = rejected.iter().map(|(i, _)| buf.offsets[*i]).collect();
     let kafka_ts = rejected
         .iter()
-        .map(|(i, _)| buf.timestamps_ms[*i].and_then(ms_to_micros))
+        .map(|(i, _)| buf.timestamp_micros(*i))
         .collect::<TimestampMicrosecondArray>()
         .with_timezone("UTC");
     let mut keys = BinaryBuilder::new();

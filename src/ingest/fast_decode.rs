@@ -52,11 +52,8 @@ pub(crate) fn try_decode(
     let mut event_types = StringBuilder::with_capacity(n, n * 8);
     let mut session_ids = StringBuilder::with_capacity(n, n * 16);
     for i in 0..n {
-        let payload = buf.payload(i)?;
-        if payload.len() > contract.max_payload_bytes || std::str::from_utf8(payload).is_err() {
-            return None;
-        }
-        let f = parse(payload)?;
+        contract.precheck(buf.payload(i)).ok()?;
+        let f = parse(buf.payload(i)?)?;
         if !contract.allows(f.event_type) {
             return None;
         }
@@ -67,10 +64,8 @@ pub(crate) fn try_decode(
         session_ids.append_value(f.session_id);
         event_days.push(f.event_days);
     }
-    let kafka_ts = buf
-        .timestamps_ms
-        .iter()
-        .map(|t| t.and_then(|ms| ms.checked_mul(1000)))
+    let kafka_ts = (0..n)
+        .map(|i| buf.timestamp_micros(i))
         .collect::<TimestampMicrosecondArray>()
         .with_timezone("UTC");
     let columns: Vec<ArrayRef> = vec![
