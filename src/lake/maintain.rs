@@ -6,8 +6,9 @@
 //!   byte is rewritten a bounded number of times however long ingest runs: fresh files are
 //!   merged into files of up to `small_file_bytes` (cheap, every round), and files of one size
 //!   class are merged `min_files` at a time, up to `target_file_bytes` (see [`compact`]). Every
-//!   merge sorts its rows by the `cluster_by` columns ([`super::rewrite`]). A compaction commit removes and adds files without changing data, so it does not conflict with
-//!   ingest's blind appends (delta-rs rebases either over the other).
+//!   merge's output is sorted by the `cluster_by` columns ([`super::rewrite`]). A compaction
+//!   commit removes and adds files without changing data, so it does not conflict with ingest's
+//!   blind appends (delta-rs rebases either over the other).
 //! - **Retention** is one duration, written into the table as `delta.logRetentionDuration` and
 //!   `delta.deletedFileRetentionDuration`: it is the time-travel window and what protects running
 //!   queries. delta-rs writes a checkpoint every 100 commits and keeps expired tombstones out of

@@ -8,8 +8,13 @@
 //! merged anyway costs one sort per merge, and a point query then reads one page of each file
 //! instead of every row: the Parquet page index and the files' min/max statistics skip the rest.
 //!
-//! The sort runs in a memory pool that spills to disk, so merging large files costs disk, not the
-//! memory of the ingest process the merge runs in.
+//! A merge's output says in its Parquet footer which columns it is sorted by
+//! ([`SORTED_BY_KEY`]). Files that say so are merged as sorted streams, a batch of each at a
+//! time, with no sort at all; only files ingest wrote are sorted, in a memory pool that spills
+//! to disk. Merging large files thus costs disk and little CPU, not the memory of the ingest
+//! process the merge runs in. Output row groups are small ([`ROW_GROUP_ROWS`]) because a
+//! reader holds a whole row group of each file it merges, and a point query skips row groups
+//! by their statistics.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,16 +23,22 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::object_store::ObjectMeta;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::metadata::KeyValue;
+use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_expr::expressions::col;
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::sorts::sort::SortExec;
-use datafusion::physical_plan::{execute_stream, ExecutionPlan};
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::physical_plan::{execute_stream, ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Remove};
@@ -40,6 +51,13 @@ use crate::error::{Error, Result};
 
 /// Memory the sort of one merge may hold before it spills to disk.
 const SORT_MEMORY: usize = 64 * 1024 * 1024;
+
+/// Rows per row group of a merged file.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// The footer key (Parquet key-value metadata) under which a merged file names the columns its
+/// rows are sorted by, comma-separated.
+pub(crate) const SORTED_BY_KEY: &str = "lake.sorted_by";
 
 /// A file of the table to be merged.
 #[derive(Debug, Clone)]
@@ -76,10 +94,12 @@ pub(crate) async fn rewrite(
         return Ok(Rewritten::default());
     }
     let delta = |e| Error::delta(name, e);
-    let mut writer = RecordBatchWriter::for_table(table)
-        .map_err(delta)?
-        .with_target_file_size(target_bytes);
+    let writer = RecordBatchWriter::for_table(table).map_err(delta)?;
     let table_schema = writer.arrow_schema();
+    let keys = sort_keys(&table_schema, cluster_by);
+    let mut writer = writer
+        .with_target_file_size(target_bytes)
+        .with_writer_properties(writer_properties(&keys));
     let partition_columns = table
         .snapshot()
         .map_err(delta)?
@@ -89,7 +109,8 @@ pub(crate) async fn rewrite(
     let ctx = session(table)?;
     let mut actions = Vec::new();
     for bin in &bins {
-        let plan = merge_plan(&table_schema, &partition_columns, bin, cluster_by)?;
+        let sorted = sorted_inputs(table, bin, &keys).await?;
+        let plan = merge_plan(&table_schema, &partition_columns, bin, &sorted, &keys)?;
         let mut batches = execute_stream(plan, ctx.task_ctx())?;
         while let Some(batch) = batches.next().await {
             let batch = in_order_of(&batch?, &table_schema)?;
@@ -143,13 +164,65 @@ fn store_url() -> Result<ObjectStoreUrl> {
     Ok(ObjectStoreUrl::parse("lake-table://root")?)
 }
 
-/// Reads the bin's files (their partition values as constant columns) sorted by the clustering
-/// columns the table has, or in file order when it has none of them.
+/// Those of `cluster_by` the table has, in order.
+fn sort_keys(table_schema: &SchemaRef, cluster_by: &[String]) -> Vec<String> {
+    cluster_by
+        .iter()
+        .filter(|c| table_schema.field_with_name(c).is_ok())
+        .cloned()
+        .collect()
+}
+
+/// How merged files are written: snappy as delta-rs writes, small row groups, and the sort
+/// order in the footer.
+fn writer_properties(keys: &[String]) -> WriterProperties {
+    let sorted_by = (!keys.is_empty()).then(|| {
+        vec![KeyValue::new(
+            SORTED_BY_KEY.to_string(),
+            Some(keys.join(",")),
+        )]
+    });
+    WriterProperties::builder()
+        .set_created_by(format!("lake {}", env!("CARGO_PKG_VERSION")))
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_key_value_metadata(sorted_by)
+        .build()
+}
+
+/// For each file of the bin, whether its footer says it is sorted by `keys` (a file an earlier
+/// merge wrote). Reads the footers only.
+async fn sorted_inputs(table: &DeltaTable, bin: &[Input], keys: &[String]) -> Result<Vec<bool>> {
+    if keys.is_empty() {
+        return Ok(vec![false; bin.len()]);
+    }
+    let wanted = keys.join(",");
+    let store = table.object_store();
+    let mut sorted = Vec::with_capacity(bin.len());
+    for input in bin {
+        let footer = DFParquetMetadata::new(store.as_ref(), &object_meta(input))
+            .fetch_metadata()
+            .await?;
+        let says = footer
+            .file_metadata()
+            .key_value_metadata()
+            .into_iter()
+            .flatten()
+            .any(|kv| kv.key == SORTED_BY_KEY && kv.value.as_deref() == Some(wanted.as_str()));
+        sorted.push(says);
+    }
+    Ok(sorted)
+}
+
+/// Reads the bin's files (their partition values as constant columns) in the order of `keys`,
+/// or in file order when there are none. Files that are `sorted` already are read one stream
+/// each and merged; the others are read together and sorted.
 fn merge_plan(
     table_schema: &SchemaRef,
     partition_columns: &[String],
     bin: &[Input],
-    cluster_by: &[String],
+    sorted: &[bool],
+    keys: &[String],
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let is_partition = |f: &Field| partition_columns.iter().any(|p| p == f.name());
     let file_fields: Vec<FieldRef> = table_schema
@@ -167,42 +240,86 @@ fn merge_plan(
                 .map_err(Into::into)
         })
         .collect::<Result<_>>()?;
-    let mut files = Vec::with_capacity(bin.len());
-    for input in bin {
-        let mut file = PartitionedFile::new_from_meta(ObjectMeta {
-            location: input.path.clone(),
-            last_modified: chrono::Utc::now(),
-            size: input.size,
-            e_tag: None,
-            version: None,
-        });
-        file.partition_values = partition_fields
-            .iter()
-            .map(|f| match input.partition.get(f.name()).cloned().flatten() {
-                Some(v) => ScalarValue::try_from_string(v, f.data_type()),
-                None => ScalarValue::try_from(f.data_type()),
-            })
-            .collect::<std::result::Result<_, _>>()?;
-        files.push(file);
-    }
     let schema = TableSchema::builder(Arc::new(Schema::new(file_fields)))
-        .with_table_partition_cols(partition_fields)
+        .with_table_partition_cols(partition_fields.clone())
         .build();
-    let source = Arc::new(ParquetSource::new(schema));
-    let config = FileScanConfigBuilder::new(store_url()?, source)
-        .with_file_group(FileGroup::new(files))
-        .build();
-    let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
-    let scan_schema = scan.schema();
-    let keys: Vec<PhysicalSortExpr> = cluster_by
-        .iter()
-        .filter(|c| scan_schema.field_with_name(c).is_ok())
-        .map(|c| col(c, &scan_schema).map(PhysicalSortExpr::new_default))
-        .collect::<std::result::Result<_, _>>()?;
-    Ok(match LexOrdering::new(keys) {
-        Some(ordering) => Arc::new(SortExec::new(ordering, scan)),
-        None => scan,
+    let (mut in_order, mut unordered) = (Vec::new(), Vec::new());
+    for (input, &is_sorted) in bin.iter().zip(sorted) {
+        let file = partitioned_file(input, &partition_fields)?;
+        if is_sorted {
+            in_order.push(file);
+        } else {
+            unordered.push(file);
+        }
+    }
+    let scan = |groups: Vec<FileGroup>, ordering: Option<LexOrdering>| -> Result<_> {
+        let source = Arc::new(ParquetSource::new(schema.clone()));
+        let config = FileScanConfigBuilder::new(store_url()?, source)
+            .with_file_groups(groups)
+            .with_output_ordering(ordering.into_iter().collect())
+            .build();
+        let plan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+        Ok(plan)
+    };
+    let Some(ordering) = ordering(keys, &scan(vec![], None)?.schema())? else {
+        return scan(
+            vec![FileGroup::new(
+                unordered.into_iter().chain(in_order).collect(),
+            )],
+            None,
+        );
+    };
+    let mut streams: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+    if !in_order.is_empty() {
+        // One group per file: each is a stream in key order.
+        let groups = in_order
+            .into_iter()
+            .map(|f| FileGroup::new(vec![f]))
+            .collect();
+        streams.push(scan(groups, Some(ordering.clone()))?);
+    }
+    if !unordered.is_empty() {
+        let all = scan(vec![FileGroup::new(unordered)], None)?;
+        streams.push(Arc::new(SortExec::new(ordering.clone(), all)));
+    }
+    let inputs = UnionExec::try_new(streams)?;
+    Ok(if inputs.output_partitioning().partition_count() > 1 {
+        Arc::new(SortPreservingMergeExec::new(ordering, inputs))
+    } else {
+        inputs
     })
+}
+
+/// The ascending order of `keys` over a scan's columns, if there are any keys.
+fn ordering(keys: &[String], scan_schema: &SchemaRef) -> Result<Option<LexOrdering>> {
+    let exprs: Vec<PhysicalSortExpr> = keys
+        .iter()
+        .map(|c| col(c, scan_schema).map(PhysicalSortExpr::new_default))
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(LexOrdering::new(exprs))
+}
+
+fn object_meta(input: &Input) -> ObjectMeta {
+    ObjectMeta {
+        location: input.path.clone(),
+        last_modified: chrono::Utc::now(),
+        size: input.size,
+        e_tag: None,
+        version: None,
+    }
+}
+
+/// The scan's view of one input: its size and its partition values as typed constants.
+fn partitioned_file(input: &Input, partition_fields: &[FieldRef]) -> Result<PartitionedFile> {
+    let mut file = PartitionedFile::new_from_meta(object_meta(input));
+    file.partition_values = partition_fields
+        .iter()
+        .map(|f| match input.partition.get(f.name()).cloned().flatten() {
+            Some(v) => ScalarValue::try_from_string(v, f.data_type()),
+            None => ScalarValue::try_from(f.data_type()),
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(file)
 }
 
 /// `batch` with its columns in the table's order (the scan puts partition columns last).
@@ -337,6 +454,124 @@ mod tests {
                 Some("2024-10-04".to_string()),
                 Some("2024-10-05".to_string())
             ]
+        );
+    }
+
+    /// The user ids of every file of the table, file by file, and whether each file's footer
+    /// says it is sorted by user_id.
+    fn files_by_user(table: &DeltaTable, root: &std::path::Path) -> Vec<(Vec<i64>, bool)> {
+        let snapshot = table.snapshot().unwrap();
+        let mut files = Vec::new();
+        for file in snapshot.log_data().iter() {
+            let parquet = std::fs::File::open(root.join(file.path().as_ref())).unwrap();
+            let builder = ParquetRecordBatchReaderBuilder::try_new(parquet).unwrap();
+            let says_sorted = builder
+                .metadata()
+                .file_metadata()
+                .key_value_metadata()
+                .into_iter()
+                .flatten()
+                .any(|kv| kv.key == SORTED_BY_KEY && kv.value.as_deref() == Some("user_id"));
+            let mut users = Vec::new();
+            for batch in builder.build().unwrap() {
+                let batch = batch.unwrap();
+                let col = batch.column_by_name("user_id").unwrap();
+                let col = col.as_any().downcast_ref::<Int64Array>().unwrap();
+                users.extend(col.values().iter().copied());
+            }
+            files.push((users, says_sorted));
+        }
+        files
+    }
+
+    #[tokio::test]
+    async fn merged_files_merge_again_with_fresh_ones_into_sorted_files() {
+        let (dir, table) = appended(6, 500).await;
+        let lake = Lake::new(dir.path()).unwrap();
+        let root = lake.table_path(USER_EVENTS);
+        let opts = MaintainOptions::default();
+        let (mut table, _) = compact(table, "raw.user_events", &opts).await.unwrap();
+        let merged = files_by_user(&table, &root);
+        assert_eq!(merged.len(), 2);
+        assert!(
+            merged.iter().all(|(_, says)| *says),
+            "merges mark their output"
+        );
+        for i in 6..12 {
+            let batch = Some(events(i * 500, 500));
+            append(&mut table, USER_EVENTS, batch, vec![])
+                .await
+                .unwrap();
+        }
+        let fresh = files_by_user(&table, &root);
+        assert_eq!(fresh.iter().filter(|(_, says)| !*says).count(), 12);
+        let before = counts(&table).await;
+        assert_eq!(before[..2], [6000, 6000]);
+
+        // `lake maintain` merges every file of a partition: one sorted and six fresh.
+        let report = crate::lake::maintain::maintain_table(&lake, "raw.user_events", &opts)
+            .await
+            .unwrap();
+        assert_eq!((report.files_removed, report.files_added), (14, 2));
+        let table = crate::lake::maintain::open_named(&lake, "raw.user_events")
+            .await
+            .unwrap();
+        assert_eq!(counts(&table).await, before);
+        for (users, says_sorted) in files_by_user(&table, &root) {
+            assert_eq!(users.len(), 3000);
+            assert!(says_sorted);
+            assert!(users.is_sorted(), "rows sorted by user_id");
+        }
+    }
+
+    fn input(path: &str, date: &str) -> Input {
+        Input {
+            path: Path::from(path),
+            size: 1000,
+            partition: HashMap::from([("event_date".to_string(), Some(date.to_string()))]),
+            remove: Remove::default(),
+        }
+    }
+
+    /// The plan's operators, one line each.
+    fn shape(sorted: &[bool]) -> String {
+        let bin: Vec<Input> = (0..sorted.len())
+            .map(|i| input(&format!("f{i}.parquet"), "2024-10-04"))
+            .collect();
+        let schema = Arc::new(crate::event::EVENTS_SCHEMA.as_ref().clone());
+        let plan = merge_plan(
+            &schema,
+            &["event_date".into()],
+            &bin,
+            sorted,
+            &["user_id".into()],
+        )
+        .unwrap();
+        let text = datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(false)
+            .to_string();
+        text
+    }
+
+    #[test]
+    fn sorted_files_are_merged_as_streams_and_only_the_others_are_sorted() {
+        let all_sorted = shape(&[true, true, true]);
+        assert!(
+            all_sorted.starts_with("SortPreservingMergeExec"),
+            "{all_sorted}"
+        );
+        assert!(!all_sorted.contains("SortExec"), "{all_sorted}");
+        assert!(all_sorted.contains("file_groups={3 groups"), "{all_sorted}");
+
+        let mixed = shape(&[true, false, true, false]);
+        assert!(mixed.starts_with("SortPreservingMergeExec"), "{mixed}");
+        assert_eq!(mixed.matches("SortExec").count(), 1, "{mixed}");
+
+        let none_sorted = shape(&[false, false]);
+        assert!(none_sorted.starts_with("SortExec"), "{none_sorted}");
+        assert!(
+            !none_sorted.contains("SortPreservingMergeExec"),
+            "{none_sorted}"
         );
     }
 
