@@ -63,7 +63,9 @@ impl Default for MaintainOptions {
             // Small enough that the round's merge, which rewrites the partition's newest megabyte,
             // stays cheap at any ingest rate.
             small_file_bytes: size(1024),
-            min_files: 16,
+            // A query opens every file of the partition, so fewer files per class; merges of
+            // files an earlier merge sorted stream without sorting, so merging often is cheap.
+            min_files: 4,
             // Longer than any query runs (serve's timeout is a minute), and short enough that the
             // tombstones every checkpoint carries stay few at a commit every 100 ms.
             retention: Duration::from_secs(3600),

@@ -12,9 +12,10 @@
 //! ([`SORTED_BY_KEY`]). Files that say so are merged as sorted streams, a batch of each at a
 //! time, with no sort at all; only files ingest wrote are sorted, in a memory pool that spills
 //! to disk. Merging large files thus costs disk and little CPU, not the memory of the ingest
-//! process the merge runs in. Output row groups are small ([`ROW_GROUP_ROWS`]) because a
-//! reader holds a whole row group of each file it merges, and a point query skips row groups
-//! by their statistics.
+//! process the merge runs in. Output row groups are small ([`ROW_GROUP_ROWS`]) because a reader
+//! holds a whole row group of each file it merges, and a point query skips row groups by their
+//! statistics. (A foreign file that claims an order it lacks makes a merged file out of order,
+//! a slower file for point queries; no row is lost or doubled either way.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
