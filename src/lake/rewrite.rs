@@ -262,7 +262,7 @@ fn merge_plan(
         let plan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
         Ok(plan)
     };
-    let Some(ordering) = ordering(keys, &scan(vec![], None)?.schema())? else {
+    let Some(ordering) = ordering(keys, schema.table_schema())? else {
         return scan(
             vec![FileGroup::new(
                 unordered.into_iter().chain(in_order).collect(),
