@@ -67,13 +67,17 @@ pub(crate) const STACK_BYTES: usize = 64 * 1024 * 1024;
 /// The whole program: `src/main.rs` calls this.
 pub fn main() -> ExitCode {
     crate::malloc::limit_arenas();
+    let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve(_)) {
+        crate::malloc::keep_freed_for_reuse();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(STACK_BYTES)
         .build();
     match runtime {
         Ok(rt) => {
-            let code = rt.block_on(run(Cli::parse()));
+            let code = rt.block_on(run(cli));
             // Work still on the runtime once the command returned (a query the stop abandoned,
             // a blocking read) must not hold the exit: it ends with the process.
             rt.shutdown_timeout(crate::shutdown::ABANDON_AFTER);

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
@@ -31,9 +31,10 @@ use datafusion::datasource::table_schema::TableSchema;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::object_store::ObjectMeta;
-use datafusion::parquet::basic::Compression;
+use datafusion::parquet::basic::{Compression, Encoding};
 use datafusion::parquet::file::metadata::KeyValue;
 use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::schema::types::ColumnPath;
 use datafusion::physical_expr::expressions::col;
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::sorts::sort::SortExec;
@@ -100,7 +101,7 @@ pub(crate) async fn rewrite(
     let keys = sort_keys(&table_schema, cluster_by);
     let mut writer = writer
         .with_target_file_size(target_bytes)
-        .with_writer_properties(writer_properties(&keys));
+        .with_writer_properties(writer_properties(&table_schema, &keys));
     let partition_columns = table
         .snapshot()
         .map_err(delta)?
@@ -174,21 +175,61 @@ fn sort_keys(table_schema: &SchemaRef, cluster_by: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// How merged files are written: snappy as delta-rs writes, small row groups, and the sort
-/// order in the footer.
-fn writer_properties(keys: &[String]) -> WriterProperties {
+/// How merged files are written: small row groups, the sort order in the footer, and each
+/// column encoded for cheap reading, since merged files are the ones queries read for months.
+/// Integer and time columns keep a dictionary while it stays small (ids, pages, dates) and
+/// otherwise fall back to delta encoding, uncompressed: timestamps and offsets take less space
+/// that way than as snappy-compressed dictionary pages, and decode with no decompression and no
+/// dictionary lookups (bench/NOTES.md, "Merged files encoded for reading"). Other columns are
+/// dictionary-encoded and snappy-compressed, as delta-rs writes them.
+fn writer_properties(table_schema: &SchemaRef, keys: &[String]) -> WriterProperties {
     let sorted_by = (!keys.is_empty()).then(|| {
         vec![KeyValue::new(
             SORTED_BY_KEY.to_string(),
             Some(keys.join(",")),
         )]
     });
-    WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_created_by(format!("lake {}", env!("CARGO_PKG_VERSION")))
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_key_value_metadata(sorted_by)
-        .build()
+        .set_key_value_metadata(sorted_by);
+    for field in table_schema.fields() {
+        if delta_encodable(field.data_type()) {
+            let column = ColumnPath::from(field.name().as_str());
+            builder = builder
+                .set_column_encoding(column.clone(), Encoding::DELTA_BINARY_PACKED)
+                .set_column_dictionary_page_size_limit(column.clone(), NUMBER_DICTIONARY_BYTES)
+                .set_column_compression(column, Compression::UNCOMPRESSED);
+        }
+    }
+    builder.build()
+}
+
+/// The dictionary page size past which an integer or time column of a merged file falls back
+/// to delta encoding: a few thousand distinct values.
+const NUMBER_DICTIONARY_BYTES: usize = 32 * 1024;
+
+/// Whether Parquet stores columns of type `t` as INT32 or INT64, the physical types delta
+/// encoding applies to (decimals are left out: wide ones are fixed-length byte arrays).
+fn delta_encodable(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+            | DataType::Date32
+            | DataType::Date64
+            | DataType::Time32(_)
+            | DataType::Time64(_)
+            | DataType::Timestamp(..)
+            | DataType::Duration(_)
+    )
 }
 
 /// For each file of the bin, whether its footer says it is sorted by `keys` (a file an earlier
@@ -587,5 +628,71 @@ mod tests {
         let (table, report) = compact(table, "raw.user_events", &opts).await.unwrap();
         assert_eq!((report.files_removed, report.files_added), (6, 2));
         assert_eq!(counts(&table).await, before);
+    }
+
+    /// The encodings and codec of each column of a file written with `writer_properties`.
+    fn column_chunks(batch: &RecordBatch) -> HashMap<String, (Vec<Encoding>, Compression)> {
+        let mut bytes = Vec::new();
+        let props = writer_properties(&batch.schema(), &["user_id".to_string()]);
+        let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(
+            &mut bytes,
+            batch.schema(),
+            Some(props),
+        )
+        .unwrap();
+        writer.write(batch).unwrap();
+        writer.close().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).unwrap();
+        let mut chunks = HashMap::new();
+        for column in reader.metadata().row_group(0).columns() {
+            let encodings = column.encodings().collect();
+            chunks.insert(
+                column.column_path().string(),
+                (encodings, column.compression()),
+            );
+        }
+        let read: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+        let read = datafusion::arrow::compute::concat_batches(&batch.schema(), &read).unwrap();
+        assert_eq!(&read, batch, "the values read back are the ones written");
+        chunks
+    }
+
+    #[test]
+    fn numbers_fall_back_from_a_large_dictionary_to_uncompressed_delta_encoding() {
+        let rows = 20_000i64;
+        let offsets: ArrayRef = Arc::new(Int64Array::from_iter_values(0..rows));
+        let pages: ArrayRef = Arc::new(Int64Array::from_iter_values((0..rows).map(|i| i % 50)));
+        let kinds: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..rows).map(|i| ["click", "view"][(i % 2) as usize]),
+        ));
+        let batch = RecordBatch::try_from_iter([
+            ("kafka_offset", offsets),
+            ("page_id", pages),
+            ("event_type", kinds),
+        ])
+        .unwrap();
+        let chunks = column_chunks(&batch);
+
+        let (encodings, codec) = &chunks["kafka_offset"];
+        assert!(
+            encodings.contains(&Encoding::DELTA_BINARY_PACKED),
+            "20,000 distinct offsets outgrow the dictionary: {encodings:?}"
+        );
+        assert_eq!(*codec, Compression::UNCOMPRESSED);
+
+        let (encodings, codec) = &chunks["page_id"];
+        assert!(
+            encodings.contains(&Encoding::RLE_DICTIONARY)
+                && !encodings.contains(&Encoding::DELTA_BINARY_PACKED),
+            "50 distinct pages stay in the dictionary: {encodings:?}"
+        );
+        assert_eq!(*codec, Compression::UNCOMPRESSED);
+
+        let (encodings, codec) = &chunks["event_type"];
+        assert!(
+            encodings.contains(&Encoding::RLE_DICTIONARY),
+            "{encodings:?}"
+        );
+        assert!(matches!(codec, Compression::SNAPPY), "{codec:?}");
     }
 }

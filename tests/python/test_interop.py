@@ -1,10 +1,12 @@
-"""Tables written by `lake ingest` are read by other engines (deltalake, DuckDB, Polars) and
-agree with what was produced."""
+"""Tables written by `lake ingest`, and the files `lake maintain` merges them into, are read by
+other engines (deltalake, DuckDB, Polars) and agree with what was produced."""
 import json
 
 import deltalake
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from confluent_kafka import Producer
 
 from conftest import run
@@ -23,13 +25,38 @@ def test_raw_tables_are_readable_by_deltalake_duckdb_and_polars(tmp_path, lake_b
         p.produce(topic, payload, partition=0)
     assert p.flush(30) == 0
 
+    # Small flushes and no background merge: several files per date, merged below.
     out = run(lake_bin, "ingest", "--lake", str(tmp_path), "--brokers", brokers, "--topic", topic,
-              "--group", topic, "--until-caught-up")
+              "--group", topic, "--until-caught-up", "--max-rows", "4000", "--no-maintain")
     assert "ingested 20000 events, 2 dead letters" in out.stdout
 
     events_path = str(tmp_path / "raw" / "user_events")
     dead_path = str(tmp_path / "raw" / "user_events_dead_letters")
+    assert_readable(events_path, dead_path, summary)
+    written = deltalake.DeltaTable(events_path).file_uris()
 
+    # Merged files encode their numbers differently (delta encoding past a small dictionary,
+    # uncompressed): every reader must still read them.
+    run(lake_bin, "maintain", "--lake", str(tmp_path))
+    merged = deltalake.DeltaTable(events_path).file_uris()
+    assert len(merged) < len(written), (written, merged)
+    encodings = {
+        enc
+        for uri in merged if uri not in written
+        for rg in range(pq.ParquetFile(uri).metadata.num_row_groups)
+        for enc in column_chunk(pq.ParquetFile(uri).metadata.row_group(rg), "kafka_offset").encodings
+    }
+    assert "DELTA_BINARY_PACKED" in encodings, encodings
+    assert_readable(events_path, dead_path, summary)
+
+
+def column_chunk(row_group, name):
+    return next(row_group.column(i) for i in range(row_group.num_columns)
+                if row_group.column(i).path_in_schema == name)
+
+
+def assert_readable(events_path, dead_path, summary):
+    """deltalake, DuckDB and Polars read the produced events from the table, each once."""
     # deltalake (delta-rs Python)
     dt = deltalake.DeltaTable(events_path)
     proto = dt.protocol()
@@ -42,6 +69,7 @@ def test_raw_tables_are_readable_by_deltalake_duckdb_and_polars(tmp_path, lake_b
     assert by_type == summary["by_type"]
     dead = deltalake.DeltaTable(dead_path).to_pyarrow_table()
     assert sorted(dead.column("payload").to_pylist()) == sorted(BAD)
+    offsets = t.group_by("kafka_partition").aggregate([("kafka_offset", "sum"), ("kafka_offset", "count_distinct")])
 
     # DuckDB through its delta extension
     con = connect()
@@ -52,9 +80,18 @@ def test_raw_tables_are_readable_by_deltalake_duckdb_and_polars(tmp_path, lake_b
     assert con.execute(
         f"SELECT count(DISTINCT (kafka_partition, kafka_offset)) FROM delta_scan('{events_path}')"
     ).fetchone()[0] == 20000
+    duck_offsets = con.execute(
+        f"SELECT kafka_partition, sum(kafka_offset) "
+        f"FROM delta_scan('{events_path}') GROUP BY 1 ORDER BY 1").fetchall()
+    assert duck_offsets == sorted(
+        zip(offsets.column("kafka_partition").to_pylist(), offsets.column("kafka_offset_sum").to_pylist()))
     assert con.execute(f"SELECT count(*) FROM delta_scan('{dead_path}')").fetchone()[0] == 2
 
     # Polars
     df = pl.read_delta(events_path)
     assert df.height == 20000
     assert df.select(pl.col("event_date").n_unique()).item() == 2
+    assert df.select(pl.col("kafka_offset").sum()).item() == sum(offsets.column("kafka_offset_sum").to_pylist())
+    times = pc.min_max(t.column("event_time"))
+    assert df.select(pl.col("event_time").min()).item() == times["min"].as_py()
+    assert df.select(pl.col("event_time").max()).item() == times["max"].as_py()
