@@ -178,9 +178,9 @@ fn sort_keys(table_schema: &SchemaRef, cluster_by: &[String]) -> Vec<String> {
 /// How merged files are written: small row groups, the sort order in the footer, and each
 /// column encoded for cheap reading, since merged files are the ones queries read for months.
 /// Integer and time columns keep a dictionary while it stays small (ids, pages, dates) and
-/// otherwise fall back to delta encoding, uncompressed: timestamps and offsets take less space
-/// that way than as snappy-compressed dictionary pages, and decode with no decompression and no
-/// dictionary lookups (bench/NOTES.md, "Merged files encoded for reading"). Other columns are
+/// otherwise fall back to delta encoding, uncompressed: the raw table takes less space that way
+/// than with snappy-compressed dictionary pages, and its timestamps and offsets decode with no
+/// decompression and no dictionary lookups (bench/NOTES.md, "Merged files encoded for reading"). Other columns are
 /// dictionary-encoded and snappy-compressed, as delta-rs writes them.
 fn writer_properties(table_schema: &SchemaRef, keys: &[String]) -> WriterProperties {
     let sorted_by = (!keys.is_empty()).then(|| {
