@@ -2,21 +2,22 @@
 //! Queries are planned at GetFlightInfo (schema, errors) and executed at DoGet, streaming;
 //! plans are kept between requests ([`super::planned`]), so a query is not planned each time.
 //! Endpoints carry no location: clients reuse the connection they already have.
+//! DoGet does not go through arrow-flight's trait: [`LakeFlightSql::answer`] maps its ticket
+//! to batches here, and [`super::do_get`] sends them.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use arrow_flight::error::FlightError;
-use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetCrossReference,
-    CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
-    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
-    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementQuery,
-    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
-    TicketStatementQuery,
+    ActionCreatePreparedStatementResult, Any, Command, CommandGetCatalogs,
+    CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys,
+    CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
+    CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandPreparedStatementUpdate,
+    CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt,
+    SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
@@ -25,18 +26,16 @@ use arrow_flight::{
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::Auth;
-use super::encode;
 use super::metadata::{self, SQL_INFO, TABLE_TYPE, XDBC_TYPES};
 use super::statement::{Engine, Handle};
 use crate::lake::catalog::CATALOG;
 use crate::metrics::metrics;
-
-type DoGetStream = <LakeFlightSql as FlightService>::DoGetStream;
 
 /// The Flight SQL service of `lake serve`.
 pub(crate) struct LakeFlightSql {
@@ -60,26 +59,38 @@ fn info(
     Ok(Response::new(info))
 }
 
-/// Streams `batches` as Flight data of `schema`.
-fn stream(
-    schema: SchemaRef,
-    batches: impl Stream<Item = Result<RecordBatch, Status>> + Send + 'static,
-) -> Response<DoGetStream> {
-    Response::new(encode::flight_data(schema, batches))
+/// What a DoGet streams back: the schema, then the batches.
+pub(crate) struct Answer {
+    pub(crate) schema: SchemaRef,
+    pub(crate) batches: BoxStream<'static, Result<RecordBatch, Status>>,
 }
 
-/// An answer with no rows.
-fn empty(schema: SchemaRef) -> Result<Response<DoGetStream>, Status> {
-    one(Ok::<_, Status>(RecordBatch::new_empty(schema)))
-}
+impl Answer {
+    fn new(
+        schema: SchemaRef,
+        batches: impl Stream<Item = Result<RecordBatch, Status>> + Send + 'static,
+    ) -> Self {
+        Self {
+            schema,
+            batches: batches.boxed(),
+        }
+    }
 
-/// Streams one ready batch.
-fn one<E: std::fmt::Display>(
-    batch: Result<RecordBatch, E>,
-) -> Result<Response<DoGetStream>, Status> {
-    let batch = batch.map_err(|e| Status::internal(e.to_string()))?;
-    let schema = batch.schema();
-    Ok(stream(schema, futures::stream::once(async { Ok(batch) })))
+    /// An answer with no rows (one empty batch, as it always was: no client has to cope with
+    /// a schema alone).
+    fn empty(schema: SchemaRef) -> Self {
+        let batch = RecordBatch::new_empty(schema.clone());
+        Self::new(schema, futures::stream::once(async { Ok(batch) }))
+    }
+
+    /// One ready batch (metadata an arrow-flight builder made: an error is the server's).
+    fn one<E: std::fmt::Display>(batch: Result<RecordBatch, E>) -> Result<Self, Status> {
+        let batch = batch.map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Self::new(
+            batch.schema(),
+            futures::stream::once(async { Ok(batch) }),
+        ))
+    }
 }
 
 fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes, Status> {
@@ -104,6 +115,67 @@ fn xdbc_types() -> Result<&'static arrow_flight::sql::metadata::XdbcTypeInfoData
 fn read_only() -> Status {
     metrics().flight.refused("read_only");
     Status::invalid_argument("this server is read-only: updates are not accepted")
+}
+
+/// The Flight SQL command a ticket holds.
+pub(crate) fn command(ticket: &Ticket) -> Result<Command, Status> {
+    let any = Any::decode(&*ticket.ticket)
+        .map_err(|e| Status::invalid_argument(format!("ticket: {e}")))?;
+    Command::try_from(any).map_err(|e| Status::invalid_argument(format!("ticket: {e}")))
+}
+
+impl LakeFlightSql {
+    /// The answer to a DoGet: its ticket is the command a GetFlightInfo answer put in it
+    /// ([`super::do_get`] sends the answer).
+    pub(crate) async fn answer(&self, ticket: &Ticket) -> Result<Answer, Status> {
+        match command(ticket)? {
+            Command::TicketStatementQuery(ticket) => {
+                self.execute(&Handle::decode(&ticket.statement_handle)?)
+                    .await
+            }
+            Command::CommandPreparedStatementQuery(cmd) => {
+                self.execute(&Handle::decode(&cmd.prepared_statement_handle)?)
+                    .await
+            }
+            Command::CommandGetCatalogs(query) => {
+                let mut builder = query.into_builder();
+                builder.append(CATALOG);
+                Answer::one(builder.build())
+            }
+            Command::CommandGetDbSchemas(query) => Answer::one(Ok::<_, Status>(
+                metadata::db_schemas(self.engine.lake(), query).await?,
+            )),
+            Command::CommandGetTables(query) => Answer::one(Ok::<_, Status>(
+                metadata::tables_batch(self.engine.lake(), query).await?,
+            )),
+            Command::CommandGetTableTypes(query) => {
+                let mut builder = query.into_builder();
+                builder.append(TABLE_TYPE);
+                Answer::one(builder.build())
+            }
+            Command::CommandGetSqlInfo(query) => {
+                Answer::one(query.into_builder(sql_info()?).build())
+            }
+            Command::CommandGetXdbcTypeInfo(query) => {
+                Answer::one(xdbc_types()?.record_batch(query.data_type))
+            }
+            Command::CommandGetPrimaryKeys(_) => Ok(Answer::empty(metadata::primary_keys_schema())),
+            Command::CommandGetExportedKeys(_)
+            | Command::CommandGetImportedKeys(_)
+            | Command::CommandGetCrossReference(_) => {
+                Ok(Answer::empty(metadata::foreign_keys_schema()))
+            }
+            other => Err(Status::invalid_argument(format!(
+                "unknown ticket type {}",
+                other.type_url()
+            ))),
+        }
+    }
+
+    async fn execute(&self, handle: &Handle) -> Result<Answer, Status> {
+        let (schema, batches) = self.engine.execute(handle).await?;
+        Ok(Answer::new(schema, batches))
+    }
 }
 
 #[tonic::async_trait]
@@ -152,16 +224,6 @@ impl FlightSqlService for LakeFlightSql {
         info(&ticket, &schema, request.into_inner())
     }
 
-    async fn do_get_statement(
-        &self,
-        ticket: TicketStatementQuery,
-        _request: Request<Ticket>,
-    ) -> Result<Response<DoGetStream>, Status> {
-        let handle = Handle::decode(&ticket.statement_handle)?;
-        let (schema, batches) = self.engine.execute(&handle).await?;
-        Ok(stream(schema, batches))
-    }
-
     async fn get_flight_info_prepared_statement(
         &self,
         cmd: CommandPreparedStatementQuery,
@@ -170,16 +232,6 @@ impl FlightSqlService for LakeFlightSql {
         let handle = Handle::decode(&cmd.prepared_statement_handle)?;
         let schema = self.engine.plan(&handle).await?;
         info(&cmd, &schema, request.into_inner())
-    }
-
-    async fn do_get_prepared_statement(
-        &self,
-        cmd: CommandPreparedStatementQuery,
-        _request: Request<Ticket>,
-    ) -> Result<Response<DoGetStream>, Status> {
-        let handle = Handle::decode(&cmd.prepared_statement_handle)?;
-        let (schema, batches) = self.engine.execute(&handle).await?;
-        Ok(stream(schema, batches))
     }
 
     async fn do_put_prepared_statement_query(
@@ -257,16 +309,6 @@ impl FlightSqlService for LakeFlightSql {
         info(&query, &schema, request.into_inner())
     }
 
-    async fn do_get_catalogs(
-        &self,
-        query: CommandGetCatalogs,
-        _request: Request<Ticket>,
-    ) -> Result<Response<DoGetStream>, Status> {
-        let mut builder = query.into_builder();
-        builder.append(CATALOG);
-        one(builder.build())
-    }
-
     async fn get_flight_info_schemas(
         &self,
         query: CommandGetDbSchemas,
@@ -274,15 +316,6 @@ impl FlightSqlService for LakeFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
         info(&query, &schema, request.into_inner())
-    }
-
-    async fn do_get_schemas(
-        &self,
-        query: CommandGetDbSchemas,
-        _request: Request<Ticket>,
-    ) -> Result<Response<DoGetStream>, Status> {
-        let batch = metadata::db_schemas(self.engine.lake(), query).await?;
-        one(Ok::<_, Status>(batch))
     }
 
     async fn get_flight_info_tables(
@@ -294,15 +327,6 @@ impl FlightSqlService for LakeFlightSql {
         info(&query, &schema, request.into_inner())
     }
 
-    async fn do_get_tables(
-        &self,
-        query: CommandGetTables,
-        _request: Request<Ticket>,
-    ) -> Result<Response<DoGetStream>, Status> {
-        let batch = metadata::tables_batch(self.engine.lake(), query).await?;
-        one(Ok::<_, Status>(batch))
-    }
-
     async fn get_flight_info_table_types(
         &self,
         query: CommandGetTableTypes,
@@ -310,16 +334,6 @@ impl FlightSqlService for LakeFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.into_builder().schema();
         info(&query, &schema, request.into_inner())
-    }
-
-    async fn do_get_table_types(
-        &self,
-        query: CommandGetTableTypes,
-        _request: Request<Ticket>,
-    ) -> Result<Response<DoGetStream>, Status> {
-        let mut builder = query.into_builder();
-        builder.append(TABLE_TYPE);
-        one(builder.build())
     }
 
     async fn get_flight_info_sql_info(
@@ -331,14 +345,6 @@ impl FlightSqlService for LakeFlightSql {
         info(&query, &schema, request.into_inner())
     }
 
-    async fn do_get_sql_info(
-        &self,
-        query: CommandGetSqlInfo,
-        _request: Request<Ticket>,
-    ) -> Result<Response<DoGetStream>, Status> {
-        one(query.into_builder(sql_info()?).build())
-    }
-
     async fn get_flight_info_xdbc_type_info(
         &self,
         query: CommandGetXdbcTypeInfo,
@@ -346,14 +352,6 @@ impl FlightSqlService for LakeFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = xdbc_types()?.schema();
         info(&query, &schema, request.into_inner())
-    }
-
-    async fn do_get_xdbc_type_info(
-        &self,
-        query: CommandGetXdbcTypeInfo,
-        _request: Request<Ticket>,
-    ) -> Result<Response<DoGetStream>, Status> {
-        one(xdbc_types()?.record_batch(query.data_type))
     }
 
     async fn get_flight_info_primary_keys(
@@ -365,14 +363,6 @@ impl FlightSqlService for LakeFlightSql {
         info(&query, &schema, request.into_inner())
     }
 
-    async fn do_get_primary_keys(
-        &self,
-        _query: CommandGetPrimaryKeys,
-        _request: Request<Ticket>,
-    ) -> Result<Response<DoGetStream>, Status> {
-        empty(metadata::primary_keys_schema())
-    }
-
     async fn get_flight_info_exported_keys(
         &self,
         query: CommandGetExportedKeys,
@@ -380,14 +370,6 @@ impl FlightSqlService for LakeFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = metadata::foreign_keys_schema();
         info(&query, &schema, request.into_inner())
-    }
-
-    async fn do_get_exported_keys(
-        &self,
-        _query: CommandGetExportedKeys,
-        _request: Request<Ticket>,
-    ) -> Result<Response<DoGetStream>, Status> {
-        empty(metadata::foreign_keys_schema())
     }
 
     async fn get_flight_info_imported_keys(
@@ -399,14 +381,6 @@ impl FlightSqlService for LakeFlightSql {
         info(&query, &schema, request.into_inner())
     }
 
-    async fn do_get_imported_keys(
-        &self,
-        _query: CommandGetImportedKeys,
-        _request: Request<Ticket>,
-    ) -> Result<Response<DoGetStream>, Status> {
-        empty(metadata::foreign_keys_schema())
-    }
-
     async fn get_flight_info_cross_reference(
         &self,
         query: CommandGetCrossReference,
@@ -414,25 +388,6 @@ impl FlightSqlService for LakeFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = metadata::foreign_keys_schema();
         info(&query, &schema, request.into_inner())
-    }
-
-    async fn do_get_cross_reference(
-        &self,
-        _query: CommandGetCrossReference,
-        _request: Request<Ticket>,
-    ) -> Result<Response<DoGetStream>, Status> {
-        empty(metadata::foreign_keys_schema())
-    }
-
-    async fn do_get_fallback(
-        &self,
-        _request: Request<Ticket>,
-        message: Any,
-    ) -> Result<Response<DoGetStream>, Status> {
-        Err(Status::invalid_argument(format!(
-            "unknown ticket type {}",
-            message.type_url
-        )))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

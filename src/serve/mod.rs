@@ -5,7 +5,8 @@
 //! - [`planned`]: plans kept between requests while their tables have no newer commit;
 //! - [`metadata`]: catalogs, schemas, tables, SqlInfo, type info;
 //! - [`flight_sql`]: the protocol mapping;
-//! - [`encode`]: result batches into Flight data messages;
+//! - [`encode`]: result batches into Arrow IPC messages, their buffers uncopied;
+//! - [`do_get`]: DoGet answered below tonic's codec, those buffers sent as they are;
 //! - [`control`]: the control API (`proto/lake/v1/control.proto`) on the same port;
 //! - [`observe`]: every call counted and timed for the metrics;
 //! - [`overview`]: tables and ingest progress as the control API and the status page show them;
@@ -14,6 +15,7 @@
 pub(crate) mod auth;
 pub(crate) mod caught;
 pub(crate) mod control;
+pub(crate) mod do_get;
 pub(crate) mod encode;
 pub(crate) mod flight_sql;
 pub(crate) mod metadata;
@@ -28,7 +30,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_flight::flight_service_server::FlightServiceServer;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
@@ -39,6 +40,7 @@ use crate::shutdown::{self, CancellationToken};
 use auth::{Auth, AuthLayer, Credentials};
 use control::proto::control_server::ControlServer;
 use control::{ControlOptions, ControlService};
+use do_get::FlightService;
 use flight_sql::LakeFlightSql;
 use observe::MetricsLayer;
 use statement::{Engine, Limits};
@@ -202,9 +204,7 @@ pub(crate) async fn run(
         engine,
         auth: auth.clone(),
     };
-    let flight = FlightServiceServer::new(service)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let flight = FlightService::new(service, MAX_MESSAGE_BYTES);
 
     // A peer that vanished without closing (a laptop closed mid-query) is found by HTTP/2 and
     // TCP keepalive probes and its streams are dropped, instead of holding a query forever.
