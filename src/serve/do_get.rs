@@ -72,6 +72,7 @@ impl Service<http::Request<Body>> for FlightService {
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
 
+    // The generated server is always ready too (it keeps no state between calls).
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
