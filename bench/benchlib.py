@@ -8,12 +8,15 @@ machine-readable block of targets every report ends with (read by bench/assemble
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import pathlib
 import platform
 import statistics
 import subprocess
+import sys
+import time
 
 
 def vm_hwm_kb(pid: int | str = "self") -> int:
@@ -110,6 +113,65 @@ def machine_summary() -> str:
             f"{platform.system()} {platform.release()}")
 
 
+# The probe's fixed work: SHA-256 of PROBE_HASH_BYTES (the core), then PROBE_COPY_BYTES copied
+# four times between two buffers larger than the L3 cache (memory bandwidth).
+PROBE_HASH_BYTES = 256 << 20
+PROBE_COPY_BYTES = 512 << 20
+
+
+def speed_probe() -> dict:
+    """Times a fixed piece of CPU work on one core, and reads the CPU time the hypervisor took.
+
+    A VM's cores do not always run at one speed: the same binary on the same table can spend
+    twice the CPU per GB an hour later with nothing else in the VM (bench/NOTES.md, 2026-12-03).
+    A report that says how long this fixed work took at its start and end helps tell a slow host
+    from a slow change. CPU seconds, not wall: that is what a busy host inflates."""
+    zeros = bytes(PROBE_HASH_BYTES)
+    start = time.process_time()
+    hashlib.sha256(zeros).digest()
+    sha = time.process_time() - start
+    del zeros
+    src, dst = bytearray(PROBE_COPY_BYTES), bytearray(PROBE_COPY_BYTES)
+    dst[:] = src  # faults the pages in before the timing
+    start = time.process_time()
+    for _ in range(4):
+        dst[:] = src
+    copy = time.process_time() - start
+    return {"sha256_s": sha, "copy_s": copy, "cpu_ticks": cpu_ticks()}
+
+
+# The share of CPU time stolen by the hypervisor from which a report calls its machine shared
+# (runs with that much stolen were the slow ones in bench/NOTES.md, 2026-12-03).
+STOLEN_SHARED = 0.05
+
+
+def cpu_ticks() -> dict:
+    """The machine's total and stolen CPU time so far (/proc/stat, clock ticks)."""
+    fields = [int(x) for x in pathlib.Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return {"total": sum(fields[:8]), "steal": fields[7] if len(fields) > 7 else 0}
+
+
+def probe_lines(start_file: pathlib.Path) -> tuple[list[str], float]:
+    """The host-speed bullet: the probe bench/lib.sh ran when the sampler started (start_file)
+    against one run now; and the share of CPU time stolen in between (0 when unknown)."""
+    try:
+        first = json.loads(start_file.read_text())
+    except (OSError, ValueError):
+        return [], 0.0
+    last = speed_probe()
+
+    def work(probe: dict) -> str:
+        return f"{probe['sha256_s']:.2f} + {probe['copy_s']:.2f} s"
+
+    total = last["cpu_ticks"]["total"] - first["cpu_ticks"]["total"]
+    steal = last["cpu_ticks"]["steal"] - first["cpu_ticks"]["steal"]
+    share = steal / total if total > 0 else 0.0
+    stolen = f"{100 * share:.1f} %" if total > 0 else "?"
+    return [f"- Host speed (`benchlib.speed_probe`: SHA-256 of {PROBE_HASH_BYTES >> 20} MiB + "
+            f"{4 * PROBE_COPY_BYTES >> 30} GiB of memcpy, CPU seconds on one core; lower is faster): start {work(first)}, end "
+            f"{work(last)}; CPU time stolen by the hypervisor during the runs: {stolen}"], share
+
+
 def machine_lines(busy_tsv: pathlib.Path) -> list[str]:
     """Markdown bullets: CPUs, memory, kernel, and whether other work shared the machine.
 
@@ -120,10 +182,13 @@ def machine_lines(busy_tsv: pathlib.Path) -> list[str]:
     loads = [float(b[1]) for b in busy]
     compilers = [int(b[2]) for b in busy]
     ncpu = os.cpu_count() or 1
-    # A compiler, or a load well above what this benchmark alone puts on the cores, means the
-    # figures were taken on a shared machine.
-    shared = bool(compilers and max(compilers) > 0) or bool(loads and max(loads) > ncpu * 0.75 + 1)
-    lines = [f"- {machine_summary()}"]
+    probe, stolen = probe_lines(busy_tsv.with_name(busy_tsv.name + ".probe"))
+    # A compiler, a load well above what this benchmark alone puts on the cores, or the host
+    # taking a noticeable share of the CPU time (STOLEN_SHARED), means the figures were taken on
+    # a shared machine.
+    shared = bool(compilers and max(compilers) > 0) or bool(loads and max(loads) > ncpu * 0.75 + 1) \
+        or stolen >= STOLEN_SHARED
+    lines = [f"- {machine_summary()}", *probe]
     if loads:
         lines.append(f"- Load average (1 min) during the runs: start {loads[0]:.2f}, max {max(loads):.2f}, "
                      f"end {loads[-1]:.2f}; samples with a compiler (cargo/rustc/cc/ld) running: "
@@ -184,3 +249,7 @@ def machine_and_version_sections(busy_tsv: pathlib.Path, lake_bin: str, root: pa
     binary's bullets; the caller appends its own version bullets (peers, clients)."""
     return ["## Machine", "", *machine_lines(busy_tsv), *machine_notes, "",
             "## Versions", "", *lake_version_lines(lake_bin, root)]
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["probe"]:
+    print(json.dumps(speed_probe()))

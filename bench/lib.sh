@@ -182,8 +182,11 @@ bench_timed() {
 bench_top() { ps -eo pid,pcpu,etime,args --sort=-pcpu | head -8 | cut -c1-160 > "$1"; }
 
 # bench_sampler_start FILE: is the machine shared? Every 5 s, appends the time, the 1-min load
-# and how many compiler processes run to FILE (read by benchlib.machine_lines). Sets $sampler.
+# and how many compiler processes run to FILE (read by benchlib.machine_lines). First times
+# benchlib's fixed CPU work into FILE.probe (how fast the host is now; the report compares it
+# with a run at its end). Sets $sampler.
 bench_sampler_start() {
+    "${py:-python3}" bench/benchlib.py probe > "$1.probe" 2>/dev/null || rm -f "$1.probe"
     # shellcheck disable=SC2009  # ps counts by name prefix (cc1plus, ld.lld...), pgrep -x would not
     ( while true; do
           printf '%s\t%s\t%s\n' "$(date -u +%T)" "$(cut -d' ' -f1 /proc/loadavg)" \
