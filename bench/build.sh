@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build benchmark (issue 18): what a newcomer pays before the first `lake demo`. Clones the
-# repository's HEAD, then times `cargo build --release --locked --timings` of it into an empty
+# repository's HEAD, then times `cargo build --profile demo --locked --timings` of it into an empty
 # target directory (the crates already downloaded, as after one `cargo fetch`): wall, CPU (user +
 # sys) and peak RSS of the whole build, the binary's size and its largest sections, and the
 # crates that took longest (cargo's --timings). Writes bench/results/build-<timestamp>.md.
@@ -9,7 +9,8 @@
 #
 #   bench/build.sh [--profile NAME] [--jobs N] [--keep-target]
 #
-#   --profile NAME   the cargo profile to build (default release, what scripts/demo.sh builds)
+#   --profile NAME   the cargo profile to build (default demo, what scripts/demo.sh builds;
+#                    release is what the Docker image and the benchmarks run)
 #   --jobs N         cargo's -j (default: every core)
 #   --keep-target    move the built target dir to $CARGO_TARGET_DIR when that does not exist yet,
 #                    instead of deleting it: on a new machine the measured build becomes the cache
@@ -18,7 +19,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 . bench/lib.sh "$@"
 
-profile=release jobs="" keep_target=0
+profile=demo jobs="" keep_target=0
 bench_opt() {
     case "$1" in
         --keep-target) keep_target=1; took=1 ;;

@@ -11,7 +11,8 @@
 #   --quick            1 run (default: 3)
 #   --runs N           number of runs
 #   --timeout S        a run still going after S seconds is stopped and fails (default 300)
-#   --no-build         do not run `cargo build --release`; use $CARGO_TARGET_DIR/release/lake
+#   --no-build         do not run `cargo build --profile demo` (what scripts/demo.sh builds); use
+#                      $CARGO_TARGET_DIR/demo/lake
 #   --lake-bin PATH    the lake binary to time (implies --no-build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,7 @@ bench_args "$@"
 bench_default runs 3 1
 bench_counts --positive "$runs" "$run_timeout"
 
-bench_lake_bin "$build" "$lake_bin"
+bench_lake_bin "$build" "$lake_bin" demo
 bench_lake_has demo
 bench_venv
 

@@ -72,17 +72,18 @@ bench_counts() {
     done
 }
 
-# bench_lake_bin BUILD PATH: sets $lake_bin to PATH, or (PATH empty) to the release build, running
-# `cargo build --release` first when BUILD is 1. Not a $(...) function: a failed build must stop
-# the caller under `set -e`, which command substitution would not do.
+# bench_lake_bin BUILD PATH [PROFILE]: sets $lake_bin to PATH, or (PATH empty) to the build of
+# cargo profile PROFILE (default release), running `cargo build --profile PROFILE` first when BUILD
+# is 1. Not a $(...) function: a failed build must stop the caller under `set -e`, which command
+# substitution would not do.
 bench_lake_bin() {
-    local build=$1 path=$2
+    local build=$1 path=$2 profile=${3:-release}
     if [ -z "$path" ]; then
         if [ "$build" = 1 ]; then
-            say "cargo build --release"
-            cargo build --release --quiet --bin lake
+            say "cargo build --profile $profile"
+            cargo build --profile "$profile" --quiet --bin lake
         fi
-        path="$CARGO_TARGET_DIR/release/lake"
+        path="$CARGO_TARGET_DIR/$profile/lake"
     fi
     [ -x "$path" ] || { echo "no lake binary at $path" >&2; exit 1; }
     lake_bin=$(readlink -f "$path")

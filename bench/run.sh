@@ -7,7 +7,8 @@
 #   freshness  bench/freshness.sh  produce → visible over Flight SQL under load
 #   flight     bench/flight.sh     Flight SQL point queries and full scans
 #   scale      bench/scale.sh      the daily job over 100M events under --memory-limit 1G
-#   demo       bench/demo.sh       `lake demo` → first answered query
+#   demo       bench/demo.sh       `lake demo` → first answered query (the binary scripts/demo.sh
+#                                  builds, its demo profile, unless --lake-bin names one)
 #   soak       bench/soak.sh       30 min of commits every 100 ms, maintenance on and off
 #   metrics    bench/metrics.sh    ingest and point queries with metrics off and on
 #   s3         bench/s3.sh         ingest, daily job and point queries: local folder vs S3 server
@@ -65,6 +66,7 @@ fi
 
 started=$(date +%s)
 ts=$(date -u +%Y%m%dT%H%M%SZ)
+named_bin=$lake_bin
 bench_lake_bin "$build" "$lake_bin"   # built once here; every section gets --lake-bin
 bench_venv
 common=(--lake-bin "$lake_bin" "${quick_flag[@]}")
@@ -77,13 +79,18 @@ for s in "${sections[@]}"; do
     log="$logs/$s.log"
     touch "$logs/$s.start"
     t0=$(date +%s)
-    say "section $s: bench/$s.sh ${common[*]} (log: $log)"
+    args=("${common[@]}")
+    if [ "$s" = demo ] && [ -z "$named_bin" ]; then
+        args=("${quick_flag[@]}")
+        [ "$build" = 1 ] || args+=(--no-build)
+    fi
+    say "section $s: bench/$s.sh ${args[*]} (log: $log)"
     set +e
     if [ "$quiet" = 1 ]; then
-        "bench/$s.sh" "${common[@]}" > "$log" 2>&1
+        "bench/$s.sh" "${args[@]}" > "$log" 2>&1
         rc=$?
     else
-        "bench/$s.sh" "${common[@]}" 2>&1 | tee "$log"
+        "bench/$s.sh" "${args[@]}" 2>&1 | tee "$log"
         rc=${PIPESTATUS[0]}
     fi
     set -e

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rdkafka::mocking::MockCluster;
+use rdkafka::bindings as rdsys;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, Producer};
 
 use crate::config::DEFAULT_TOPIC as TOPIC;
 use crate::daily::history::RunStatus;
@@ -99,13 +101,36 @@ fn ingest_options(brokers: &str, source: &str, until_caught_up: bool) -> IngestO
     }
 }
 
+/// A client handle that owns the embedded broker (librdkafka's mock cluster), which lives as long
+/// as the handle. The mock, like a real broker, waits `group.initial.rebalance.delay.ms` (3 s)
+/// before a new consumer group's first assignment; each of the demo's ingest runs starts one, so
+/// the delay is set to none.
+fn embedded_broker() -> Result<BaseProducer> {
+    let holder: BaseProducer = ClientConfig::new()
+        .set("test.mock.num.brokers", "1")
+        .create()?;
+    // SAFETY: `holder` is a live client; the mock cluster it returns, checked for null, lives as
+    // long as `holder`, and the setter only stores the value.
+    unsafe {
+        let cluster = rdsys::rd_kafka_handle_mock_cluster(holder.client().native_ptr());
+        if !cluster.is_null() {
+            rdsys::rd_kafka_mock_group_initial_rebalance_delay_ms(cluster, 0);
+        }
+    }
+    Ok(holder)
+}
+
 /// Runs the demo until `shutdown` is cancelled (or `opts.duration` passes in the live phase).
 pub(crate) async fn run(
     lake: &Lake,
     opts: DemoOptions,
     shutdown: CancellationToken,
 ) -> Result<DemoSummary> {
-    let mock = MockCluster::new(1)?;
+    let broker = embedded_broker()?;
+    let mock = broker
+        .client()
+        .mock_cluster()
+        .ok_or_else(|| Error::Other("librdkafka made no mock cluster".into()))?;
     mock.create_topic(TOPIC, 3, 1)?;
     let brokers = mock.bootstrap_servers();
     // Offsets of this broker start at 0: its progress markers must not be confused with those
@@ -192,6 +217,7 @@ pub(crate) async fn run(
         tracing::warn!("Flight SQL server: {e}");
     }
     drop(mock);
+    drop(broker);
     Ok(DemoSummary {
         brokers,
         history_events: history.delivered,

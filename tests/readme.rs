@@ -48,7 +48,9 @@ fn the_first_two_commands_are_the_demo_and_the_tests_and_ci_runs_the_tests() {
         "{ci}"
     );
     let demo = std::fs::read_to_string(root.join("scripts/demo.sh")).unwrap();
-    assert!(demo.contains("release/lake\" demo \"$@\""), "{demo}");
+    // The binary it runs is the one it builds: the demo profile's.
+    assert!(demo.contains("cargo build --profile demo "), "{demo}");
+    assert!(demo.contains("/demo/lake\" demo \"$@\""), "{demo}");
 }
 
 #[test]
