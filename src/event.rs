@@ -96,7 +96,8 @@ impl Contract {
     }
 
     /// Checks a payload's bytes before any JSON parsing: present, within the size limit, UTF-8.
-    pub(crate) fn precheck(&self, payload: Option<&[u8]>) -> Result<(), String> {
+    /// Returns the payload as text.
+    pub(crate) fn precheck<'a>(&self, payload: Option<&'a [u8]>) -> Result<&'a str, String> {
         let Some(bytes) = payload else {
             return Err("null payload (message has no value)".to_string());
         };
@@ -107,9 +108,6 @@ impl Contract {
                 self.max_payload_bytes
             ));
         }
-        if let Err(e) = std::str::from_utf8(bytes) {
-            return Err(format!("invalid UTF-8 at byte {}", e.valid_up_to()));
-        }
-        Ok(())
+        std::str::from_utf8(bytes).map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))
     }
 }

@@ -46,6 +46,7 @@ async fn hundred_thousand_events_land_exactly_once_with_matching_type_counts() {
     )
     .await[0];
     assert_eq!(partitions, 3);
+    assert_files_sorted_by_user(&dir.path().join("raw/user_events"));
 
     // A second run has nothing to do and must not duplicate anything.
     let again = ingest_until_caught_up(dir.path(), &topic, &[]);
@@ -369,4 +370,47 @@ async fn until_caught_up_ends_after_transactions_committed_and_still_open() {
     assert_eq!(catch_up().await, 6);
     producer.commit_transaction(timeout).expect("commit");
     assert_eq!(catch_up().await, 9);
+}
+
+/// Every Parquet file under `dir` (fresh from ingest or merged) has its rows in user order and
+/// says so in its footer, so that compaction merges them without sorting.
+fn assert_files_sorted_by_user(dir: &std::path::Path) {
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let mut pending = vec![dir.to_path_buf()];
+    let mut files = 0;
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(&path).expect("read_dir");
+            pending.extend(entries.map(|e| e.expect("entry").path()));
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "parquet")
+            || path.to_string_lossy().contains("_delta_log")
+        {
+            continue;
+        }
+        files += 1;
+        let file = std::fs::File::open(&path).expect("open");
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet");
+        let footer = builder
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .cloned();
+        let says = footer
+            .unwrap_or_default()
+            .iter()
+            .any(|kv| kv.key == "lake.sorted_by" && kv.value.as_deref() == Some("user_id"));
+        assert!(says, "{}: the footer names the sort order", path.display());
+        let mut users = Vec::new();
+        for batch in builder.build().expect("reader") {
+            let batch = batch.expect("batch");
+            let col = batch.column_by_name("user_id").expect("user_id");
+            let col = col.as_any().downcast_ref::<Int64Array>().expect("i64");
+            users.extend(col.values().iter().copied());
+        }
+        assert!(users.is_sorted(), "{}: rows in user order", path.display());
+    }
+    assert!(files >= 3, "{files} files: one per date at least");
 }

@@ -157,9 +157,11 @@ impl Settings {
     }
 
     pub(crate) fn ingest(&self, a: IngestArgs) -> anyhow::Result<IngestOptions> {
+        let maintain_opts = self.maintain_options(None, None)?;
+        let cluster_by = maintain_opts.cluster_by.clone();
         let maintain = match a.no_maintain || self.file.maintain.enabled == Some(false) {
             true => None,
-            false => Some(self.maintain_options(None, None)?),
+            false => Some(maintain_opts),
         };
         let s = &self.file.ingest;
         let d = IngestOptions::default();
@@ -195,6 +197,7 @@ impl Settings {
                 .map(|secs| std::time::Duration::from_secs(secs.max(1)))
                 .unwrap_or(d.stats_interval),
             maintain,
+            cluster_by,
         })
     }
 

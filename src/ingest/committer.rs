@@ -70,6 +70,8 @@ pub(crate) struct Committer {
     /// The topic, for the metrics.
     pub(crate) topic: String,
     pub(crate) events: DeltaTable,
+    /// The columns the decode stage sorts each flush's events by.
+    pub(crate) sorted_by: Vec<String>,
     pub(crate) dead_letters: DeltaTable,
     /// What this worker believes is committed, per partition it has seen.
     pub(crate) known: BTreeMap<i32, Watermark>,
@@ -190,7 +192,15 @@ impl Committer {
             let marks = new_marks(flush, dl_floor);
             let txns = self.txns(&marks);
             let started = Instant::now();
-            match append(&mut self.dead_letters, DEAD_LETTERS, dead.clone(), txns).await? {
+            match append(
+                &mut self.dead_letters,
+                DEAD_LETTERS,
+                dead.clone(),
+                &[],
+                txns,
+            )
+            .await?
+            {
                 CommitOutcome::Committed(version) => {
                     self.dead_letter_marks.committed(version, &marks);
                     self.shared.stats.dead_lettered(dead_rows);
@@ -209,7 +219,16 @@ impl Committer {
         let marks = new_marks(flush, ev_floor);
         let txns = self.txns(&marks);
         let started = Instant::now();
-        match append(&mut self.events, USER_EVENTS, events.clone(), txns).await? {
+        let sorted_by = &self.sorted_by;
+        match append(
+            &mut self.events,
+            USER_EVENTS,
+            events.clone(),
+            sorted_by,
+            txns,
+        )
+        .await?
+        {
             CommitOutcome::Committed(version) => {
                 observe::committed(&self.topic, USER_EVENTS, events.as_ref(), started);
                 self.events_marks.committed(version, &marks);

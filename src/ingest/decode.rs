@@ -187,7 +187,7 @@ pub(crate) fn decode_general(
     let mut candidates = Vec::with_capacity(buf.len());
     for i in 0..buf.len() {
         match contract.precheck(buf.payload(i)) {
-            Ok(()) => candidates.push(i),
+            Ok(_) => candidates.push(i),
             Err(reason) => rejected.push((i, reason)),
         }
     }

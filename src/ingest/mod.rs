@@ -27,10 +27,10 @@ use rdkafka::consumer::Consumer;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
-use crate::event::Contract;
+use crate::event::{Contract, EVENTS_SCHEMA};
 use crate::lake::maintain::MaintainOptions;
 use crate::lake::{
-    dead_letters_spec, maintainer, user_events_spec, Lake, DEAD_LETTERS, USER_EVENTS,
+    dead_letters_spec, file_format, maintainer, user_events_spec, Lake, DEAD_LETTERS, USER_EVENTS,
 };
 use crate::shutdown::{self, CancellationToken};
 use committer::Committer;
@@ -76,6 +76,9 @@ pub(crate) struct IngestOptions {
     pub(crate) stats_interval: Duration,
     /// Background maintenance of the tables ingest writes; None with `--no-maintain`.
     pub(crate) maintain: Option<MaintainOptions>,
+    /// The columns each commit's events are sorted by: maintenance's `cluster_by`, so that its
+    /// merges read fresh files as sorted streams.
+    pub(crate) cluster_by: Vec<String>,
 }
 
 impl Default for IngestOptions {
@@ -94,6 +97,7 @@ impl Default for IngestOptions {
             drain_on_shutdown: false,
             stats_interval: Duration::from_secs(10),
             maintain: Some(MaintainOptions::default()),
+            cluster_by: MaintainOptions::default().cluster_by,
         }
     }
 }
@@ -155,13 +159,17 @@ pub(crate) async fn run(
     let consumer: LakeConsumer =
         client_config(&opts).create_with_context(LakeContext::new(&opts.topic, handoff_tx))?;
     let (topic, contract) = (opts.topic.clone(), opts.contract.clone());
-    let decoding =
-        tokio::task::spawn_blocking(move || stage::run(handoff_rx, tx, &topic, &contract));
+    let sorted_by = file_format::sort_keys(&EVENTS_SCHEMA, &opts.cluster_by);
+    let sort_by = sorted_by.clone();
+    let decoding = tokio::task::spawn_blocking(move || {
+        stage::run(handoff_rx, tx, &topic, &contract, &sort_by)
+    });
     let shared = Arc::new(Shared::default());
     let committer = Committer {
         source: opts.source.clone(),
         topic: opts.topic.clone(),
         events,
+        sorted_by,
         dead_letters,
         known: BTreeMap::new(),
         shared: shared.clone(),

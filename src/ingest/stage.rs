@@ -1,7 +1,8 @@
 //! The decode stage: a thread of its own between the consumer and the committer, so that
 //! polling, decoding and writing overlap. It turns each buffer the consumer hands on into a
-//! [`Flush`] ([`decode`](super::decode) does the work) and passes the consumer's requests through
-//! in order, so a request still waits for every buffer sent before it.
+//! [`Flush`] ([`decode`](super::decode) does the work), its events sorted by the table's
+//! clustering columns ([`file_format`]), and passes the consumer's requests through in order, so
+//! a request still waits for every buffer sent before it.
 
 use tokio::sync::mpsc;
 
@@ -10,6 +11,7 @@ use super::committer::{Flush, Request};
 use super::decode::decode;
 use crate::error::Error;
 use crate::event::Contract;
+use crate::lake::file_format;
 
 /// What the consumer hands on: a buffer to decode, or a request for the committer, passed
 /// through in order (so a request still waits for every buffer sent before it).
@@ -24,6 +26,7 @@ pub(crate) fn run(
     output: mpsc::Sender<Request>,
     topic: &str,
     contract: &Contract,
+    sort_by: &[String],
 ) -> Result<(), Error> {
     while let Some(item) = input.blocking_recv() {
         let request = match item {
@@ -31,7 +34,10 @@ pub(crate) fn run(
             Handoff::Messages { epoch, buffer } => {
                 let started = std::time::Instant::now();
                 let now = chrono::Utc::now().timestamp_micros();
-                let decoded = decode(&buffer, topic, contract, now)?;
+                let mut decoded = decode(&buffer, topic, contract, now)?;
+                if let Some(events) = &decoded.events {
+                    decoded.events = Some(file_format::sort_rows(events, sort_by)?);
+                }
                 tracing::debug!(messages = buffer.len(), elapsed = ?started.elapsed(), "decoded");
                 Request::Flush(Flush {
                     epoch,

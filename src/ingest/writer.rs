@@ -13,7 +13,7 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 
 use crate::error::{Error, Result};
-use crate::lake::TableId;
+use crate::lake::{file_format, TableId};
 
 /// How a commit ended when it did not fail outright.
 #[derive(Debug, PartialEq, Eq)]
@@ -23,16 +23,21 @@ pub enum CommitOutcome {
     Conflict,
 }
 
-/// Writes `batch` (if any) as new files and commits them with `markers`, atomically.
+/// Writes `batch` (if any) as new files and commits them with `markers`, atomically. The
+/// batch's rows are in the order of the `sorted_by` columns (none: any order), which the files'
+/// footers then name (see [`file_format`]).
 pub async fn append(
     table: &mut DeltaTable,
     id: TableId,
     batch: Option<RecordBatch>,
+    sorted_by: &[String],
     markers: Vec<Transaction>,
 ) -> Result<CommitOutcome> {
     let mut actions = Vec::new();
     if let Some(batch) = batch.filter(|b| b.num_rows() > 0) {
-        let mut writer = RecordBatchWriter::for_table(table).map_err(|e| Error::delta(id, e))?;
+        let writer = RecordBatchWriter::for_table(table).map_err(|e| Error::delta(id, e))?;
+        let properties = file_format::writer_properties(&writer.arrow_schema(), sorted_by);
+        let mut writer = writer.with_writer_properties(properties);
         writer.write(batch).await.map_err(|e| Error::delta(id, e))?;
         let adds = writer.flush().await.map_err(|e| Error::delta(id, e))?;
         actions.extend(adds.into_iter().map(Action::Add));
@@ -112,9 +117,15 @@ mod tests {
         let mut table = lake.open_or_create(&dead_letters_spec()).await.unwrap();
         for offset in 0..commits {
             let rows = Some(dead_letters(offset));
-            let outcome = append(&mut table, DEAD_LETTERS, rows, vec![marker("t", 0, offset)])
-                .await
-                .unwrap();
+            let outcome = append(
+                &mut table,
+                DEAD_LETTERS,
+                rows,
+                &[],
+                vec![marker("t", 0, offset)],
+            )
+            .await
+            .unwrap();
             assert!(matches!(outcome, CommitOutcome::Committed(_)));
         }
         (dir, lake, table)
@@ -199,9 +210,15 @@ mod tests {
         ));
         for offset in 1..80 {
             let rows = Some(dead_letters(offset));
-            let outcome = append(&mut table, DEAD_LETTERS, rows, vec![marker("t", 0, offset)])
-                .await
-                .unwrap();
+            let outcome = append(
+                &mut table,
+                DEAD_LETTERS,
+                rows,
+                &[],
+                vec![marker("t", 0, offset)],
+            )
+            .await
+            .unwrap();
             assert!(matches!(outcome, CommitOutcome::Committed(_)));
             if offset % 10 == 0 {
                 let reader = lake.open(DEAD_LETTERS).await.unwrap().unwrap();
@@ -242,7 +259,9 @@ mod tests {
         let (_dir, _lake, mut table) = table_with_commits(0).await;
         // Partition 1 never received a message; 0, 2 and 5 did.
         let marks = vec![marker("t", 0, 7), marker("t", 2, 3), marker("t", 5, 9)];
-        let outcome = append(&mut table, DEAD_LETTERS, None, marks).await.unwrap();
+        let outcome = append(&mut table, DEAD_LETTERS, None, &[], marks)
+            .await
+            .unwrap();
         assert!(matches!(outcome, CommitOutcome::Committed(_)));
         assert_eq!(
             all_committed(&table, "t").await.unwrap(),

@@ -50,8 +50,8 @@ pub(crate) struct MaintainOptions {
     pub(crate) interval: Duration,
     /// How often the background task vacuums.
     pub(crate) vacuum_interval: Duration,
-    /// Compacted files are sorted by these columns (those a table has), so that a query for one
-    /// value reads a small part of each file.
+    /// Compacted files, and the files ingest commits, are sorted by these columns (those a table
+    /// has), so that a query for one value reads a small part of each file.
     pub(crate) cluster_by: Vec<String>,
 }
 
@@ -198,8 +198,12 @@ pub(crate) async fn compact(
     Ok((table, report))
 }
 
+/// Most files merged into one. Sorted files are merged as one open stream each, and each stream
+/// holds a batch in the merge's memory pool and its current row group in memory.
+const MAX_BIN_FILES: usize = 32;
+
 /// The bins to merge: per partition that has at least `min_files` files with sizes in `sizes`,
-/// those files packed largest first into bins of at most `bin_bytes`. Files with deletion
+/// those files packed largest first into bins of at most `bin_bytes` and [`MAX_BIN_FILES`]. Files with deletion
 /// vectors are left alone (reading their Parquet back would revive deleted rows).
 fn plan(
     table: &DeltaTable,
@@ -234,7 +238,7 @@ fn plan(
         let mut bin: Bin = Vec::new();
         let mut bytes = 0;
         for file in files {
-            if !bin.is_empty() && bytes + file.size > bin_bytes {
+            if !bin.is_empty() && (bytes + file.size > bin_bytes || bin.len() == MAX_BIN_FILES) {
                 bins.push(std::mem::take(&mut bin));
                 bytes = 0;
             }

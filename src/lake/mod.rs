@@ -4,6 +4,7 @@
 pub(crate) mod bounded;
 pub(crate) mod catalog;
 pub(crate) mod counted;
+pub(crate) mod file_format;
 pub(crate) mod location;
 pub(crate) mod maintain;
 pub(crate) mod maintainer;

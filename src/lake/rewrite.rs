@@ -8,20 +8,21 @@
 //! merged anyway costs one sort per merge, and a point query then reads one page of each file
 //! instead of every row: the Parquet page index and the files' min/max statistics skip the rest.
 //!
-//! A merge's output says in its Parquet footer which columns it is sorted by
-//! ([`SORTED_BY_KEY`]). Files that say so are merged as sorted streams, a batch of each at a
-//! time, with no sort at all; only files ingest wrote are sorted, in a memory pool that spills
-//! to disk. Merging large files thus costs disk and little CPU, not the memory of the ingest
-//! process the merge runs in. Output row groups are small ([`ROW_GROUP_ROWS`]) because a reader
-//! holds a whole row group of each file it merges, and a point query skips row groups by their
-//! statistics. (A foreign file that claims an order it lacks makes a merged file out of order,
+//! Every file lake writes, fresh from ingest or merged, says in its Parquet footer which columns
+//! it is sorted by ([`SORTED_BY_KEY`], see [`super::file_format`]). Files that say so are merged
+//! as sorted streams, a batch of each at a time, with no sort at all; only other files (written
+//! by older versions, other writers, or sorted by other columns) are sorted, in a memory pool
+//! that spills to disk. Merging large files thus costs disk and little CPU, not the memory of
+//! the ingest process the merge runs in. Row groups are small because a reader holds a whole
+//! row group of each file it merges, and a point query skips row groups by their statistics.
+//! (A foreign file that claims an order it lacks makes a merged file out of order,
 //! a slower file for point queries; no row is lost or doubled either way.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
@@ -31,10 +32,6 @@ use datafusion::datasource::table_schema::TableSchema;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::object_store::ObjectMeta;
-use datafusion::parquet::basic::{Compression, Encoding};
-use datafusion::parquet::file::metadata::KeyValue;
-use datafusion::parquet::file::properties::WriterProperties;
-use datafusion::parquet::schema::types::ColumnPath;
 use datafusion::physical_expr::expressions::col;
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::sorts::sort::SortExec;
@@ -49,17 +46,11 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, Path};
 use futures::StreamExt;
 
+use super::file_format::{sort_keys, writer_properties, SORTED_BY_KEY};
 use crate::error::{Error, Result};
 
 /// Memory the sort of one merge may hold before it spills to disk.
 const SORT_MEMORY: usize = 64 * 1024 * 1024;
-
-/// Rows per row group of a merged file.
-const ROW_GROUP_ROWS: usize = 128 * 1024;
-
-/// The footer key (Parquet key-value metadata) under which a merged file names the columns its
-/// rows are sorted by, comma-separated.
-pub(crate) const SORTED_BY_KEY: &str = "lake.sorted_by";
 
 /// A file of the table to be merged.
 #[derive(Debug, Clone)]
@@ -164,72 +155,6 @@ fn session(table: &DeltaTable) -> Result<SessionContext> {
 
 fn store_url() -> Result<ObjectStoreUrl> {
     Ok(ObjectStoreUrl::parse("lake-table://root")?)
-}
-
-/// Those of `cluster_by` the table has, in order.
-fn sort_keys(table_schema: &SchemaRef, cluster_by: &[String]) -> Vec<String> {
-    cluster_by
-        .iter()
-        .filter(|c| table_schema.field_with_name(c).is_ok())
-        .cloned()
-        .collect()
-}
-
-/// How merged files are written: small row groups, the sort order in the footer, and each
-/// column encoded for cheap reading, since merged files are the ones queries read for months.
-/// Integer and time columns keep a dictionary while it stays small (ids, pages, dates) and
-/// otherwise fall back to delta encoding, uncompressed: the raw table takes less space that way
-/// than with snappy-compressed dictionary pages, and its timestamps and offsets decode with no
-/// decompression and no dictionary lookups (bench/NOTES.md, "Merged files encoded for reading"). Other columns are
-/// dictionary-encoded and snappy-compressed, as delta-rs writes them.
-fn writer_properties(table_schema: &SchemaRef, keys: &[String]) -> WriterProperties {
-    let sorted_by = (!keys.is_empty()).then(|| {
-        vec![KeyValue::new(
-            SORTED_BY_KEY.to_string(),
-            Some(keys.join(",")),
-        )]
-    });
-    let mut builder = WriterProperties::builder()
-        .set_created_by(format!("lake {}", env!("CARGO_PKG_VERSION")))
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_key_value_metadata(sorted_by);
-    for field in table_schema.fields() {
-        if delta_encodable(field.data_type()) {
-            let column = ColumnPath::from(field.name().as_str());
-            builder = builder
-                .set_column_encoding(column.clone(), Encoding::DELTA_BINARY_PACKED)
-                .set_column_dictionary_page_size_limit(column.clone(), NUMBER_DICTIONARY_BYTES)
-                .set_column_compression(column, Compression::UNCOMPRESSED);
-        }
-    }
-    builder.build()
-}
-
-/// The dictionary page size past which an integer or time column of a merged file falls back
-/// to delta encoding: a few thousand distinct values.
-const NUMBER_DICTIONARY_BYTES: usize = 32 * 1024;
-
-/// Whether Parquet stores columns of type `t` as INT32 or INT64, the physical types delta
-/// encoding applies to (decimals are left out: wide ones are fixed-length byte arrays).
-fn delta_encodable(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64
-            | DataType::Date32
-            | DataType::Date64
-            | DataType::Time32(_)
-            | DataType::Time64(_)
-            | DataType::Timestamp(..)
-            | DataType::Duration(_)
-    )
 }
 
 /// For each file of the bin, whether its footer says it is sorted by `keys` (a file an earlier
@@ -444,7 +369,7 @@ mod tests {
         let mut table = lake.open_or_create(&user_events_spec()).await.unwrap();
         for i in 0..commits {
             let batch = Some(events(i * rows, rows));
-            append(&mut table, USER_EVENTS, batch, vec![])
+            append(&mut table, USER_EVENTS, batch, &[], vec![])
                 .await
                 .unwrap();
         }
@@ -526,6 +451,39 @@ mod tests {
         files
     }
 
+    /// Ingest's commits: each batch sorted by user, its files' footers saying so.
+    #[tokio::test]
+    async fn sorted_fresh_files_merge_as_streams_at_most_32_into_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path()).unwrap();
+        let mut table = lake.open_or_create(&user_events_spec()).await.unwrap();
+        let keys = ["user_id".to_string()];
+        for i in 0..40 {
+            let batch = crate::lake::file_format::sort_rows(&events(i * 50, 50), &keys).unwrap();
+            append(&mut table, USER_EVENTS, Some(batch), &keys, vec![])
+                .await
+                .unwrap();
+        }
+        let root = lake.table_path(USER_EVENTS);
+        let fresh = files_by_user(&table, &root);
+        assert_eq!(fresh.len(), 80, "40 commits, two dates each");
+        assert!(fresh.iter().all(|(users, says)| *says && users.is_sorted()));
+        let before = counts(&table).await;
+
+        let opts = MaintainOptions::default();
+        let (table, report) = compact(table, "raw.user_events", &opts).await.unwrap();
+        // Per date: 40 files, merged 32 and 8 at a time.
+        assert_eq!((report.files_removed, report.files_added), (80, 4));
+        assert_eq!(counts(&table).await, before);
+        let merged = files_by_user(&table, &root);
+        let mut sizes: Vec<usize> = merged.iter().map(|(users, _)| users.len()).collect();
+        sizes.sort();
+        assert_eq!(sizes, [200, 200, 800, 800]);
+        assert!(merged
+            .iter()
+            .all(|(users, says)| *says && users.is_sorted()));
+    }
+
     #[tokio::test]
     async fn merged_files_merge_again_with_fresh_ones_into_sorted_files() {
         let (dir, table) = appended(6, 500).await;
@@ -541,7 +499,7 @@ mod tests {
         );
         for i in 6..12 {
             let batch = Some(events(i * 500, 500));
-            append(&mut table, USER_EVENTS, batch, vec![])
+            append(&mut table, USER_EVENTS, batch, &[], vec![])
                 .await
                 .unwrap();
         }
@@ -628,71 +586,5 @@ mod tests {
         let (table, report) = compact(table, "raw.user_events", &opts).await.unwrap();
         assert_eq!((report.files_removed, report.files_added), (6, 2));
         assert_eq!(counts(&table).await, before);
-    }
-
-    /// The encodings and codec of each column of a file written with `writer_properties`.
-    fn column_chunks(batch: &RecordBatch) -> HashMap<String, (Vec<Encoding>, Compression)> {
-        let mut bytes = Vec::new();
-        let props = writer_properties(&batch.schema(), &["user_id".to_string()]);
-        let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(
-            &mut bytes,
-            batch.schema(),
-            Some(props),
-        )
-        .unwrap();
-        writer.write(batch).unwrap();
-        writer.close().unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).unwrap();
-        let mut chunks = HashMap::new();
-        for column in reader.metadata().row_group(0).columns() {
-            let encodings = column.encodings().collect();
-            chunks.insert(
-                column.column_path().string(),
-                (encodings, column.compression()),
-            );
-        }
-        let read: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
-        let read = datafusion::arrow::compute::concat_batches(&batch.schema(), &read).unwrap();
-        assert_eq!(&read, batch, "the values read back are the ones written");
-        chunks
-    }
-
-    #[test]
-    fn numbers_fall_back_from_a_large_dictionary_to_uncompressed_delta_encoding() {
-        let rows = 20_000i64;
-        let offsets: ArrayRef = Arc::new(Int64Array::from_iter_values(0..rows));
-        let pages: ArrayRef = Arc::new(Int64Array::from_iter_values((0..rows).map(|i| i % 50)));
-        let kinds: ArrayRef = Arc::new(StringArray::from_iter_values(
-            (0..rows).map(|i| ["click", "view"][(i % 2) as usize]),
-        ));
-        let batch = RecordBatch::try_from_iter([
-            ("kafka_offset", offsets),
-            ("page_id", pages),
-            ("event_type", kinds),
-        ])
-        .unwrap();
-        let chunks = column_chunks(&batch);
-
-        let (encodings, codec) = &chunks["kafka_offset"];
-        assert!(
-            encodings.contains(&Encoding::DELTA_BINARY_PACKED),
-            "20,000 distinct offsets outgrow the dictionary: {encodings:?}"
-        );
-        assert_eq!(*codec, Compression::UNCOMPRESSED);
-
-        let (encodings, codec) = &chunks["page_id"];
-        assert!(
-            encodings.contains(&Encoding::RLE_DICTIONARY)
-                && !encodings.contains(&Encoding::DELTA_BINARY_PACKED),
-            "50 distinct pages stay in the dictionary: {encodings:?}"
-        );
-        assert_eq!(*codec, Compression::UNCOMPRESSED);
-
-        let (encodings, codec) = &chunks["event_type"];
-        assert!(
-            encodings.contains(&Encoding::RLE_DICTIONARY),
-            "{encodings:?}"
-        );
-        assert!(matches!(codec, Compression::SNAPPY), "{codec:?}");
     }
 }

@@ -287,6 +287,7 @@ pub async fn append_raw_events(lake: &Lake, first_offset: i64, events: &[(i64, &
         &mut table,
         USER_EVENTS,
         decoded.events,
+        &[],
         vec![marker("t", 0, last)],
     )
     .await

@@ -1,0 +1,234 @@
+//! The layout of the Parquet files lake writes into a table, by ingest and by compaction alike:
+//! rows sorted by the table's clustering columns, which the footer names ([`SORTED_BY_KEY`]), and
+//! each column encoded for cheap reading.
+//!
+//! Ingest sorts each commit's rows (a small sort of rows it holds anyway), so compaction merges
+//! fresh files as sorted streams instead of sorting them again in a memory pool, and a point
+//! query skips most pages of a fresh file as it does of a merged one.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::error::ArrowError;
+use datafusion::parquet::basic::{Compression, Encoding};
+use datafusion::parquet::file::metadata::KeyValue;
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::schema::types::ColumnPath;
+
+/// Rows per row group.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// The footer key (Parquet key-value metadata) under which a file names the columns its rows
+/// are sorted by, comma-separated.
+pub(crate) const SORTED_BY_KEY: &str = "lake.sorted_by";
+
+/// Those of `cluster_by` the table has, in order.
+pub(crate) fn sort_keys(table_schema: &SchemaRef, cluster_by: &[String]) -> Vec<String> {
+    cluster_by
+        .iter()
+        .filter(|c| table_schema.field_with_name(c).is_ok())
+        .cloned()
+        .collect()
+}
+
+/// How lake writes a table's files, fresh or merged: small row groups, the sort order in the
+/// footer, and each column encoded for cheap reading and writing.
+/// Integer and time columns keep a dictionary while it stays small (ids, pages, dates) and
+/// otherwise fall back to delta encoding, uncompressed: the raw table takes less space that way
+/// than with snappy-compressed dictionary pages, and its timestamps and offsets decode with no
+/// decompression and no dictionary lookups (bench/NOTES.md, "Merged files encoded for reading"); and a unique column costs no dictionary
+/// lookups to write either. Other columns are dictionary-encoded and snappy-compressed, as
+/// delta-rs writes them.
+pub(crate) fn writer_properties(table_schema: &SchemaRef, keys: &[String]) -> WriterProperties {
+    let sorted_by = (!keys.is_empty()).then(|| {
+        vec![KeyValue::new(
+            SORTED_BY_KEY.to_string(),
+            Some(keys.join(",")),
+        )]
+    });
+    let mut builder = WriterProperties::builder()
+        .set_created_by(format!("lake {}", env!("CARGO_PKG_VERSION")))
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_key_value_metadata(sorted_by);
+    for field in table_schema.fields() {
+        if delta_encodable(field.data_type()) {
+            let column = ColumnPath::from(field.name().as_str());
+            builder = builder
+                .set_column_encoding(column.clone(), Encoding::DELTA_BINARY_PACKED)
+                .set_column_dictionary_page_size_limit(column.clone(), NUMBER_DICTIONARY_BYTES)
+                .set_column_compression(column, Compression::UNCOMPRESSED);
+        }
+    }
+    builder.build()
+}
+
+/// The dictionary page size past which an integer or time column of a merged file falls back
+/// to delta encoding: a few thousand distinct values.
+const NUMBER_DICTIONARY_BYTES: usize = 32 * 1024;
+
+/// Whether Parquet stores columns of type `t` as INT32 or INT64, the physical types delta
+/// encoding applies to (decimals are left out: wide ones are fixed-length byte arrays).
+fn delta_encodable(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+            | DataType::Date32
+            | DataType::Date64
+            | DataType::Time32(_)
+            | DataType::Time64(_)
+            | DataType::Timestamp(..)
+            | DataType::Duration(_)
+    )
+}
+
+/// `batch` with its rows in ascending order of `keys` (columns it has; see [`sort_keys`]).
+pub(crate) fn sort_rows(batch: &RecordBatch, keys: &[String]) -> Result<RecordBatch, ArrowError> {
+    if keys.is_empty() || batch.num_rows() < 2 {
+        return Ok(batch.clone());
+    }
+    let columns = keys
+        .iter()
+        .map(|k| {
+            let values = batch
+                .column_by_name(k)
+                .ok_or_else(|| ArrowError::SchemaError(format!("no column {k} to sort by")))?;
+            Ok(SortColumn {
+                values: values.clone(),
+                options: None,
+            })
+        })
+        .collect::<Result<Vec<_>, ArrowError>>()?;
+    let order = lexsort_to_indices(&columns, None)?;
+    take_record_batch(batch, &order)
+}
+
+#[cfg(test)]
+mod tests {
+    //! What the files look like: encodings by column, rows in key order.
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    /// The encodings and codec of each column of a file written with `writer_properties`.
+    fn column_chunks(batch: &RecordBatch) -> HashMap<String, (Vec<Encoding>, Compression)> {
+        let mut bytes = Vec::new();
+        let props = writer_properties(&batch.schema(), &["user_id".to_string()]);
+        let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(
+            &mut bytes,
+            batch.schema(),
+            Some(props),
+        )
+        .unwrap();
+        writer.write(batch).unwrap();
+        writer.close().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).unwrap();
+        let mut chunks = HashMap::new();
+        for column in reader.metadata().row_group(0).columns() {
+            let encodings = column.encodings().collect();
+            chunks.insert(
+                column.column_path().string(),
+                (encodings, column.compression()),
+            );
+        }
+        let read: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+        let read = datafusion::arrow::compute::concat_batches(&batch.schema(), &read).unwrap();
+        assert_eq!(&read, batch, "the values read back are the ones written");
+        chunks
+    }
+
+    #[test]
+    fn numbers_fall_back_from_a_large_dictionary_to_uncompressed_delta_encoding() {
+        let rows = 20_000i64;
+        let offsets: ArrayRef = Arc::new(Int64Array::from_iter_values(0..rows));
+        let pages: ArrayRef = Arc::new(Int64Array::from_iter_values((0..rows).map(|i| i % 50)));
+        let kinds: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..rows).map(|i| ["click", "view"][(i % 2) as usize]),
+        ));
+        let batch = RecordBatch::try_from_iter([
+            ("kafka_offset", offsets),
+            ("page_id", pages),
+            ("event_type", kinds),
+        ])
+        .unwrap();
+        let chunks = column_chunks(&batch);
+
+        let (encodings, codec) = &chunks["kafka_offset"];
+        assert!(
+            encodings.contains(&Encoding::DELTA_BINARY_PACKED),
+            "20,000 distinct offsets outgrow the dictionary: {encodings:?}"
+        );
+        assert_eq!(*codec, Compression::UNCOMPRESSED);
+
+        let (encodings, codec) = &chunks["page_id"];
+        assert!(
+            encodings.contains(&Encoding::RLE_DICTIONARY)
+                && !encodings.contains(&Encoding::DELTA_BINARY_PACKED),
+            "50 distinct pages stay in the dictionary: {encodings:?}"
+        );
+        assert_eq!(*codec, Compression::UNCOMPRESSED);
+
+        let (encodings, codec) = &chunks["event_type"];
+        assert!(
+            encodings.contains(&Encoding::RLE_DICTIONARY),
+            "{encodings:?}"
+        );
+        assert!(matches!(codec, Compression::SNAPPY), "{codec:?}");
+    }
+
+    #[test]
+    fn rows_are_sorted_by_the_keys_and_stay_whole() {
+        let users: ArrayRef = Arc::new(Int64Array::from(vec![3, 1, 2, 1]));
+        let offsets: ArrayRef = Arc::new(Int64Array::from(vec![10, 11, 12, 13]));
+        let batch =
+            RecordBatch::try_from_iter([("user_id", users), ("kafka_offset", offsets)]).unwrap();
+        let column = |b: &RecordBatch, name: &str| -> Vec<i64> {
+            let c = b.column_by_name(name).unwrap();
+            c.as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .values()
+                .to_vec()
+        };
+
+        let sorted = sort_rows(&batch, &["user_id".to_string()]).unwrap();
+        assert_eq!(column(&sorted, "user_id"), [1, 1, 2, 3]);
+        let mut rows: Vec<(i64, i64)> = column(&sorted, "user_id")
+            .into_iter()
+            .zip(column(&sorted, "kafka_offset"))
+            .collect();
+        assert_eq!(rows[2..], [(2, 12), (3, 10)]);
+        rows.sort();
+        assert_eq!(rows[..2], [(1, 11), (1, 13)]);
+
+        assert_eq!(sort_rows(&batch, &[]).unwrap(), batch, "no keys, no change");
+        assert!(sort_rows(&batch, &["no_such_column".to_string()]).is_err());
+    }
+
+    #[test]
+    fn the_footer_names_the_sort_keys() {
+        let footer = |keys: &[String]| {
+            let schema = Arc::new(datafusion::arrow::datatypes::Schema::empty());
+            writer_properties(&schema, keys)
+                .key_value_metadata()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let keys = ["user_id".to_string(), "event_time".to_string()];
+        let kv = footer(&keys);
+        assert_eq!(kv.len(), 1);
+        assert_eq!(kv[0].key, SORTED_BY_KEY);
+        assert_eq!(kv[0].value.as_deref(), Some("user_id,event_time"));
+        assert!(footer(&[]).is_empty(), "unsorted files claim no order");
+    }
+}
