@@ -110,23 +110,21 @@ mod tests {
         .unwrap()
     }
 
+    /// Commits the one-row dead-letter batch of `offset` with its marker.
+    async fn append_marked(table: &mut DeltaTable, offset: i64) {
+        let rows = Some(dead_letters(offset));
+        let marks = vec![marker("t", 0, offset)];
+        let outcome = append(table, DEAD_LETTERS, rows, &[], marks).await.unwrap();
+        assert!(matches!(outcome, CommitOutcome::Committed(_)));
+    }
+
     /// A dead-letter table with `commits` one-row appends, each marking its offset.
     async fn table_with_commits(commits: i64) -> (tempfile::TempDir, Lake, DeltaTable) {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::new(dir.path()).unwrap();
         let mut table = lake.open_or_create(&dead_letters_spec()).await.unwrap();
         for offset in 0..commits {
-            let rows = Some(dead_letters(offset));
-            let outcome = append(
-                &mut table,
-                DEAD_LETTERS,
-                rows,
-                &[],
-                vec![marker("t", 0, offset)],
-            )
-            .await
-            .unwrap();
-            assert!(matches!(outcome, CommitOutcome::Committed(_)));
+            append_marked(&mut table, offset).await;
         }
         (dir, lake, table)
     }
@@ -209,17 +207,7 @@ mod tests {
             stop.clone(),
         ));
         for offset in 1..80 {
-            let rows = Some(dead_letters(offset));
-            let outcome = append(
-                &mut table,
-                DEAD_LETTERS,
-                rows,
-                &[],
-                vec![marker("t", 0, offset)],
-            )
-            .await
-            .unwrap();
-            assert!(matches!(outcome, CommitOutcome::Committed(_)));
+            append_marked(&mut table, offset).await;
             if offset % 10 == 0 {
                 let reader = lake.open(DEAD_LETTERS).await.unwrap().unwrap();
                 let (rows, offsets) = rows_and_offsets(&reader).await;

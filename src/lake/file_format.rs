@@ -32,13 +32,13 @@ pub(crate) fn sort_keys(table_schema: &SchemaRef, cluster_by: &[String]) -> Vec<
 }
 
 /// How lake writes a table's files, fresh or merged: small row groups, the sort order in the
-/// footer, and each column encoded for cheap reading and writing.
-/// Integer and time columns keep a dictionary while it stays small (ids, pages, dates) and
-/// otherwise fall back to delta encoding, uncompressed: the raw table takes less space that way
-/// than with snappy-compressed dictionary pages, and its timestamps and offsets decode with no
-/// decompression and no dictionary lookups (bench/NOTES.md, "Merged files encoded for reading"); and a unique column costs no dictionary
-/// lookups to write either. Other columns are dictionary-encoded and snappy-compressed, as
-/// delta-rs writes them.
+/// footer, and each column encoded for cheap reading and writing. Integer and time columns keep
+/// a dictionary while it stays small (ids, pages, dates) and otherwise fall back to delta
+/// encoding, uncompressed: the raw table takes less space that way than with snappy-compressed
+/// dictionary pages, its timestamps and offsets decode with no decompression and no dictionary
+/// lookups (bench/NOTES.md, "Merged files encoded for reading"), and a unique column is not
+/// hashed value by value into a dictionary when written. Other columns are dictionary-encoded
+/// and snappy-compressed, as delta-rs writes them.
 pub(crate) fn writer_properties(table_schema: &SchemaRef, keys: &[String]) -> WriterProperties {
     let sorted_by = (!keys.is_empty()).then(|| {
         vec![KeyValue::new(

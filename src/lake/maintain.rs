@@ -203,8 +203,9 @@ pub(crate) async fn compact(
 const MAX_BIN_FILES: usize = 32;
 
 /// The bins to merge: per partition that has at least `min_files` files with sizes in `sizes`,
-/// those files packed largest first into bins of at most `bin_bytes` and [`MAX_BIN_FILES`]. Files with deletion
-/// vectors are left alone (reading their Parquet back would revive deleted rows).
+/// those files packed largest first into bins of at most `bin_bytes` and [`MAX_BIN_FILES`].
+/// Files with deletion vectors are left alone (reading their Parquet back would revive deleted
+/// rows).
 fn plan(
     table: &DeltaTable,
     name: &str,

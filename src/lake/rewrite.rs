@@ -15,8 +15,8 @@
 //! that spills to disk. Merging large files thus costs disk and little CPU, not the memory of
 //! the ingest process the merge runs in. Row groups are small because a reader holds a whole
 //! row group of each file it merges, and a point query skips row groups by their statistics.
-//! (A foreign file that claims an order it lacks makes a merged file out of order,
-//! a slower file for point queries; no row is lost or doubled either way.)
+//! (A foreign file that claims an order it lacks makes a merged file out of order, a slower
+//! file for point queries; no row is lost or doubled either way.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
