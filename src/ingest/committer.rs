@@ -219,12 +219,11 @@ impl Committer {
         let marks = new_marks(flush, ev_floor);
         let txns = self.txns(&marks);
         let started = Instant::now();
-        let sorted_by = &self.sorted_by;
         match append(
             &mut self.events,
             USER_EVENTS,
             events.clone(),
-            sorted_by,
+            &self.sorted_by,
             txns,
         )
         .await?

@@ -83,7 +83,7 @@ pub(crate) fn try_decode(
 }
 
 /// The five fields, one bit each.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Field {
     UserId = 1,
     EventType = 2,

@@ -63,8 +63,8 @@ pub(crate) fn writer_properties(table_schema: &SchemaRef, keys: &[String]) -> Wr
     builder.build()
 }
 
-/// The dictionary page size past which an integer or time column of a merged file falls back
-/// to delta encoding: a few thousand distinct values.
+/// The dictionary page size past which an integer or time column falls back to delta encoding:
+/// a few thousand distinct values.
 const NUMBER_DICTIONARY_BYTES: usize = 32 * 1024;
 
 /// Whether Parquet stores columns of type `t` as INT32 or INT64, the physical types delta
