@@ -377,21 +377,9 @@ async fn until_caught_up_ends_after_transactions_committed_and_still_open() {
 fn assert_files_sorted_by_user(dir: &std::path::Path) {
     use datafusion::arrow::array::Int64Array;
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let mut pending = vec![dir.to_path_buf()];
-    let mut files = 0;
-    while let Some(path) = pending.pop() {
-        if path.is_dir() {
-            let entries = std::fs::read_dir(&path).expect("read_dir");
-            pending.extend(entries.map(|e| e.expect("entry").path()));
-            continue;
-        }
-        if path.extension().is_none_or(|e| e != "parquet")
-            || path.to_string_lossy().contains("_delta_log")
-        {
-            continue;
-        }
-        files += 1;
-        let file = std::fs::File::open(&path).expect("open");
+    let files = parquet_files(dir);
+    for path in &files {
+        let file = std::fs::File::open(path).expect("open");
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet");
         let footer = builder
             .metadata()
@@ -412,5 +400,9 @@ fn assert_files_sorted_by_user(dir: &std::path::Path) {
         }
         assert!(users.is_sorted(), "{}: rows in user order", path.display());
     }
-    assert!(files >= 3, "{files} files: one per date at least");
+    assert!(
+        files.len() >= 3,
+        "{} files: one per date at least",
+        files.len()
+    );
 }

@@ -126,26 +126,10 @@ async fn background_maintenance_survives_sigkill_and_readers_never_see_loss_or_f
     assert!(vacuumed > 0, "and vacuumed:\n{logs}");
     let produced = summary["delivered"].as_i64().expect("delivered");
     assert_exactly_once(&lake_dir, produced).await;
-    let parquet = walk_parquet(&lake_dir.join("raw/user_events"));
+    let parquet = parquet_files(&lake_dir.join("raw/user_events")).len();
     eprintln!("{reads} reads, {vacuumed} rounds that vacuumed, {parquet} Parquet files left");
     assert!(
         parquet < 60,
         "compaction and vacuum keep the folder small: {parquet} Parquet files"
     );
-}
-
-/// Parquet files under `dir`, at any depth.
-fn walk_parquet(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .map(|p| match p.is_dir() {
-                    true if p.file_name().is_some_and(|n| n != "_delta_log") => walk_parquet(&p),
-                    _ => usize::from(p.extension().is_some_and(|x| x == "parquet")),
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }

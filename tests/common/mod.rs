@@ -297,3 +297,21 @@ pub async fn append_raw_events(lake: &Lake, first_offset: i64, events: &[(i64, &
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }
+
+/// Parquet data files under `dir`, at any depth (the Delta log's checkpoints left out).
+pub fn parquet_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    for path in entries.flatten().map(|e| e.path()) {
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n != "_delta_log") {
+                files.extend(parquet_files(&path));
+            }
+        } else if path.extension().is_some_and(|x| x == "parquet") {
+            files.push(path);
+        }
+    }
+    files
+}
