@@ -118,8 +118,14 @@ pub const FETCH_SETTINGS: &[(&str, &str)] = &[
     // librdkafka pauses a partition's fetches for this long once its local queue is full;
     // the 1 s default leaves ingest idle between buffers during a catch-up.
     ("fetch.queue.backoff.ms", "10"),
-    // Prefetch less (default 64 MiB): the buffers downstream hold the rest.
-    ("queued.max.messages.kbytes", "32768"),
+    // Prefetch little (default 64 MiB): the limit counts payload bytes only, and librdkafka
+    // keeps about as much again per queued message besides. Ingest's own buffer holds the
+    // next commit's messages, and the queue refills within the 10 ms backoff.
+    ("queued.max.messages.kbytes", "8192"),
+    // A fetch may overshoot that limit by a whole response per partition, and the limit is on
+    // compressed bytes: 1 MiB (the default) of compressed small events is tens of thousands of
+    // messages. A quarter of it keeps the overshoot small; the extra fetches cost little.
+    ("max.partition.fetch.bytes", "262144"),
 ];
 
 fn client_config(opts: &IngestOptions) -> ClientConfig {

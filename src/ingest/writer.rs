@@ -79,7 +79,7 @@ fn is_marker_conflict(e: &DeltaTableError) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Appends with markers, then maintenance: what ingest's commits must survive.
     use super::*;
     use crate::ingest::offsets::marker;
@@ -119,7 +119,7 @@ mod tests {
     }
 
     /// A dead-letter table with `commits` one-row appends, each marking its offset.
-    async fn table_with_commits(commits: i64) -> (tempfile::TempDir, Lake, DeltaTable) {
+    pub(crate) async fn table_with_commits(commits: i64) -> (tempfile::TempDir, Lake, DeltaTable) {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::new(dir.path()).unwrap();
         let mut table = lake.open_or_create(&dead_letters_spec()).await.unwrap();

@@ -8,12 +8,8 @@
 //! must not become a local folder named `s3:`.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 
-use deltalake::logstore::{
-    default_logstore, logstore_factories, LogStore, LogStoreFactory, StorageConfig,
-};
-use deltalake::DeltaResult;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::GoogleCloudStorageBuilder;
@@ -44,7 +40,7 @@ pub(crate) enum Location {
 
 /// The URL schemes of object stores: S3 (`s3a` as Hadoop writes it), Google Cloud Storage,
 /// Azure (each of its spellings).
-const REMOTE: &[&str] = &["s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss"];
+pub(crate) const REMOTE: &[&str] = &["s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss"];
 
 impl Location {
     pub(crate) fn parse(text: &str) -> Result<Self> {
@@ -102,7 +98,7 @@ impl Location {
 /// The store at the root of `url`'s bucket (what delta-rs wants: tables are prefixes of it),
 /// configured from the environment and `options`.
 pub(crate) fn remote_store(url: &Url, options: &StorageOptions) -> Result<Arc<dyn ObjectStore>> {
-    register_log_stores();
+    super::log_store::register();
     let built: object_store::Result<Arc<dyn ObjectStore>> =
         match ObjectStoreScheme::parse(url).map(|(kind, _)| kind) {
             Ok(ObjectStoreScheme::AmazonS3) => {
@@ -174,40 +170,6 @@ fn check_header_text(value: Option<String>, name: &str) -> Result<()> {
             "{name} holds characters an HTTP header cannot carry (control characters?)"
         ))),
         _ => Ok(()),
-    }
-}
-
-/// delta-rs' plain log store for the remote schemes. It commits a version with a conditional
-/// put (`If-None-Match: *` on S3), so two writers can never both write the same version. Its
-/// factories know only `file://` and `memory://` unless the crates for the clouds (and their
-/// SDKs) are built in; the stores themselves are built by [`remote_store`].
-fn register_log_stores() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        for scheme in REMOTE {
-            if let Ok(url) = Url::parse(&format!("{scheme}://")) {
-                logstore_factories().insert(url, Arc::new(PlainLogStore));
-            }
-        }
-    });
-}
-
-struct PlainLogStore;
-
-impl LogStoreFactory for PlainLogStore {
-    fn with_options(
-        &self,
-        prefixed_store: Arc<dyn ObjectStore>,
-        root_store: Arc<dyn ObjectStore>,
-        location: &Url,
-        options: &StorageConfig,
-    ) -> DeltaResult<Arc<dyn LogStore>> {
-        Ok(default_logstore(
-            prefixed_store,
-            root_store,
-            location,
-            options,
-        ))
     }
 }
 

@@ -6,6 +6,7 @@ pub(crate) mod catalog;
 pub(crate) mod counted;
 pub(crate) mod file_format;
 pub(crate) mod location;
+pub(crate) mod log_store;
 pub(crate) mod maintain;
 pub(crate) mod maintainer;
 pub(crate) mod probe;
@@ -109,6 +110,7 @@ impl fmt::Display for Lake {
 impl Lake {
     /// Uses the local folder `root`, creating it if missing.
     pub fn new(root: impl AsRef<Path>) -> Result<Self> {
+        log_store::register();
         let root = Location::local(root.as_ref())?;
         Ok(Self {
             root: dir_url(&root)?,
