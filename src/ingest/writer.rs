@@ -36,7 +36,11 @@ pub async fn append(
     let mut actions = Vec::new();
     if let Some(batch) = batch.filter(|b| b.num_rows() > 0) {
         let writer = RecordBatchWriter::for_table(table).map_err(|e| Error::delta(id, e))?;
-        let properties = file_format::writer_properties(&writer.arrow_schema(), sorted_by);
+        let properties = file_format::writer_properties(
+            &writer.arrow_schema(),
+            sorted_by,
+            file_format::FRESH_GROUP_ROWS,
+        );
         let mut writer = writer.with_writer_properties(properties);
         writer.write(batch).await.map_err(|e| Error::delta(id, e))?;
         let adds = writer.flush().await.map_err(|e| Error::delta(id, e))?;

@@ -15,8 +15,13 @@ use datafusion::parquet::file::metadata::KeyValue;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::schema::types::ColumnPath;
 
-/// Rows per row group.
-const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Rows per row group of a merged file.
+pub(crate) const MERGED_GROUP_ROWS: usize = 128 * 1024;
+
+/// Rows per row group of a file ingest commits: smaller, because a merge reads one row group of
+/// every file it merges at once (the group's column chunks whole), and fresh files are merged
+/// many at a time while ingest runs in the same process.
+pub(crate) const FRESH_GROUP_ROWS: usize = 32 * 1024;
 
 /// The footer key (Parquet key-value metadata) under which a file names the columns its rows
 /// are sorted by, comma-separated.
@@ -31,15 +36,19 @@ pub(crate) fn sort_keys(table_schema: &SchemaRef, cluster_by: &[String]) -> Vec<
         .collect()
 }
 
-/// How lake writes a table's files, fresh or merged: small row groups, the sort order in the
-/// footer, and each column encoded for cheap reading and writing. Integer and time columns keep
+/// How lake writes a table's files, fresh or merged: row groups of `group_rows`, the sort order
+/// in the footer, and each column encoded for cheap reading and writing. Integer and time columns keep
 /// a dictionary while it stays small (ids, pages, dates) and otherwise fall back to delta
 /// encoding, uncompressed: the raw table takes less space that way than with snappy-compressed
 /// dictionary pages, its timestamps and offsets decode with no decompression and no dictionary
 /// lookups (bench/NOTES.md, "Merged files encoded for reading"), and a unique column is not
 /// hashed value by value into a dictionary when written. Other columns are dictionary-encoded
 /// and snappy-compressed, as delta-rs writes them.
-pub(crate) fn writer_properties(table_schema: &SchemaRef, keys: &[String]) -> WriterProperties {
+pub(crate) fn writer_properties(
+    table_schema: &SchemaRef,
+    keys: &[String],
+    group_rows: usize,
+) -> WriterProperties {
     let sorted_by = (!keys.is_empty()).then(|| {
         vec![KeyValue::new(
             SORTED_BY_KEY.to_string(),
@@ -49,7 +58,7 @@ pub(crate) fn writer_properties(table_schema: &SchemaRef, keys: &[String]) -> Wr
     let mut builder = WriterProperties::builder()
         .set_created_by(format!("lake {}", env!("CARGO_PKG_VERSION")))
         .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_max_row_group_row_count(Some(group_rows))
         .set_key_value_metadata(sorted_by);
     for field in table_schema.fields() {
         if delta_encodable(field.data_type()) {
@@ -123,7 +132,7 @@ mod tests {
     /// The encodings and codec of each column of a file written with `writer_properties`.
     fn column_chunks(batch: &RecordBatch) -> HashMap<String, (Vec<Encoding>, Compression)> {
         let mut bytes = Vec::new();
-        let props = writer_properties(&batch.schema(), &["user_id".to_string()]);
+        let props = writer_properties(&batch.schema(), &["user_id".to_string()], FRESH_GROUP_ROWS);
         let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(
             &mut bytes,
             batch.schema(),
@@ -215,11 +224,39 @@ mod tests {
         assert!(sort_rows(&batch, &["no_such_column".to_string()]).is_err());
     }
 
+    /// Ingest's files have four times the row groups of merged ones.
+    #[test]
+    fn fresh_files_have_smaller_row_groups_than_merged_ones() {
+        let n = 70_000;
+        let batch = RecordBatch::try_from_iter([(
+            "user_id",
+            Arc::new(Int64Array::from_iter_values(0..n)) as ArrayRef,
+        )])
+        .unwrap();
+        let groups = |rows: usize| {
+            let mut bytes = Vec::new();
+            let props = writer_properties(&batch.schema(), &[], rows);
+            let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(
+                &mut bytes,
+                batch.schema(),
+                Some(props),
+            )
+            .unwrap();
+            writer.write(&batch).unwrap();
+            let footer = writer.close().unwrap();
+            footer.num_row_groups()
+        };
+        assert_eq!(
+            (groups(FRESH_GROUP_ROWS), groups(MERGED_GROUP_ROWS)),
+            (3, 1)
+        );
+    }
+
     #[test]
     fn the_footer_names_the_sort_keys() {
         let footer = |keys: &[String]| {
             let schema = Arc::new(datafusion::arrow::datatypes::Schema::empty());
-            writer_properties(&schema, keys)
+            writer_properties(&schema, keys, MERGED_GROUP_ROWS)
                 .key_value_metadata()
                 .cloned()
                 .unwrap_or_default()

@@ -46,7 +46,7 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, Path};
 use futures::StreamExt;
 
-use super::file_format::{sort_keys, writer_properties, SORTED_BY_KEY};
+use super::file_format::{sort_keys, writer_properties, MERGED_GROUP_ROWS, SORTED_BY_KEY};
 use crate::error::{Error, Result};
 
 /// Memory the sort of one merge may hold before it spills to disk.
@@ -92,7 +92,7 @@ pub(crate) async fn rewrite(
     let keys = sort_keys(&table_schema, cluster_by);
     let mut writer = writer
         .with_target_file_size(target_bytes)
-        .with_writer_properties(writer_properties(&table_schema, &keys));
+        .with_writer_properties(writer_properties(&table_schema, &keys, MERGED_GROUP_ROWS));
     let partition_columns = table
         .snapshot()
         .map_err(delta)?
