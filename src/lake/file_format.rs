@@ -37,13 +37,13 @@ pub(crate) fn sort_keys(table_schema: &SchemaRef, cluster_by: &[String]) -> Vec<
 }
 
 /// How lake writes a table's files, fresh or merged: row groups of `group_rows`, the sort order
-/// in the footer, and each column encoded for cheap reading and writing. Integer and time columns keep
-/// a dictionary while it stays small (ids, pages, dates) and otherwise fall back to delta
-/// encoding, uncompressed: the raw table takes less space that way than with snappy-compressed
-/// dictionary pages, its timestamps and offsets decode with no decompression and no dictionary
-/// lookups (bench/NOTES.md, "Merged files encoded for reading"), and a unique column is not
-/// hashed value by value into a dictionary when written. Other columns are dictionary-encoded
-/// and snappy-compressed, as delta-rs writes them.
+/// in the footer, and each column encoded for cheap reading and writing. Integer and time
+/// columns keep a dictionary while it stays small (ids, pages, dates) and otherwise fall back to
+/// delta encoding, uncompressed: the raw table takes less space that way than with
+/// snappy-compressed dictionary pages, its timestamps and offsets decode with no decompression
+/// and no dictionary lookups (bench/NOTES.md, "Merged files encoded for reading"), and a unique
+/// column is not hashed value by value into a dictionary when written. Other columns are
+/// dictionary-encoded and snappy-compressed, as delta-rs writes them.
 pub(crate) fn writer_properties(
     table_schema: &SchemaRef,
     keys: &[String],
@@ -224,7 +224,7 @@ mod tests {
         assert!(sort_rows(&batch, &["no_such_column".to_string()]).is_err());
     }
 
-    /// Ingest's files have four times the row groups of merged ones.
+    /// Ingest's files get row groups of 32k rows, merged ones of 128k.
     #[test]
     fn fresh_files_have_smaller_row_groups_than_merged_ones() {
         let n = 70_000;
