@@ -79,9 +79,12 @@ impl MessageBuffer {
         self.key_ranges[i].clone().map(|r| &self.keys[r])
     }
 
-    /// First and last offset buffered per partition.
-    pub(crate) fn spans(&self) -> &BTreeMap<i32, (i64, i64)> {
-        &self.spans
+    /// Last offset buffered per partition.
+    pub(crate) fn last_offsets(&self) -> BTreeMap<i32, i64> {
+        self.spans
+            .iter()
+            .map(|(p, (_, last))| (*p, *last))
+            .collect()
     }
 
     /// Forgets everything buffered for `partition` (after a revoke or a re-seek).

@@ -126,6 +126,10 @@ pub const FETCH_SETTINGS: &[(&str, &str)] = &[
     // compressed bytes: 1 MiB (the default) of compressed small events is tens of thousands of
     // messages. A quarter of it keeps the overshoot small; the extra fetches cost little.
     ("max.partition.fetch.bytes", "262144"),
+    // Most messages queued per partition (default 100,000): each costs librdkafka an op and its
+    // decompressed bytes, several hundred bytes in all. While ingest writes, the queue fills up
+    // to this; a fetch of 256 KiB brings several thousand, so it still refills in time.
+    ("queued.min.messages", "10000"),
 ];
 
 fn client_config(opts: &IngestOptions) -> ClientConfig {

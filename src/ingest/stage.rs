@@ -35,14 +35,18 @@ pub(crate) fn run(
                 let started = std::time::Instant::now();
                 let now = chrono::Utc::now().timestamp_micros();
                 let mut decoded = decode(&buffer, topic, contract, now)?;
-                if let Some(events) = &decoded.events {
-                    decoded.events = Some(file_format::sort_rows(events, sort_by)?);
+                let (messages, last_offsets) = (buffer.len(), buffer.last_offsets());
+                // The messages are rows now: their bytes go before the sort makes a second copy
+                // of the rows, or the stage would hold all three at once.
+                drop(buffer);
+                if let Some(events) = decoded.events.take() {
+                    decoded.events = Some(file_format::sort_rows(&events, sort_by)?);
                 }
-                tracing::debug!(messages = buffer.len(), elapsed = ?started.elapsed(), "decoded");
+                tracing::debug!(messages, elapsed = ?started.elapsed(), "decoded");
                 Request::Flush(Flush {
                     epoch,
                     decoded,
-                    last_offsets: buffer.spans().iter().map(|(p, (_, l))| (*p, *l)).collect(),
+                    last_offsets,
                 })
             }
         };

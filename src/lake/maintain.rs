@@ -199,10 +199,11 @@ pub(crate) async fn compact(
 }
 
 /// Most files merged into one. Sorted files are merged as one open stream each, and each stream
-/// holds a decoded batch and its current row group's column chunks in memory. Fewer would cost
+/// holds a decoded batch (the more streams, the smaller: [`rewrite`]'s `MERGE_ROWS_IN_FLIGHT`)
+/// and its current row group's column chunks in memory. Fewer would cost
 /// more CPU than it saves memory: a catch-up's merges of fresh files would land a size class
 /// lower and be merged once more (bench/NOTES.md, "A catch-up's memory").
-const MAX_BIN_FILES: usize = 32;
+pub(crate) const MAX_BIN_FILES: usize = 32;
 
 /// The bins to merge: per partition that has at least `min_files` files with sizes in `sizes`,
 /// those files packed largest first into bins of at most `bin_bytes` and [`MAX_BIN_FILES`].

@@ -52,6 +52,17 @@ use crate::error::{Error, Result};
 /// Memory the sort of one merge may hold before it spills to disk.
 const SORT_MEMORY: usize = 64 * 1024 * 1024;
 
+/// Rows a merge holds decoded at once, spread over its inputs: each open input holds one batch,
+/// so a merge of many small files reads smaller batches. It bounds the decoded share of a
+/// merge's memory whatever its fan-in, which otherwise is the largest thing ingest holds.
+const MERGE_ROWS_IN_FLIGHT: usize = 128 * 1024;
+
+/// The batch size of a merge of `inputs` files: [`MERGE_ROWS_IN_FLIGHT`] shared among them,
+/// between a floor below which per-batch work dominates and DataFusion's default.
+fn merge_batch_rows(inputs: usize) -> usize {
+    (MERGE_ROWS_IN_FLIGHT / inputs.max(1)).clamp(2048, 8192)
+}
+
 /// A file of the table to be merged.
 #[derive(Debug, Clone)]
 pub(crate) struct Input {
@@ -99,7 +110,8 @@ pub(crate) async fn rewrite(
         .metadata()
         .partition_columns()
         .to_vec();
-    let ctx = session(table)?;
+    let widest = bins.iter().map(Vec::len).max().unwrap_or(1);
+    let ctx = session(table, merge_batch_rows(widest))?;
     let mut actions = Vec::new();
     for bin in &bins {
         let sorted = sorted_inputs(table, bin, &keys).await?;
@@ -143,11 +155,13 @@ pub(crate) async fn rewrite(
 
 /// A session whose object store is the table's root, using one core (maintenance runs beside
 /// ingest) and a memory pool that makes the sort spill.
-fn session(table: &DeltaTable) -> Result<SessionContext> {
+fn session(table: &DeltaTable, batch_rows: usize) -> Result<SessionContext> {
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_limit(SORT_MEMORY, 1.0)
         .build_arc()?;
-    let config = SessionConfig::new().with_target_partitions(1);
+    let config = SessionConfig::new()
+        .with_target_partitions(1)
+        .with_batch_size(batch_rows);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     ctx.register_object_store(store_url()?.as_ref(), table.object_store());
     Ok(ctx)
@@ -305,7 +319,7 @@ mod tests {
     //! Merges as compaction runs them: rows kept, each in its partition, files sorted.
     use super::*;
     use crate::ingest::writer::append;
-    use crate::lake::maintain::{compact, MaintainOptions};
+    use crate::lake::maintain::{compact, MaintainOptions, MAX_BIN_FILES};
     use crate::lake::{user_events_spec, Lake, USER_EVENTS};
     use datafusion::arrow::array::{
         Array, ArrayRef, Date32Array, Int32Array, Int64Array, StringArray,
@@ -482,6 +496,44 @@ mod tests {
         assert!(merged
             .iter()
             .all(|(users, says)| *says && users.is_sorted()));
+    }
+
+    /// A merge of 32 files reads batches smaller than its inputs' row groups, so each input
+    /// stream yields several: every row still arrives once and in order.
+    #[tokio::test]
+    async fn a_wide_merge_reads_smaller_batches_and_keeps_every_row_in_order() {
+        assert_eq!(merge_batch_rows(2), 8192);
+        assert!(merge_batch_rows(MAX_BIN_FILES) * MAX_BIN_FILES <= MERGE_ROWS_IN_FLIGHT);
+        let rows = 2 * (merge_batch_rows(MAX_BIN_FILES) as i64) + 100;
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path()).unwrap();
+        let mut table = lake.open_or_create(&user_events_spec()).await.unwrap();
+        let keys = ["user_id".to_string()];
+        for i in 0..MAX_BIN_FILES as i64 {
+            let batch =
+                crate::lake::file_format::sort_rows(&events(i * rows, rows), &keys).unwrap();
+            append(&mut table, USER_EVENTS, Some(batch), &keys, vec![])
+                .await
+                .unwrap();
+        }
+        let before = counts(&table).await;
+        assert_eq!(before[0], rows * MAX_BIN_FILES as i64);
+
+        let (table, report) = compact(table, "raw.user_events", &MaintainOptions::default())
+            .await
+            .unwrap();
+        // Per date: 32 files into one bin, written as files of up to `small_file_bytes`.
+        assert_eq!(report.files_removed, 64);
+        assert!((2..=8).contains(&report.files_added), "{report:?}");
+        assert_eq!(counts(&table).await, before);
+        let merged = files_by_user(&table, &lake.table_path(USER_EVENTS));
+        assert!(merged
+            .iter()
+            .all(|(users, says)| *says && users.is_sorted()));
+        assert_eq!(
+            merged.iter().map(|(u, _)| u.len() as i64).sum::<i64>(),
+            before[0]
+        );
     }
 
     #[tokio::test]
