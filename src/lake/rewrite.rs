@@ -390,6 +390,26 @@ mod tests {
         (dir, table)
     }
 
+    /// raw.user_events after `commits` appends of `rows` events each, sorted by user as ingest
+    /// commits them (their footers say so), and the table's folder.
+    async fn appended_sorted(
+        commits: i64,
+        rows: i64,
+    ) -> (tempfile::TempDir, std::path::PathBuf, DeltaTable) {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path()).unwrap();
+        let mut table = lake.open_or_create(&user_events_spec()).await.unwrap();
+        let keys = ["user_id".to_string()];
+        for i in 0..commits {
+            let batch =
+                crate::lake::file_format::sort_rows(&events(i * rows, rows), &keys).unwrap();
+            append(&mut table, USER_EVENTS, Some(batch), &keys, vec![])
+                .await
+                .unwrap();
+        }
+        (dir, lake.table_path(USER_EVENTS), table)
+    }
+
     #[tokio::test]
     async fn fresh_files_are_merged_per_partition_and_sorted_by_user() {
         let (dir, table) = appended(6, 500).await;
@@ -468,17 +488,7 @@ mod tests {
     /// Ingest's commits: each batch sorted by user, its files' footers saying so.
     #[tokio::test]
     async fn sorted_fresh_files_merge_as_streams_at_most_32_into_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::new(dir.path()).unwrap();
-        let mut table = lake.open_or_create(&user_events_spec()).await.unwrap();
-        let keys = ["user_id".to_string()];
-        for i in 0..40 {
-            let batch = crate::lake::file_format::sort_rows(&events(i * 50, 50), &keys).unwrap();
-            append(&mut table, USER_EVENTS, Some(batch), &keys, vec![])
-                .await
-                .unwrap();
-        }
-        let root = lake.table_path(USER_EVENTS);
+        let (_dir, root, table) = appended_sorted(40, 50).await;
         let fresh = files_by_user(&table, &root);
         assert_eq!(fresh.len(), 80, "40 commits, two dates each");
         assert!(fresh.iter().all(|(users, says)| *says && users.is_sorted()));
@@ -505,17 +515,7 @@ mod tests {
         assert_eq!(merge_batch_rows(2), 8192);
         assert!(merge_batch_rows(MAX_BIN_FILES) * MAX_BIN_FILES <= MERGE_ROWS_IN_FLIGHT);
         let rows = 2 * (merge_batch_rows(MAX_BIN_FILES) as i64) + 100;
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::new(dir.path()).unwrap();
-        let mut table = lake.open_or_create(&user_events_spec()).await.unwrap();
-        let keys = ["user_id".to_string()];
-        for i in 0..MAX_BIN_FILES as i64 {
-            let batch =
-                crate::lake::file_format::sort_rows(&events(i * rows, rows), &keys).unwrap();
-            append(&mut table, USER_EVENTS, Some(batch), &keys, vec![])
-                .await
-                .unwrap();
-        }
+        let (_dir, root, table) = appended_sorted(MAX_BIN_FILES as i64, rows).await;
         let before = counts(&table).await;
         assert_eq!(before[0], rows * MAX_BIN_FILES as i64);
 
@@ -526,7 +526,7 @@ mod tests {
         assert_eq!(report.files_removed, 64);
         assert!((2..=8).contains(&report.files_added), "{report:?}");
         assert_eq!(counts(&table).await, before);
-        let merged = files_by_user(&table, &lake.table_path(USER_EVENTS));
+        let merged = files_by_user(&table, &root);
         assert!(merged
             .iter()
             .all(|(users, says)| *says && users.is_sorted()));
