@@ -6,6 +6,7 @@ pub use crate::error::{Error, Result};
 pub use crate::event::Contract;
 pub use crate::ingest::buffer::{Message, MessageBuffer};
 pub use crate::ingest::decode::decode;
+pub use crate::ingest::fetch_queue::FetchQueue;
 pub use crate::ingest::offsets::marker;
 pub use crate::ingest::writer::append;
 pub use crate::ingest::FETCH_SETTINGS;

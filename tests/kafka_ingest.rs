@@ -24,6 +24,9 @@ async fn hundred_thousand_events_land_exactly_once_with_matching_type_counts() {
         stdout.contains("ingested 100000 events, 0 dead letters"),
         "{stdout}"
     );
+    // Through the fetch queue, librdkafka's batch call (src/ingest/fetch_queue.rs).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("messages read in batches"), "{stderr}");
 
     assert_exactly_once(dir.path(), 100_000).await;
     for (t, n) in summary["by_type"].as_object().expect("by_type") {

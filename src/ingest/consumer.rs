@@ -7,10 +7,12 @@
 //! offsets are never trusted for that.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::ffi::CString;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use rdkafka::bindings::rd_kafka_queue_t;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::types::RDKafkaRespErr;
@@ -19,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::buffer::{Message, MessageBuffer};
 use super::committer::{Request, Watermark};
+use super::fetch_queue::{self, FetchQueue};
 use super::observe;
 use super::stage::Handoff;
 use super::stats::{Reporter, Shared, Stats};
@@ -38,6 +41,9 @@ pub(crate) struct LakeContext {
     /// Set when a callback left something for the loop (revoked partitions, a failure): one
     /// atomic load per message instead of two locks.
     attention: AtomicBool,
+    /// The poll loop's [`FetchQueue`] while it runs (null otherwise): assigned partitions'
+    /// messages are forwarded there.
+    fetch_queue: AtomicPtr<rd_kafka_queue_t>,
 }
 
 impl LakeContext {
@@ -49,6 +55,7 @@ impl LakeContext {
             assigned: Mutex::default(),
             failure: Mutex::default(),
             attention: AtomicBool::new(false),
+            fetch_queue: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
 
@@ -132,6 +139,7 @@ impl LakeContext {
             }
             Err(e) => self.fail(format!("cannot read Delta markers on assignment: {e}")),
         }
+        self.forward_to_fetch_queue(consumer, &partitions);
         let assigned = match consumer.rebalance_protocol() {
             RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
             _ => consumer.assign(tpl),
@@ -141,6 +149,30 @@ impl LakeContext {
         }
         if let Ok(mut a) = self.assigned.lock() {
             a.extend(partitions);
+        }
+    }
+
+    /// Sends `partitions`' messages to the poll loop's [`FetchQueue`], if it has one, before
+    /// they are assigned. A partition that cannot be forwarded is read through the consumer's
+    /// own queue instead.
+    fn forward_to_fetch_queue(&self, consumer: &BaseConsumer<Self>, partitions: &[i32]) {
+        let queue = self.fetch_queue.load(Ordering::Acquire);
+        if queue.is_null() {
+            return;
+        }
+        let Ok(topic) = CString::new(self.topic.as_str()) else {
+            return;
+        };
+        let (batched, single): (Vec<i32>, Vec<i32>) = partitions
+            .iter()
+            // SAFETY: the pointer is non-null only while the poll loop's queue lives (`OwnQueue`),
+            // and this callback runs inside the loop's own polls.
+            .partition(|p| unsafe { fetch_queue::forward(consumer, &topic, **p, queue) });
+        if !batched.is_empty() {
+            tracing::info!(partitions = ?batched, "messages read in batches");
+        }
+        if !single.is_empty() {
+            tracing::warn!(partitions = ?single, "no partition queue: messages read one at a time");
         }
     }
 
@@ -319,6 +351,34 @@ pub(crate) struct PollLoop<'a> {
     last_report: Instant,
     last_caught_up_check: Instant,
     last_mirror: Instant,
+    /// Where assigned partitions' messages arrive, read in batches; `None` if librdkafka gave
+    /// no queue, and every message comes through the consumer's queue.
+    fetch: Option<OwnQueue<'a>>,
+}
+
+/// The poll loop's [`FetchQueue`], known to the rebalance callback while the loop runs. It goes
+/// before the consumer does (the loop borrows the consumer).
+struct OwnQueue<'a> {
+    ctx: &'a LakeContext,
+    queue: FetchQueue,
+}
+
+impl<'a> OwnQueue<'a> {
+    fn register(consumer: &'a LakeConsumer) -> Option<Self> {
+        let queue = FetchQueue::new(consumer, BURST)?;
+        let ctx: &'a LakeContext = consumer.context();
+        ctx.fetch_queue.store(queue.raw(), Ordering::Release);
+        Some(Self { ctx, queue })
+    }
+}
+
+impl Drop for OwnQueue<'_> {
+    fn drop(&mut self) {
+        // Before the queue itself is destroyed (the field is dropped after this).
+        self.ctx
+            .fetch_queue
+            .store(std::ptr::null_mut(), Ordering::Release);
+    }
 }
 
 const POLL_TIMEOUT: Duration = Duration::from_millis(50);
@@ -349,6 +409,7 @@ impl<'a> PollLoop<'a> {
             last_report: now,
             last_caught_up_check: now,
             last_mirror: now,
+            fetch: OwnQueue::register(consumer),
         }
     }
 
@@ -432,12 +493,38 @@ impl<'a> PollLoop<'a> {
         Ok(all_seeked)
     }
 
-    /// Messages into the buffer (revoked partitions' messages out of it): one poll that may
-    /// wait, then more that do not while messages are ready and the buffer has room, up to
-    /// [`BURST`]. The loop's other steps (clocks, locks, housekeeping) then cost once per burst,
-    /// not once per message.
+    /// Messages into the buffer (revoked partitions' messages out of it). With a fetch queue:
+    /// the consumer's queue served without waiting (rebalances, errors), then one batch from
+    /// the fetch queue, waiting for its first message. Without: the consumer's queue alone.
     fn poll(&mut self) -> Result<()> {
-        let mut timeout = POLL_TIMEOUT;
+        if self.fetch.is_none() {
+            return self.poll_consumer(POLL_TIMEOUT);
+        }
+        self.poll_consumer(Duration::ZERO)?;
+        let room = self.opts.batch.max_rows.saturating_sub(self.buffer.len());
+        if room == 0 || self.buffer_full() {
+            return Ok(());
+        }
+        let Some(fetch) = self.fetch.as_mut() else {
+            return Ok(());
+        };
+        let buffer = &mut self.buffer;
+        let (read, error) = fetch.queue.read(POLL_TIMEOUT, room, |m| buffer.push(m));
+        if read > 0 {
+            self.oldest.get_or_insert_with(Instant::now);
+        }
+        if let Some(e) = error {
+            tracing::warn!("kafka: {e}");
+        }
+        Ok(())
+    }
+
+    /// Messages from the consumer's own queue: one poll that may wait `timeout`, then more that
+    /// do not while messages are ready and the buffer has room, up to [`BURST`]. The loop's
+    /// other steps (clocks, locks, housekeeping) then cost once per burst, not once per
+    /// message.
+    fn poll_consumer(&mut self, timeout: Duration) -> Result<()> {
+        let mut timeout = timeout;
         for _ in 0..BURST {
             let polled = self.consumer.poll(timeout);
             timeout = Duration::ZERO;

@@ -1,6 +1,6 @@
 //! Kafka `user_events` → Delta `raw.user_events` (+ dead letters), exactly once.
 //!
-//! Data flows one way: [`consumer`] polls and buffers → [`stage`] hands each buffer to
+//! Data flows one way: [`consumer`] polls (messages through [`fetch_queue`]) and buffers → [`stage`] hands each buffer to
 //! [`decode`] (plain events through [`fast_decode`]), which turns it into rows and dead letters
 //! → [`committer`] commits them with the progress markers of [`offsets`] through [`writer`].
 //! The consumer and the decode stage each run on a thread of their own (librdkafka is
@@ -12,6 +12,7 @@ pub(crate) mod committer;
 pub(crate) mod consumer;
 pub(crate) mod decode;
 pub(crate) mod fast_decode;
+pub(crate) mod fetch_queue;
 pub(crate) mod observe;
 pub(crate) mod offsets;
 pub(crate) mod stage;

@@ -21,7 +21,7 @@ pub(crate) const MERGED_GROUP_ROWS: usize = 128 * 1024;
 /// Rows per row group of a file ingest commits: smaller, because a merge reads one row group of
 /// every file it merges at once (the group's column chunks whole), and fresh files are merged
 /// many at a time while ingest runs in the same process.
-pub(crate) const FRESH_GROUP_ROWS: usize = 32 * 1024;
+pub(crate) const FRESH_GROUP_ROWS: usize = 16 * 1024;
 
 /// The footer key (Parquet key-value metadata) under which a file names the columns its rows
 /// are sorted by, comma-separated.

@@ -55,7 +55,7 @@ const SORT_MEMORY: usize = 64 * 1024 * 1024;
 /// Rows a merge holds decoded at once, spread over its inputs: each open input holds one batch,
 /// so a merge of many small files reads smaller batches. It bounds the decoded share of a
 /// merge's memory whatever its fan-in, which otherwise is the largest thing ingest holds.
-const MERGE_ROWS_IN_FLIGHT: usize = 128 * 1024;
+const MERGE_ROWS_IN_FLIGHT: usize = 64 * 1024;
 
 /// The batch size of a merge of `inputs` files: [`MERGE_ROWS_IN_FLIGHT`] shared among them,
 /// between a floor below which per-batch work dominates and DataFusion's default.
