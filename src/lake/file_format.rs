@@ -224,7 +224,7 @@ mod tests {
         assert!(sort_rows(&batch, &["no_such_column".to_string()]).is_err());
     }
 
-    /// Ingest's files get row groups of 32k rows, merged ones of 128k.
+    /// Ingest's files get row groups of 16k rows, merged ones of 128k.
     #[test]
     fn fresh_files_have_smaller_row_groups_than_merged_ones() {
         let n = 70_000;
@@ -248,7 +248,7 @@ mod tests {
         };
         assert_eq!(
             (groups(FRESH_GROUP_ROWS), groups(MERGED_GROUP_ROWS)),
-            (3, 1)
+            (5, 1)
         );
     }
 
