@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use lake::testing::{FetchQueue, FETCH_SETTINGS};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -63,7 +63,7 @@ fn main() -> Result<()> {
         let mut queue = FetchQueue::new(&consumer, 1024).context("creating a queue")?;
         let topic_c = std::ffi::CString::new(topic.as_str())?;
         for p in &partitions {
-            if !queue.take_partition(&consumer, &topic_c, *p) {
+            if !queue.take_partition(&topic_c, *p) {
                 bail!("no queue for partition {p}");
             }
         }
@@ -96,7 +96,11 @@ fn main() -> Result<()> {
 
 /// Reading as `lake ingest` reads: every partition's messages on one queue, taken up to 1,024
 /// per call of librdkafka's batch call (lake's `FetchQueue`).
-fn consume_batches(consumer: &BaseConsumer, queue: &mut FetchQueue, expected: i64) -> Result<()> {
+fn consume_batches(
+    consumer: &BaseConsumer,
+    queue: &mut FetchQueue<'_, DefaultConsumerContext>,
+    expected: i64,
+) -> Result<()> {
     let (mut messages, mut bytes) = (0i64, 0u64);
     let mut first: Option<Instant> = None;
     let mut idle_since = Instant::now();

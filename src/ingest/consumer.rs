@@ -360,7 +360,7 @@ pub(crate) struct PollLoop<'a> {
 /// before the consumer does (the loop borrows the consumer).
 struct OwnQueue<'a> {
     ctx: &'a LakeContext,
-    queue: FetchQueue,
+    queue: FetchQueue<'a, LakeContext>,
 }
 
 impl<'a> OwnQueue<'a> {

@@ -24,25 +24,23 @@ use rdkafka::error::KafkaError;
 
 use super::buffer::Message;
 
-/// A queue of ingest's in librdkafka that assigned partitions' messages are forwarded to.
-pub struct FetchQueue {
+/// A queue of ingest's in librdkafka that assigned partitions' messages are forwarded to. It
+/// borrows the consumer it was made on, so it is destroyed before that consumer is.
+pub struct FetchQueue<'c, C: ConsumerContext> {
+    consumer: &'c BaseConsumer<C>,
     queue: NonNull<rd::rd_kafka_queue_t>,
     /// Room for one batch of message pointers, reused.
     batch: Vec<*mut rd::rd_kafka_message_t>,
 }
 
-// SAFETY: a librdkafka queue may be used from any thread; this owns its handle alone.
-unsafe impl Send for FetchQueue {}
-
-impl FetchQueue {
-    /// A new, empty queue on `consumer`'s client, taking up to `batch` messages per read. It must
-    /// be dropped before the consumer is.
-    pub fn new<C: ConsumerContext>(consumer: &BaseConsumer<C>, batch: usize) -> Option<Self> {
-        // SAFETY: the client pointer is valid while `consumer` lives; the queue is destroyed in
-        // `drop`, which the poll loop runs before the consumer goes.
+impl<'c, C: ConsumerContext> FetchQueue<'c, C> {
+    /// A new, empty queue on `consumer`'s client, taking up to `batch` messages per read.
+    pub fn new(consumer: &'c BaseConsumer<C>, batch: usize) -> Option<Self> {
+        // SAFETY: the client pointer is valid while `consumer` lives, which outlives this queue.
         let queue =
             NonNull::new(unsafe { rd::rd_kafka_queue_new(consumer.client().native_ptr()) })?;
         Some(Self {
+            consumer,
             queue,
             batch: vec![std::ptr::null_mut(); batch.max(1)],
         })
@@ -54,19 +52,14 @@ impl FetchQueue {
     }
 
     /// Sends `partition`'s fetched messages here from now on (see [`forward`]).
-    pub fn take_partition<C: ConsumerContext>(
-        &self,
-        consumer: &BaseConsumer<C>,
-        topic: &CStr,
-        partition: i32,
-    ) -> bool {
-        // SAFETY: this queue lives while `self` does.
-        unsafe { forward(consumer, topic, partition, self.raw()) }
+    pub fn take_partition(&self, topic: &CStr, partition: i32) -> bool {
+        // SAFETY: this queue, made on this consumer, lives while `self` does.
+        unsafe { forward(self.consumer, topic, partition, self.raw()) }
     }
 
-    /// Takes the messages ready, up to `max` and a batch, waiting up to `timeout` for the first, and gives
-    /// each to `each` (its bytes are freed once `each` returns). Returns how many it gave, and
-    /// the first of any messages that carried an error instead of data.
+    /// Takes the messages ready, up to `max` and a batch, waiting up to `timeout` for the
+    /// first, and gives each to `each` (its bytes are freed once `each` returns). Returns how
+    /// many it gave, and the first of any messages that carried an error instead of data.
     pub fn read(
         &mut self,
         timeout: Duration,
@@ -108,7 +101,7 @@ impl FetchQueue {
     }
 }
 
-impl Drop for FetchQueue {
+impl<C: ConsumerContext> Drop for FetchQueue<'_, C> {
     fn drop(&mut self) {
         // SAFETY: the handle is ours and used no more. Partitions still forwarding here hold
         // their own reference; librdkafka drops what they send to a destroyed queue.
@@ -158,8 +151,8 @@ pub(crate) unsafe fn forward<C: ConsumerContext>(
     queue: *mut rd::rd_kafka_queue_t,
 ) -> bool {
     // SAFETY: the client pointer is valid while `consumer` lives, `topic` is NUL-terminated and
-    // `queue` is live (the caller's promise). The partition's queue handle is only needed to set the forward, which stays on the
-    // partition's queue itself once the handle is destroyed.
+    // `queue` is live (the caller's promise). The partition's queue handle is only needed to
+    // set the forward, which stays on the partition's queue once the handle is destroyed.
     unsafe {
         let partition_queue = rd::rd_kafka_queue_get_partition(
             consumer.client().native_ptr(),
