@@ -501,10 +501,10 @@ impl<'a> PollLoop<'a> {
             return self.poll_consumer(POLL_TIMEOUT);
         }
         self.poll_consumer(Duration::ZERO)?;
-        let room = self.opts.batch.max_rows.saturating_sub(self.buffer.len());
-        if room == 0 || self.buffer_full() {
+        if self.buffer_full() {
             return Ok(());
         }
+        let room = self.opts.batch.max_rows - self.buffer.len();
         let Some(fetch) = self.fetch.as_mut() else {
             return Ok(());
         };

@@ -4,7 +4,7 @@
 //! rdkafka's `BaseConsumer::poll` hands out one message per call, and each call reads the clock
 //! (rdkafka once, librdkafka twice), takes the queue's lock and wraps the message in an event
 //! it allocates: about half of a bare consumer's CPU (bench/NOTES.md, "Ingest: messages taken
-//! in batches").
+//! in batches; one host at two speeds").
 //! librdkafka's batch call, `rd_kafka_consume_batch_queue`, pays those once per batch, but it
 //! must not read the consumer's own queue, where rebalances arrive as events that rdkafka
 //! handles (and ingest's rebalance callback with them). So each partition's fetch queue is

@@ -1,11 +1,11 @@
 //! Kafka `user_events` → Delta `raw.user_events` (+ dead letters), exactly once.
 //!
-//! Data flows one way: [`consumer`] polls (messages through [`fetch_queue`]) and buffers → [`stage`] hands each buffer to
-//! [`decode`] (plain events through [`fast_decode`]), which turns it into rows and dead letters
-//! → [`committer`] commits them with the progress markers of [`offsets`] through [`writer`].
-//! The consumer and the decode stage each run on a thread of their own (librdkafka is
-//! blocking, decoding is CPU work); the committer is an async task. Bounded channels link them,
-//! so a slow commit slows polling down. [`stats`] is what the consumer and the committer share.
+//! Data flows one way: [`consumer`] polls (messages through [`fetch_queue`]) and buffers →
+//! [`stage`] hands each buffer to [`decode`] (plain events through [`fast_decode`]), which turns
+//! it into rows and dead letters → [`committer`] commits them with the progress markers of
+//! [`offsets`] through [`writer`]. The consumer and the decode stage each run on a thread of
+//! their own (librdkafka is blocking, decoding is CPU work); the committer is an async task.
+//! Bounded channels link them, so a slow commit slows polling down. [`stats`] is what the consumer and the committer share.
 
 pub(crate) mod buffer;
 pub(crate) mod committer;
