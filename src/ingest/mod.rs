@@ -5,7 +5,8 @@
 //! it into rows and dead letters → [`committer`] commits them with the progress markers of
 //! [`offsets`] through [`writer`]. The consumer and the decode stage each run on a thread of
 //! their own (librdkafka is blocking, decoding is CPU work); the committer is an async task.
-//! Bounded channels link them, so a slow commit slows polling down. [`stats`] is what the consumer and the committer share.
+//! Bounded channels link them, so a slow commit slows polling down. [`stats`] is what the
+//! consumer and the committer share.
 
 pub(crate) mod buffer;
 pub(crate) mod committer;
