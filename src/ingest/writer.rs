@@ -33,6 +33,8 @@ pub async fn append(
     sorted_by: &[String],
     markers: Vec<Transaction>,
 ) -> Result<CommitOutcome> {
+    let snapshot = table.snapshot().map_err(|e| Error::delta(id, e))?;
+    let partition_cols: Vec<String> = snapshot.metadata().partition_columns().to_vec();
     let mut actions = Vec::new();
     if let Some(batch) = batch.filter(|b| b.num_rows() > 0) {
         let writer = RecordBatchWriter::for_table(table).map_err(|e| Error::delta(id, e))?;
@@ -42,12 +44,12 @@ pub async fn append(
             file_format::FRESH_GROUP_ROWS,
         );
         let mut writer = writer.with_writer_properties(properties);
-        writer.write(batch).await.map_err(|e| Error::delta(id, e))?;
+        file_format::write_rows(&mut writer, batch, &partition_cols)
+            .await
+            .map_err(|e| Error::delta(id, e))?;
         let adds = writer.flush().await.map_err(|e| Error::delta(id, e))?;
         actions.extend(adds.into_iter().map(Action::Add));
     }
-    let snapshot = table.snapshot().map_err(|e| Error::delta(id, e))?;
-    let partition_cols: Vec<String> = snapshot.metadata().partition_columns().to_vec();
     let operation = DeltaOperation::Write {
         mode: SaveMode::Append,
         partition_by: (!partition_cols.is_empty()).then_some(partition_cols),

@@ -5,8 +5,12 @@
 //! Ingest sorts each commit's rows (a small sort of rows it holds anyway), so compaction merges
 //! fresh files as sorted streams instead of sorting them again in a memory pool, and a point
 //! query skips most pages of a fresh file as it does of a merged one.
+//!
+//! Rows reach the files through [`write_rows`], which hands delta-rs a batch of one partition
+//! whole instead of letting it copy every row into per-partition batches.
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::kernels::partition::partition;
 use datafusion::arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::error::ArrowError;
@@ -14,6 +18,11 @@ use datafusion::parquet::basic::{Compression, Encoding};
 use datafusion::parquet::file::metadata::KeyValue;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::schema::types::ColumnPath;
+use delta_kernel::expressions::Scalar;
+use deltalake::kernel::scalars::ScalarExt;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
+use deltalake::DeltaTableError;
+use indexmap::IndexMap;
 
 /// Rows per row group of a merged file.
 pub(crate) const MERGED_GROUP_ROWS: usize = 128 * 1024;
@@ -38,12 +47,14 @@ pub(crate) fn sort_keys(table_schema: &SchemaRef, cluster_by: &[String]) -> Vec<
 
 /// How lake writes a table's files, fresh or merged: row groups of `group_rows`, the sort order
 /// in the footer, and each column encoded for cheap reading and writing. Integer and time
-/// columns keep a dictionary while it stays small (ids, pages, dates) and otherwise fall back to
-/// delta encoding, uncompressed: the raw table takes less space that way than with
-/// snappy-compressed dictionary pages, its timestamps and offsets decode with no decompression
-/// and no dictionary lookups (bench/NOTES.md, "Merged files encoded for reading"), and a unique
-/// column is not hashed value by value into a dictionary when written. Other columns are
-/// dictionary-encoded and snappy-compressed, as delta-rs writes them.
+/// columns are delta-encoded, uncompressed, with no dictionary: the raw table takes less space
+/// that way than with snappy-compressed dictionary pages, its timestamps and offsets decode with
+/// no decompression and no dictionary lookups (bench/NOTES.md, "Merged files encoded for
+/// reading"), and no value is hashed into a dictionary when written: ids sorted by the
+/// clustering columns delta-encode smaller than a dictionary would hold them, and a dictionary
+/// tried on every row group of a unique column cost more than the rest of its encoding
+/// (bench/NOTES.md, "Cheaper Parquet writes"). Other columns are dictionary-encoded and
+/// snappy-compressed, as delta-rs writes them.
 pub(crate) fn writer_properties(
     table_schema: &SchemaRef,
     keys: &[String],
@@ -64,17 +75,13 @@ pub(crate) fn writer_properties(
         if delta_encodable(field.data_type()) {
             let column = ColumnPath::from(field.name().as_str());
             builder = builder
+                .set_column_dictionary_enabled(column.clone(), false)
                 .set_column_encoding(column.clone(), Encoding::DELTA_BINARY_PACKED)
-                .set_column_dictionary_page_size_limit(column.clone(), NUMBER_DICTIONARY_BYTES)
                 .set_column_compression(column, Compression::UNCOMPRESSED);
         }
     }
     builder.build()
 }
-
-/// The dictionary page size past which an integer or time column falls back to delta encoding:
-/// a few thousand distinct values.
-const NUMBER_DICTIONARY_BYTES: usize = 32 * 1024;
 
 /// Whether Parquet stores columns of type `t` as INT32 or INT64, the physical types delta
 /// encoding applies to (decimals are left out: wide ones are fixed-length byte arrays).
@@ -119,6 +126,59 @@ pub(crate) fn sort_rows(batch: &RecordBatch, keys: &[String]) -> Result<RecordBa
     take_record_batch(batch, &order)
 }
 
+/// Writes `batch` (rows in the table's schema, partition columns included) into `writer`.
+///
+/// delta-rs splits every batch it is given by partition value, copying each column of every
+/// row into per-partition batches, even when all rows share one partition. Ingest's commits
+/// nearly always hold one date and a merge's batches always hold one partition, so a batch of
+/// a single partition goes to delta-rs already split, as it is; a batch of several (a commit
+/// across midnight) takes delta-rs's own split.
+pub(crate) async fn write_rows(
+    writer: &mut RecordBatchWriter,
+    batch: RecordBatch,
+    partition_columns: &[String],
+) -> Result<(), DeltaTableError> {
+    match single_partition(&batch, partition_columns)? {
+        Some(values) => {
+            writer
+                .write_partition(batch, &values, WriteMode::Default)
+                .await?;
+            Ok(())
+        }
+        None => writer.write(batch).await,
+    }
+}
+
+/// The partition values of `batch` when its table is partitioned and all of its rows share one
+/// partition; None otherwise (delta-rs's own path, which does not split an unpartitioned table).
+fn single_partition(
+    batch: &RecordBatch,
+    partition_columns: &[String],
+) -> Result<Option<IndexMap<String, Scalar>>, DeltaTableError> {
+    if batch.num_rows() == 0 || partition_columns.is_empty() {
+        return Ok(None);
+    }
+    let columns = partition_columns
+        .iter()
+        .map(|name| {
+            batch.column_by_name(name).cloned().ok_or_else(|| {
+                DeltaTableError::Generic(format!("partition column {name} missing from batch"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if partition(&columns)?.len() != 1 {
+        return Ok(None);
+    }
+    let mut values = IndexMap::with_capacity(columns.len());
+    for (name, column) in partition_columns.iter().zip(&columns) {
+        let Some(value) = Scalar::from_array(column.as_ref(), 0) else {
+            return Ok(None);
+        };
+        values.insert(name.clone(), value);
+    }
+    Ok(Some(values))
+}
+
 #[cfg(test)]
 mod tests {
     //! What the files look like: encodings by column, rows in key order.
@@ -157,7 +217,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_fall_back_from_a_large_dictionary_to_uncompressed_delta_encoding() {
+    fn numbers_are_delta_encoded_uncompressed_and_strings_use_a_dictionary() {
         let rows = 20_000i64;
         let offsets: ArrayRef = Arc::new(Int64Array::from_iter_values(0..rows));
         let pages: ArrayRef = Arc::new(Int64Array::from_iter_values((0..rows).map(|i| i % 50)));
@@ -172,20 +232,15 @@ mod tests {
         .unwrap();
         let chunks = column_chunks(&batch);
 
-        let (encodings, codec) = &chunks["kafka_offset"];
-        assert!(
-            encodings.contains(&Encoding::DELTA_BINARY_PACKED),
-            "20,000 distinct offsets outgrow the dictionary: {encodings:?}"
-        );
-        assert_eq!(*codec, Compression::UNCOMPRESSED);
-
-        let (encodings, codec) = &chunks["page_id"];
-        assert!(
-            encodings.contains(&Encoding::RLE_DICTIONARY)
-                && !encodings.contains(&Encoding::DELTA_BINARY_PACKED),
-            "50 distinct pages stay in the dictionary: {encodings:?}"
-        );
-        assert_eq!(*codec, Compression::UNCOMPRESSED);
+        for number in ["kafka_offset", "page_id"] {
+            let (encodings, codec) = &chunks[number];
+            assert!(
+                encodings.contains(&Encoding::DELTA_BINARY_PACKED)
+                    && !encodings.contains(&Encoding::RLE_DICTIONARY),
+                "{number}, unique or of 50 values, has no dictionary: {encodings:?}"
+            );
+            assert_eq!(*codec, Compression::UNCOMPRESSED);
+        }
 
         let (encodings, codec) = &chunks["event_type"];
         assert!(

@@ -46,7 +46,9 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, Path};
 use futures::StreamExt;
 
-use super::file_format::{sort_keys, writer_properties, MERGED_GROUP_ROWS, SORTED_BY_KEY};
+use super::file_format::{
+    sort_keys, write_rows, writer_properties, MERGED_GROUP_ROWS, SORTED_BY_KEY,
+};
 use crate::error::{Error, Result};
 
 /// Memory the sort of one merge may hold before it spills to disk.
@@ -119,7 +121,9 @@ pub(crate) async fn rewrite(
         let mut batches = execute_stream(plan, ctx.task_ctx())?;
         while let Some(batch) = batches.next().await {
             let batch = in_order_of(&batch?, &table_schema)?;
-            writer.write(batch).await.map_err(delta)?;
+            write_rows(&mut writer, batch, &partition_columns)
+                .await
+                .map_err(delta)?;
         }
         // One flush per bin: a file never mixes rows of two bins, which may be two partitions.
         for mut add in writer.flush().await.map_err(delta)? {
@@ -408,6 +412,55 @@ mod tests {
                 .unwrap();
         }
         (dir, lake.table_path(USER_EVENTS), table)
+    }
+
+    /// A commit of one date is handed to delta-rs whole ([`write_rows`]), one of two dates is
+    /// split by delta-rs: either way each file holds the rows of its own partition, under that
+    /// partition's folder, and a reader sees every row once.
+    #[tokio::test]
+    async fn commits_of_one_date_and_of_two_land_in_their_partitions() {
+        use datafusion::arrow::array::{BooleanArray, Date32Array};
+        use datafusion::arrow::compute::filter_record_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path()).unwrap();
+        let mut table = lake.open_or_create(&user_events_spec()).await.unwrap();
+        let both = events(0, 400);
+        let dates = both.column_by_name("event_date").unwrap();
+        let dates = dates.as_any().downcast_ref::<Date32Array>().unwrap();
+        let first: BooleanArray = dates.iter().map(|d| d.map(|d| d == 20_000)).collect();
+        let one_date = filter_record_batch(&both, &first).unwrap();
+        assert_eq!(one_date.num_rows(), 200);
+        for batch in [one_date, events(400, 400)] {
+            append(&mut table, USER_EVENTS, Some(batch), &[], vec![])
+                .await
+                .unwrap();
+        }
+        assert_eq!(counts(&table).await, [600, 600, 4, 0]);
+
+        let root = lake.table_path(USER_EVENTS);
+        let mut files = Vec::new();
+        for file in table.snapshot().unwrap().log_data().iter() {
+            let date = file.partition_values_map()["event_date"].clone().unwrap();
+            let path = file.path().to_string();
+            assert!(path.starts_with(&format!("event_date={date}/")), "{path}");
+            let parquet = std::fs::File::open(root.join(&path)).unwrap();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(parquet).unwrap();
+            let rows = reader.metadata().file_metadata().num_rows();
+            assert!(
+                reader.schema().field_with_name("event_date").is_err(),
+                "the partition column is in the path, not the file"
+            );
+            files.push((date, rows));
+        }
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                ("2024-10-04".to_string(), 200),
+                ("2024-10-04".to_string(), 200),
+                ("2024-10-05".to_string(), 200)
+            ]
+        );
     }
 
     #[tokio::test]
