@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{Array, BooleanArray, Int32Array, Int64Array, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
-use deltalake::kernel::Transaction;
+use deltalake::kernel::{Add, Transaction};
 use deltalake::DeltaTable;
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,7 +22,7 @@ use super::decode::Decoded;
 use super::observe;
 use super::offsets::{self, MarkerCache};
 use super::stats::Shared;
-use super::writer::{append, CommitOutcome};
+use super::writer::{append, commit_files, write_files, CommitOutcome};
 use crate::error::{Error, Result};
 use crate::lake::progress;
 use crate::lake::snapshots::bring_up_to_date;
@@ -50,6 +50,24 @@ pub(crate) struct Flush {
     pub(crate) decoded: Decoded,
     /// Per partition: last offset read (the new marker).
     pub(crate) last_offsets: BTreeMap<i32, i64>,
+    /// The consumer's buffer was full: ingest is behind, and the next flush is on its way.
+    pub(crate) full: bool,
+}
+
+/// Flushes taken into one commit: their events already written as files, their dead letters
+/// still rows (committed first, in a commit of their own).
+#[derive(Default)]
+struct Gathered {
+    epoch: u64,
+    flushes: usize,
+    /// Per partition: the last offset read by any of the flushes.
+    last_offsets: BTreeMap<i32, i64>,
+    /// The event files written, not committed yet.
+    adds: Vec<Add>,
+    event_rows: u64,
+    /// The columns of the written events that the metrics read ([`observe::projected`]).
+    observed: Vec<RecordBatch>,
+    dead_letters: Vec<RecordBatch>,
 }
 
 pub(crate) enum Request {
@@ -83,15 +101,38 @@ pub(crate) struct Committer {
 
 const COMMIT_ATTEMPTS: u32 = 5;
 
+/// Most flushes one commit takes. While ingest is behind (its buffers fill up), the committer
+/// writes each flush's files as it arrives and commits several flushes' files together: every
+/// Delta commit costs delta-rs a replay of the table's active files (bench/NOTES.md, "What a
+/// commit costs"), so a catch-up spends less on fewer commits, and holds no more rows than one
+/// flush's. A flush of a buffer that was not full is committed at once, so a caught-up
+/// ingest's latency does not change.
+const MAX_FLUSHES_PER_COMMIT: usize = 4;
+
+/// How long a commit of full buffers waits for the next flush; one arrives in a fraction of this
+/// while ingest is behind.
+const GATHER_WAIT: Duration = Duration::from_secs(1);
+
 impl Committer {
     /// Serves requests until the channel closes or a commit fails for good.
     pub(crate) async fn run(mut self, mut requests: mpsc::Receiver<Request>) -> Result<()> {
-        while let Some(request) = requests.recv().await {
+        let mut next = None;
+        loop {
+            let request = match next.take() {
+                Some(request) => request,
+                None => match requests.recv().await {
+                    Some(request) => request,
+                    None => break,
+                },
+            };
             match request {
                 Request::Flush(flush) => {
-                    let started = std::time::Instant::now();
-                    self.commit_with_retries(flush).await?;
-                    tracing::debug!(elapsed = ?started.elapsed(), "flush handled");
+                    let started = Instant::now();
+                    if let Some(gathered) = self.gather(flush, &mut requests, &mut next).await? {
+                        let flushes = gathered.flushes;
+                        self.commit_with_retries(&gathered).await?;
+                        tracing::debug!(flushes, elapsed = ?started.elapsed(), "flushes handled");
+                    }
                 }
                 Request::Watermarks {
                     partitions,
@@ -139,11 +180,70 @@ impl Committer {
         Ok(out)
     }
 
-    async fn commit_with_retries(&mut self, flush: Flush) -> Result<()> {
+    /// Writes the events of `first`, and while the buffers come full, of the flushes that follow
+    /// it (up to [`MAX_FLUSHES_PER_COMMIT`]), as files to commit together. A request other than
+    /// a flush of the same epoch ends the gathering and is left in `next`. None when `first` is
+    /// stale or another writer advanced a marker meanwhile (the files written are then never
+    /// committed, and vacuumed).
+    async fn gather(
+        &mut self,
+        first: Flush,
+        requests: &mut mpsc::Receiver<Request>,
+        next: &mut Option<Request>,
+    ) -> Result<Option<Gathered>> {
+        if self.stale(&first) {
+            return Ok(None);
+        }
+        let mut gathered = Gathered {
+            epoch: first.epoch,
+            ..Gathered::default()
+        };
+        let mut flush = first;
+        loop {
+            let partitions: Vec<i32> = flush.last_offsets.keys().copied().collect();
+            let now = self.read_watermarks(&partitions).await?;
+            if self.advanced_by_another(&now) {
+                self.conflict(USER_EVENTS);
+                return Ok(None);
+            }
+            let events = take_after(flush.decoded.events.iter(), |p| now[&p].events)?;
+            gathered.event_rows += rows(&events);
+            gathered
+                .observed
+                .extend(events.iter().filter_map(observe::projected));
+            let adds = write_files(&self.events, USER_EVENTS, events, &self.sorted_by).await?;
+            gathered.adds.extend(adds);
+            gathered.dead_letters.extend(flush.decoded.dead_letters);
+            for (p, o) in flush.last_offsets {
+                let last = gathered.last_offsets.entry(p).or_insert(o);
+                *last = (*last).max(o);
+            }
+            gathered.flushes += 1;
+            if !flush.full || gathered.flushes >= MAX_FLUSHES_PER_COMMIT {
+                return Ok(Some(gathered));
+            }
+            flush = match tokio::time::timeout(GATHER_WAIT, requests.recv()).await {
+                Ok(Some(Request::Flush(f))) if f.epoch == gathered.epoch => f,
+                Ok(Some(other)) => {
+                    *next = Some(other);
+                    return Ok(Some(gathered));
+                }
+                Ok(None) | Err(_) => return Ok(Some(gathered)),
+            };
+        }
+    }
+
+    /// Whether a table's events marker moved since this worker last saw it: another writer.
+    fn advanced_by_another(&self, now: &BTreeMap<i32, Watermark>) -> bool {
+        now.iter()
+            .any(|(p, w)| self.known.get(p).copied().unwrap_or_default().events != w.events)
+    }
+
+    async fn commit_with_retries(&mut self, gathered: &Gathered) -> Result<()> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.commit(&flush).await {
+            match self.commit(gathered).await {
                 Ok(()) => return Ok(()),
                 Err(e) if attempt < COMMIT_ATTEMPTS => {
                     observe::retried();
@@ -165,17 +265,16 @@ impl Committer {
         tracing::warn!(%table, epoch, "another writer advanced our partitions; re-seeking");
     }
 
-    async fn commit(&mut self, flush: &Flush) -> Result<()> {
-        if self.stale(flush) {
+    /// Commits what `gathered` holds: its dead letters, then its event files, each table in one
+    /// commit with the markers of the last offsets read.
+    async fn commit(&mut self, gathered: &Gathered) -> Result<()> {
+        if gathered.epoch < self.shared.epoch() {
             return Ok(());
         }
-        let partitions: Vec<i32> = flush.last_offsets.keys().copied().collect();
-        let before: BTreeMap<i32, Watermark> = partitions
-            .iter()
-            .map(|p| (*p, self.known.get(p).copied().unwrap_or_default()))
-            .collect();
+        let last_offsets = &gathered.last_offsets;
+        let partitions: Vec<i32> = last_offsets.keys().copied().collect();
         let now = self.read_watermarks(&partitions).await?;
-        if now.iter().any(|(p, w)| before[p].events != w.events) {
+        if self.advanced_by_another(&now) {
             self.conflict(USER_EVENTS);
             return Ok(());
         }
@@ -185,11 +284,10 @@ impl Committer {
             let w = now[&p];
             w.dead_letters.max(w.events)
         };
-        // Clones (cheap: shared buffers) so that a retry of this flush still has its rows.
-        let dead = take_after(flush.decoded.dead_letters.clone(), dl_floor)?;
-        let dead_rows = dead.as_ref().map_or(0, |b| b.num_rows()) as u64;
+        let dead = take_after(gathered.dead_letters.iter(), dl_floor)?;
+        let dead_rows = rows(&dead);
         if dead_rows > 0 {
-            let marks = new_marks(flush, dl_floor);
+            let marks = new_marks(last_offsets, dl_floor);
             let txns = self.txns(&marks);
             let started = Instant::now();
             match append(
@@ -204,7 +302,7 @@ impl Committer {
                 CommitOutcome::Committed(version) => {
                     self.dead_letter_marks.committed(version, &marks);
                     self.shared.stats.dead_lettered(dead_rows);
-                    observe::committed(&self.topic, DEAD_LETTERS, dead.as_ref(), started);
+                    observe::committed(&self.topic, DEAD_LETTERS, &dead, started);
                 }
                 CommitOutcome::Conflict => {
                     self.conflict(DEAD_LETTERS);
@@ -214,28 +312,19 @@ impl Committer {
         }
 
         let ev_floor = |p: i32| now[&p].events;
-        let events = take_after(flush.decoded.events.clone(), ev_floor)?;
-        let event_rows = events.as_ref().map_or(0, |b| b.num_rows()) as u64;
-        let marks = new_marks(flush, ev_floor);
+        let marks = new_marks(last_offsets, ev_floor);
         let txns = self.txns(&marks);
         let started = Instant::now();
-        match append(
-            &mut self.events,
-            USER_EVENTS,
-            events.clone(),
-            &self.sorted_by,
-            txns,
-        )
-        .await?
-        {
+        // The same files on a retry: they are written once, and only a commit makes them seen.
+        match commit_files(&mut self.events, USER_EVENTS, gathered.adds.clone(), txns).await? {
             CommitOutcome::Committed(version) => {
-                observe::committed(&self.topic, USER_EVENTS, events.as_ref(), started);
+                observe::committed(&self.topic, USER_EVENTS, &gathered.observed, started);
                 self.events_marks.committed(version, &marks);
                 for (p, o) in &marks {
                     self.known.entry(*p).or_default().events = Some(*o);
                 }
-                self.shared.stats.committed(event_rows);
-                tracing::debug!(version, event_rows, dead_rows, "committed");
+                self.shared.stats.committed(gathered.event_rows);
+                tracing::debug!(version, gathered.event_rows, dead_rows, "committed");
                 if let Ok(mut m) = self.shared.to_mirror.lock() {
                     m.extend(marks.iter().map(|(p, o)| (*p, *o)));
                 }
@@ -253,14 +342,20 @@ impl Committer {
     }
 }
 
-/// The markers a flush sets: its last offsets, but never below what a table already has (after
-/// a crash the dead-letter table can be ahead of a replay; markers must not move back).
-fn new_marks(flush: &Flush, floor: impl Fn(i32) -> Option<i64>) -> BTreeMap<i32, i64> {
-    flush
-        .last_offsets
+/// The markers a commit sets: the last offsets read, but never below what a table already has
+/// (after a crash the dead-letter table can be ahead of a replay; markers must not move back).
+fn new_marks(
+    last_offsets: &BTreeMap<i32, i64>,
+    floor: impl Fn(i32) -> Option<i64>,
+) -> BTreeMap<i32, i64> {
+    last_offsets
         .iter()
         .map(|(p, o)| (*p, floor(*p).map_or(*o, |f| f.max(*o))))
         .collect()
+}
+
+fn rows(batches: &[RecordBatch]) -> u64 {
+    batches.iter().map(|b| b.num_rows() as u64).sum()
 }
 
 /// The markers of `partitions` in `table`, brought to its latest version first.
@@ -283,12 +378,24 @@ async fn markers(
     Ok(marks)
 }
 
-/// Keeps the rows whose `kafka_offset` is above their `kafka_partition`'s floor.
-fn take_after(
-    batch: Option<RecordBatch>,
+/// The rows of `batches` whose `kafka_offset` is above their `kafka_partition`'s floor, a batch
+/// for each batch that keeps any.
+fn take_after<'a>(
+    batches: impl Iterator<Item = &'a RecordBatch>,
     floor: impl Fn(i32) -> Option<i64>,
-) -> Result<Option<RecordBatch>> {
-    let Some(batch) = batch else { return Ok(None) };
+) -> Result<Vec<RecordBatch>> {
+    let mut kept = Vec::new();
+    for batch in batches {
+        let batch = rows_after(batch, &floor)?;
+        if batch.num_rows() > 0 {
+            kept.push(batch);
+        }
+    }
+    Ok(kept)
+}
+
+/// The rows of `batch` whose `kafka_offset` is above their `kafka_partition`'s floor.
+fn rows_after(batch: &RecordBatch, floor: impl Fn(i32) -> Option<i64>) -> Result<RecordBatch> {
     let parts = batch
         .column_by_name("kafka_partition")
         .and_then(|c| c.as_any().downcast_ref::<Int32Array>())
@@ -301,7 +408,107 @@ fn take_after(
         .map(|i| Some(floor(parts.value(i)).is_none_or(|f| offs.value(i) > f)))
         .collect();
     if keep.true_count() == batch.num_rows() {
-        return Ok(Some(batch));
+        return Ok(batch.clone());
     }
-    Ok(Some(filter_record_batch(&batch, &keep)?))
+    Ok(filter_record_batch(batch, &keep)?)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Flushes of full buffers committed together, a flush of a buffer that was not full at once.
+    use super::*;
+    use crate::event::Contract;
+    use crate::ingest::buffer::{Message, MessageBuffer};
+    use crate::ingest::decode::decode;
+    use crate::lake::{dead_letters_spec, file_format, user_events_spec, Lake};
+    use datafusion::prelude::SessionContext;
+
+    /// A decoded flush of `n` events at offsets `first..first + n` of partition 0, users sorted.
+    fn flush(first: i64, n: i64, full: bool) -> Flush {
+        let payloads: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    r#"{{"user_id": {}, "event_type": "click", "timestamp": "2025-01-10T10:00:00", "page_id": 1, "session_id": "s"}}"#,
+                    (n - i) % 7
+                )
+            })
+            .collect();
+        let mut buffer = MessageBuffer::default();
+        for (i, p) in payloads.iter().enumerate() {
+            buffer.push(Message {
+                partition: 0,
+                offset: first + i as i64,
+                timestamp_ms: None,
+                key: None,
+                payload: Some(p.as_bytes()),
+            });
+        }
+        let mut decoded = decode(&buffer, "t", &Contract::default(), 0).unwrap();
+        let keys = vec!["user_id".to_string()];
+        decoded.events = decoded
+            .events
+            .map(|b| file_format::sort_rows(&b, &keys).unwrap());
+        Flush {
+            epoch: 0,
+            decoded,
+            last_offsets: buffer.last_offsets(),
+            full,
+        }
+    }
+
+    #[tokio::test]
+    async fn flushes_of_full_buffers_share_a_commit_and_keep_a_file_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path()).unwrap();
+        let shared = Arc::new(Shared::default());
+        let committer = Committer {
+            source: "t".into(),
+            topic: "t".into(),
+            events: lake.open_or_create(&user_events_spec()).await.unwrap(),
+            sorted_by: vec!["user_id".into()],
+            dead_letters: lake.open_or_create(&dead_letters_spec()).await.unwrap(),
+            known: BTreeMap::new(),
+            shared: shared.clone(),
+            events_marks: Default::default(),
+            dead_letter_marks: Default::default(),
+        };
+        let (tx, rx) = mpsc::channel(8);
+        // Two full buffers and one that was not: one commit; then a full one with nothing after
+        // it (the channel closes): a commit of its own, without waiting.
+        for f in [
+            flush(0, 10, true),
+            flush(10, 10, true),
+            flush(20, 10, false),
+            flush(30, 10, true),
+        ] {
+            assert!(tx.send(Request::Flush(f)).await.is_ok());
+        }
+        drop(tx);
+        committer.run(rx).await.unwrap();
+
+        let (events, _, commits) = shared.stats.totals();
+        assert_eq!((events, commits), (40, 2));
+        let table = lake.open(USER_EVENTS).await.unwrap().unwrap();
+        assert_eq!(table.version(), Some(2), "created, then two commits");
+        assert_eq!(table.snapshot().unwrap().log_data().num_files(), 4);
+        let marks = progress::committed(&table, "t", [0]).await.unwrap();
+        assert_eq!(marks[&0], Some(39));
+        let ctx = SessionContext::new();
+        ctx.register_table("e", table.table_provider().await.unwrap())
+            .unwrap();
+        let counted = ctx
+            .sql("SELECT count(*), count(DISTINCT kafka_offset), max(kafka_offset) FROM e")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let row: Vec<i64> = (0..3)
+            .map(|i| {
+                let c = counted[0].column(i);
+                c.as_any().downcast_ref::<Int64Array>().unwrap().value(0)
+            })
+            .collect();
+        assert_eq!(row, vec![40, 40, 39]);
+    }
 }

@@ -578,11 +578,13 @@ impl<'a> PollLoop<'a> {
             return Ok(());
         }
         observe::consumed(&self.opts.topic, &self.buffer);
+        let full = self.buffer_full();
         self.ctx()
             .requests
             .blocking_send(Handoff::Messages {
                 epoch: self.epoch,
                 buffer: std::mem::take(&mut self.buffer),
+                full,
             })
             .map_err(|_| Error::Other("committer stopped".into()))
     }
@@ -615,6 +617,14 @@ impl<'a> PollLoop<'a> {
         // Positions first: with the buffer empty, everything below them has been handed off,
         // and the watermarks answer comes only once all of that is committed.
         let positions = positions(self.consumer, &self.opts.topic);
+        // A partition not read to its end yet cannot be committed to it (a marker is at most the
+        // last offset read): no need to wait for the commits in flight to know that.
+        if ends
+            .iter()
+            .any(|(p, high)| positions.get(p).is_some_and(|next| next < high))
+        {
+            return Ok(false);
+        }
         let marks = self
             .ctx()
             .watermarks(ends.keys().copied().collect(), false)?;

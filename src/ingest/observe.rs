@@ -23,36 +23,45 @@ pub(crate) fn consumed(topic: &str, buffer: &MessageBuffer) {
     }
 }
 
-/// A commit of `batch` to `table` landed, `started` when the flush was picked up.
-pub(crate) fn committed(
-    topic: &str,
-    table: TableId,
-    batch: Option<&RecordBatch>,
-    started: Instant,
-) {
+/// A commit of `batches` to `table` landed, `started` when its flushes were picked up.
+pub(crate) fn committed(topic: &str, table: TableId, batches: &[RecordBatch], started: Instant) {
     let m = &metrics().ingest;
     let labels = Table::new(table);
     m.commit_duration
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
-    let rows = batch.map_or(0, RecordBatch::num_rows);
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     m.commit_rows.get_or_create(&labels).observe(rows as f64);
     let family = match table {
         DEAD_LETTERS => &m.dead_letters,
         _ => &m.rows,
     };
-    if let Some(parts) = batch.and_then(|b| column::<Int32Array>(b, "kafka_partition")) {
-        for (partition, n) in per_partition(parts.iter().flatten()) {
-            add(family, topic, partition, n);
-        }
+    let partitions = batches
+        .iter()
+        .filter_map(|b| column::<Int32Array>(b, "kafka_partition"))
+        .flat_map(|parts| parts.iter().flatten());
+    for (partition, n) in per_partition(partitions) {
+        add(family, topic, partition, n);
     }
     if table == USER_EVENTS {
-        let newest = batch
-            .and_then(|b| column::<TimestampMicrosecondArray>(b, "event_time"))
-            .and_then(max)
+        let newest = batches
+            .iter()
+            .filter_map(|b| column::<TimestampMicrosecondArray>(b, "event_time").and_then(max))
+            .max()
             .map(|micros| micros as f64 / 1e6);
         m.committed_events(newest);
     }
+}
+
+/// The columns of a batch to commit that [`committed`] reads, without the rest of its rows: what
+/// a commit keeps of rows it has already written.
+pub(crate) fn projected(batch: &RecordBatch) -> Option<RecordBatch> {
+    let schema = batch.schema();
+    let columns: Vec<usize> = ["kafka_partition", "event_time"]
+        .iter()
+        .filter_map(|c| schema.index_of(c).ok())
+        .collect();
+    batch.project(&columns).ok()
 }
 
 pub(crate) fn conflict(table: TableId) {

@@ -16,7 +16,12 @@ use crate::lake::file_format;
 /// What the consumer hands on: a buffer to decode, or a request for the committer, passed
 /// through in order (so a request still waits for every buffer sent before it).
 pub(crate) enum Handoff {
-    Messages { epoch: u64, buffer: MessageBuffer },
+    Messages {
+        epoch: u64,
+        buffer: MessageBuffer,
+        /// The buffer was flushed because it was full: more messages were waiting.
+        full: bool,
+    },
     Pass(Request),
 }
 
@@ -31,7 +36,11 @@ pub(crate) fn run(
     while let Some(item) = input.blocking_recv() {
         let request = match item {
             Handoff::Pass(request) => request,
-            Handoff::Messages { epoch, buffer } => {
+            Handoff::Messages {
+                epoch,
+                buffer,
+                full,
+            } => {
                 let started = std::time::Instant::now();
                 let now = chrono::Utc::now().timestamp_micros();
                 let mut decoded = decode(&buffer, topic, contract, now)?;
@@ -47,6 +56,7 @@ pub(crate) fn run(
                     epoch,
                     decoded,
                     last_offsets,
+                    full,
                 })
             }
         };

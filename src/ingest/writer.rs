@@ -7,7 +7,7 @@ use datafusion::arrow::array::RecordBatch;
 use deltalake::kernel::transaction::{
     CommitBuilder, CommitConflictError, CommitProperties, TransactionError,
 };
-use deltalake::kernel::{Action, Transaction};
+use deltalake::kernel::{Action, Add, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
@@ -23,33 +23,63 @@ pub enum CommitOutcome {
     Conflict,
 }
 
-/// Writes `batch` (if any) as new files and commits them with `markers`, atomically. The
-/// batch's rows are in the order of the `sorted_by` columns (none: any order), which the files'
-/// footers then name (see [`file_format`]).
+/// Writes `batches` as new files and commits them with `markers`, atomically (no batch: the
+/// markers alone); see [`write_files`] and [`commit_files`].
 pub async fn append(
     table: &mut DeltaTable,
     id: TableId,
-    batch: Option<RecordBatch>,
+    batches: Vec<RecordBatch>,
     sorted_by: &[String],
+    markers: Vec<Transaction>,
+) -> Result<CommitOutcome> {
+    let adds = write_files(table, id, batches, sorted_by).await?;
+    commit_files(table, id, adds, markers).await
+}
+
+/// Writes `batches` as new files of the table, each batch files of its own, and returns them as
+/// add actions; nothing is visible until [`commit_files`] commits them (files of a commit that
+/// never lands are vacuumed). Each batch's rows are in the order of the `sorted_by` columns
+/// (none: any order), which the files' footers then name (see [`file_format`]); batches are not
+/// in order of each other, so none shares a file.
+pub(crate) async fn write_files(
+    table: &DeltaTable,
+    id: TableId,
+    batches: Vec<RecordBatch>,
+    sorted_by: &[String],
+) -> Result<Vec<Add>> {
+    let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+    if batches.is_empty() {
+        return Ok(Vec::new());
+    }
+    let snapshot = table.snapshot().map_err(|e| Error::delta(id, e))?;
+    let partition_cols: Vec<String> = snapshot.metadata().partition_columns().to_vec();
+    let writer = RecordBatchWriter::for_table(table).map_err(|e| Error::delta(id, e))?;
+    let properties = file_format::writer_properties(
+        &writer.arrow_schema(),
+        sorted_by,
+        file_format::FRESH_GROUP_ROWS,
+    );
+    let mut writer = writer.with_writer_properties(properties);
+    let mut adds = Vec::new();
+    for batch in batches {
+        file_format::write_rows(&mut writer, batch, &partition_cols)
+            .await
+            .map_err(|e| Error::delta(id, e))?;
+        adds.extend(writer.flush().await.map_err(|e| Error::delta(id, e))?);
+    }
+    Ok(adds)
+}
+
+/// Commits files [`write_files`] wrote, with `markers`, as one commit. A conflicting marker
+/// written by another worker in the meantime makes it [`CommitOutcome::Conflict`].
+pub(crate) async fn commit_files(
+    table: &mut DeltaTable,
+    id: TableId,
+    adds: Vec<Add>,
     markers: Vec<Transaction>,
 ) -> Result<CommitOutcome> {
     let snapshot = table.snapshot().map_err(|e| Error::delta(id, e))?;
     let partition_cols: Vec<String> = snapshot.metadata().partition_columns().to_vec();
-    let mut actions = Vec::new();
-    if let Some(batch) = batch.filter(|b| b.num_rows() > 0) {
-        let writer = RecordBatchWriter::for_table(table).map_err(|e| Error::delta(id, e))?;
-        let properties = file_format::writer_properties(
-            &writer.arrow_schema(),
-            sorted_by,
-            file_format::FRESH_GROUP_ROWS,
-        );
-        let mut writer = writer.with_writer_properties(properties);
-        file_format::write_rows(&mut writer, batch, &partition_cols)
-            .await
-            .map_err(|e| Error::delta(id, e))?;
-        let adds = writer.flush().await.map_err(|e| Error::delta(id, e))?;
-        actions.extend(adds.into_iter().map(Action::Add));
-    }
     let operation = DeltaOperation::Write {
         mode: SaveMode::Append,
         partition_by: (!partition_cols.is_empty()).then_some(partition_cols),
@@ -61,7 +91,7 @@ pub async fn append(
         // entries: a cost that grows with the log. Maintenance does it once per vacuum round.
         .with_cleanup_expired_logs(Some(false));
     let result = CommitBuilder::from(properties)
-        .with_actions(actions)
+        .with_actions(adds.into_iter().map(Action::Add).collect())
         .build(Some(snapshot), table.log_store(), operation)
         .await;
     match result {
@@ -118,7 +148,7 @@ pub(crate) mod tests {
 
     /// Commits the one-row dead-letter batch of `offset` with its marker.
     async fn append_marked(table: &mut DeltaTable, offset: i64) {
-        let rows = Some(dead_letters(offset));
+        let rows = vec![dead_letters(offset)];
         let marks = vec![marker("t", 0, offset)];
         let outcome = append(table, DEAD_LETTERS, rows, &[], marks).await.unwrap();
         assert!(matches!(outcome, CommitOutcome::Committed(_)));
@@ -253,7 +283,7 @@ pub(crate) mod tests {
         let (_dir, _lake, mut table) = table_with_commits(0).await;
         // Partition 1 never received a message; 0, 2 and 5 did.
         let marks = vec![marker("t", 0, 7), marker("t", 2, 3), marker("t", 5, 9)];
-        let outcome = append(&mut table, DEAD_LETTERS, None, &[], marks)
+        let outcome = append(&mut table, DEAD_LETTERS, vec![], &[], marks)
             .await
             .unwrap();
         assert!(matches!(outcome, CommitOutcome::Committed(_)));

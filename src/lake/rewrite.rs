@@ -386,7 +386,7 @@ mod tests {
         let lake = Lake::new(dir.path()).unwrap();
         let mut table = lake.open_or_create(&user_events_spec()).await.unwrap();
         for i in 0..commits {
-            let batch = Some(events(i * rows, rows));
+            let batch = vec![events(i * rows, rows)];
             append(&mut table, USER_EVENTS, batch, &[], vec![])
                 .await
                 .unwrap();
@@ -407,7 +407,7 @@ mod tests {
         for i in 0..commits {
             let batch =
                 crate::lake::file_format::sort_rows(&events(i * rows, rows), &keys).unwrap();
-            append(&mut table, USER_EVENTS, Some(batch), &keys, vec![])
+            append(&mut table, USER_EVENTS, vec![batch], &keys, vec![])
                 .await
                 .unwrap();
         }
@@ -431,7 +431,7 @@ mod tests {
         let one_date = filter_record_batch(&both, &first).unwrap();
         assert_eq!(one_date.num_rows(), 200);
         for batch in [one_date, events(400, 400)] {
-            append(&mut table, USER_EVENTS, Some(batch), &[], vec![])
+            append(&mut table, USER_EVENTS, vec![batch], &[], vec![])
                 .await
                 .unwrap();
         }
@@ -603,7 +603,7 @@ mod tests {
             "merges mark their output"
         );
         for i in 6..12 {
-            let batch = Some(events(i * 500, 500));
+            let batch = vec![events(i * 500, 500)];
             append(&mut table, USER_EVENTS, batch, &[], vec![])
                 .await
                 .unwrap();

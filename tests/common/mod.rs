@@ -286,7 +286,7 @@ pub async fn append_raw_events(lake: &Lake, first_offset: i64, events: &[(i64, &
     append(
         &mut table,
         USER_EVENTS,
-        decoded.events,
+        decoded.events.into_iter().collect(),
         &[],
         vec![marker("t", 0, last)],
     )
