@@ -7,6 +7,11 @@
 //! partitions is still the one this worker last saw; rows at or below a table's marker are
 //! dropped. Dead letters are committed first, so a crash between the two commits leaves the dead
 //! letter table ahead, never behind: on replay its marker filters what it already has.
+//!
+//! While ingest is behind, one commit takes several flushes: each flush's events are written as
+//! files of their own when it arrives, and the files of up to [`MAX_FLUSHES_PER_COMMIT`] are
+//! committed together. A file that cannot be written stops the committer with the error (a
+//! restart resumes after the markers); a commit that fails is retried with the same files.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
