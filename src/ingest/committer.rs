@@ -67,9 +67,10 @@ struct Gathered {
     flushes: usize,
     /// Per partition: the last offset read by any of the flushes.
     last_offsets: BTreeMap<i32, i64>,
+    /// The tables' markers of those partitions as read while the flushes were written.
+    watermarks: BTreeMap<i32, Watermark>,
     /// The event files written, not committed yet.
     adds: Vec<Add>,
-    event_rows: u64,
     /// The columns of the written events that the metrics read ([`observe::projected`]).
     observed: Vec<RecordBatch>,
     dead_letters: Vec<RecordBatch>,
@@ -212,13 +213,13 @@ impl Committer {
                 return Ok(None);
             }
             let events = take_after(flush.decoded.events.iter(), |p| now[&p].events)?;
-            gathered.event_rows += rows(&events);
             gathered
                 .observed
                 .extend(events.iter().filter_map(observe::projected));
             let adds = write_files(&self.events, USER_EVENTS, events, &self.sorted_by).await?;
             gathered.adds.extend(adds);
             gathered.dead_letters.extend(flush.decoded.dead_letters);
+            gathered.watermarks.extend(now);
             for (p, o) in flush.last_offsets {
                 let last = gathered.last_offsets.entry(p).or_insert(o);
                 *last = (*last).max(o);
@@ -248,7 +249,9 @@ impl Committer {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.commit(gathered).await {
+            // The first attempt uses the markers read while gathering; a retry reads them anew.
+            let known = (attempt == 1).then_some(&gathered.watermarks);
+            match self.commit(gathered, known).await {
                 Ok(()) => return Ok(()),
                 Err(e) if attempt < COMMIT_ATTEMPTS => {
                     observe::retried();
@@ -272,13 +275,20 @@ impl Committer {
 
     /// Commits what `gathered` holds: its dead letters, then its event files, each table in one
     /// commit with the markers of the last offsets read.
-    async fn commit(&mut self, gathered: &Gathered) -> Result<()> {
+    async fn commit(
+        &mut self,
+        gathered: &Gathered,
+        watermarks: Option<&BTreeMap<i32, Watermark>>,
+    ) -> Result<()> {
         if gathered.epoch < self.shared.epoch() {
             return Ok(());
         }
         let last_offsets = &gathered.last_offsets;
         let partitions: Vec<i32> = last_offsets.keys().copied().collect();
-        let now = self.read_watermarks(&partitions).await?;
+        let now = match watermarks {
+            Some(read) => read.clone(),
+            None => self.read_watermarks(&partitions).await?,
+        };
         if self.advanced_by_another(&now) {
             self.conflict(USER_EVENTS);
             return Ok(());
@@ -328,8 +338,9 @@ impl Committer {
                 for (p, o) in &marks {
                     self.known.entry(*p).or_default().events = Some(*o);
                 }
-                self.shared.stats.committed(gathered.event_rows);
-                tracing::debug!(version, gathered.event_rows, dead_rows, "committed");
+                let event_rows = rows(&gathered.observed);
+                self.shared.stats.committed(event_rows);
+                tracing::debug!(version, event_rows, dead_rows, "committed");
                 if let Ok(mut m) = self.shared.to_mirror.lock() {
                     m.extend(marks.iter().map(|(p, o)| (*p, *o)));
                 }
