@@ -229,6 +229,7 @@ fn plan(
         partitions.entry(key).or_default().push(Input {
             path: file.object_store_path(),
             size,
+            modified: file.modification_datetime().unwrap_or_default(),
             partition,
             remove: file.remove_action(false),
         });

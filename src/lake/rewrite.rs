@@ -26,12 +26,18 @@ use datafusion::arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::{
+    FileGroup, FileScanConfigBuilder, ParquetFileReaderFactory, ParquetSource,
+};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::object_store::ObjectMeta;
+use datafusion::parquet::file::metadata::PageIndexPolicy;
 use datafusion::physical_expr::expressions::col;
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::sorts::sort::SortExec;
@@ -70,6 +76,8 @@ fn merge_batch_rows(inputs: usize) -> usize {
 pub(crate) struct Input {
     pub(crate) path: Path,
     pub(crate) size: u64,
+    /// When the file was written, as its add action says.
+    pub(crate) modified: chrono::DateTime<chrono::Utc>,
     /// The file's partition values as the log writes them (column → serialized value).
     pub(crate) partition: HashMap<String, Option<String>>,
     pub(crate) remove: Remove,
@@ -116,9 +124,8 @@ pub(crate) async fn rewrite(
     let ctx = session(table, merge_batch_rows(widest))?;
     let mut actions = Vec::new();
     for bin in &bins {
-        let sorted = sorted_inputs(table, bin, &keys).await?;
-        let plan = merge_plan(&table_schema, &partition_columns, bin, &sorted, &keys)?;
-        let mut batches = execute_stream(plan, ctx.task_ctx())?;
+        let mut batches =
+            merged(&ctx, table, &table_schema, &partition_columns, bin, &keys).await?;
         while let Some(batch) = batches.next().await {
             let batch = in_order_of(&batch?, &table_schema)?;
             write_rows(&mut writer, batch, &partition_columns)
@@ -157,6 +164,25 @@ pub(crate) async fn rewrite(
     })
 }
 
+/// The rows of `bin`'s files in the order of `keys` (see [`merge_plan`]), as `ctx` runs them.
+async fn merged(
+    ctx: &SessionContext,
+    table: &DeltaTable,
+    table_schema: &SchemaRef,
+    partition_columns: &[String],
+    bin: &[Input],
+    keys: &[String],
+) -> Result<SendableRecordBatchStream> {
+    let cache = ctx.runtime_env().cache_manager.get_file_metadata_cache();
+    let sorted = sorted_inputs(table, &cache, bin, keys).await?;
+    let reader = Arc::new(CachedParquetFileReaderFactory::new(
+        table.object_store(),
+        cache,
+    ));
+    let plan = merge_plan(table_schema, partition_columns, bin, &sorted, keys, reader)?;
+    Ok(execute_stream(plan, ctx.task_ctx())?)
+}
+
 /// A session whose object store is the table's root, using one core (maintenance runs beside
 /// ingest) and a memory pool that makes the sort spill.
 fn session(table: &DeltaTable, batch_rows: usize) -> Result<SessionContext> {
@@ -176,8 +202,14 @@ fn store_url() -> Result<ObjectStoreUrl> {
 }
 
 /// For each file of the bin, whether its footer says it is sorted by `keys` (a file an earlier
-/// merge wrote). Reads the footers only.
-async fn sorted_inputs(table: &DeltaTable, bin: &[Input], keys: &[String]) -> Result<Vec<bool>> {
+/// merge wrote). Reads the footers only, into `cache`, where the merge's scan finds them
+/// instead of reading them again.
+async fn sorted_inputs(
+    table: &DeltaTable,
+    cache: &Arc<FileMetadataCache>,
+    bin: &[Input],
+    keys: &[String],
+) -> Result<Vec<bool>> {
     if keys.is_empty() {
         return Ok(vec![false; bin.len()]);
     }
@@ -186,6 +218,9 @@ async fn sorted_inputs(table: &DeltaTable, bin: &[Input], keys: &[String]) -> Re
     let mut sorted = Vec::with_capacity(bin.len());
     for input in bin {
         let footer = DFParquetMetadata::new(store.as_ref(), &object_meta(input))
+            .with_file_metadata_cache(Some(cache.clone()))
+            // The footer alone: the scan reads the page index if its reader asks for it.
+            .with_page_index_policy(Some(PageIndexPolicy::Skip))
             .fetch_metadata()
             .await?;
         let says = footer
@@ -200,14 +235,15 @@ async fn sorted_inputs(table: &DeltaTable, bin: &[Input], keys: &[String]) -> Re
 }
 
 /// Reads the bin's files (their partition values as constant columns) in the order of `keys`,
-/// or in file order when there are none. Files that are `sorted` already are read one stream
-/// each and merged; the others are read together and sorted.
+/// or in file order when there are none, through `reader`. Files that are `sorted` already are
+/// read one stream each and merged; the others are read together and sorted.
 fn merge_plan(
     table_schema: &SchemaRef,
     partition_columns: &[String],
     bin: &[Input],
     sorted: &[bool],
     keys: &[String],
+    reader: Arc<dyn ParquetFileReaderFactory>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let is_partition = |f: &Field| partition_columns.iter().any(|p| p == f.name());
     let file_fields: Vec<FieldRef> = table_schema
@@ -238,7 +274,9 @@ fn merge_plan(
         }
     }
     let scan = |groups: Vec<FileGroup>, ordering: Option<LexOrdering>| -> Result<_> {
-        let source = Arc::new(ParquetSource::new(schema.clone()));
+        let source = Arc::new(
+            ParquetSource::new(schema.clone()).with_parquet_file_reader_factory(reader.clone()),
+        );
         let config = FileScanConfigBuilder::new(store_url()?, source)
             .with_file_groups(groups)
             .with_output_ordering(ordering.into_iter().collect())
@@ -284,10 +322,11 @@ fn ordering(keys: &[String], scan_schema: &SchemaRef) -> Result<Option<LexOrderi
     Ok(LexOrdering::new(exprs))
 }
 
+/// The same for every read of `input`, so that a footer cached by one read is valid for the next.
 fn object_meta(input: &Input) -> ObjectMeta {
     ObjectMeta {
         location: input.path.clone(),
-        last_modified: chrono::Utc::now(),
+        last_modified: input.modified,
         size: input.size,
         e_tag: None,
         version: None,
@@ -629,10 +668,56 @@ mod tests {
         }
     }
 
+    /// A merge reads each input's footer once: the scan finds the footer the check of its sort
+    /// order read (on an object store, each read is a request or two per file).
+    #[tokio::test]
+    async fn a_merge_reads_each_footer_once() {
+        let (_dir, _root, table) = appended_sorted(4, 50).await;
+        let snapshot = table.snapshot().unwrap();
+        let bin: Bin = snapshot
+            .log_data()
+            .iter()
+            .map(|file| Input {
+                path: file.object_store_path(),
+                size: u64::try_from(file.size()).unwrap(),
+                modified: file.modification_datetime().unwrap(),
+                partition: file.partition_values_map(),
+                remove: file.remove_action(false),
+            })
+            .collect();
+        assert_eq!(bin.len(), 8, "4 commits, two dates each");
+        let schema = RecordBatchWriter::for_table(&table).unwrap().arrow_schema();
+        let ctx = session(&table, 8192).unwrap();
+        let keys = ["user_id".to_string()];
+        let partitions = ["event_date".to_string()];
+        let mut batches = merged(&ctx, &table, &schema, &partitions, &bin, &keys)
+            .await
+            .unwrap();
+        let mut rows = 0;
+        while let Some(batch) = batches.next().await {
+            rows += batch.unwrap().num_rows();
+        }
+        assert_eq!(rows, 200);
+        let cached = ctx
+            .runtime_env()
+            .cache_manager
+            .get_file_metadata_cache()
+            .list_entries();
+        for input in &bin {
+            let hits = cached.get(&input.path).map(|entry| entry.hits);
+            assert!(
+                hits.is_some_and(|h| h > 0),
+                "the scan of {} took its footer from the cache: {hits:?}",
+                input.path
+            );
+        }
+    }
+
     fn input(path: &str, date: &str) -> Input {
         Input {
             path: Path::from(path),
             size: 1000,
+            modified: chrono::DateTime::UNIX_EPOCH,
             partition: HashMap::from([("event_date".to_string(), Some(date.to_string()))]),
             remove: Remove::default(),
         }
@@ -644,12 +729,20 @@ mod tests {
             .map(|i| input(&format!("f{i}.parquet"), "2024-10-04"))
             .collect();
         let schema = Arc::new(crate::event::EVENTS_SCHEMA.as_ref().clone());
+        let reader = Arc::new(CachedParquetFileReaderFactory::new(
+            Arc::new(object_store::memory::InMemory::new()),
+            SessionContext::new()
+                .runtime_env()
+                .cache_manager
+                .get_file_metadata_cache(),
+        ));
         let plan = merge_plan(
             &schema,
             &["event_date".into()],
             &bin,
             sorted,
             &["user_id".into()],
+            reader,
         )
         .unwrap();
         let text = datafusion::physical_plan::displayable(plan.as_ref())
