@@ -3,6 +3,8 @@
 #   - a single-node Apache Kafka (KRaft) from Maven Central, started once for the whole run;
 #   - a SeaweedFS S3 server on loopback, built from the Go module proxy (scripts/s3.sh), whose
 #     AWS_* variables the tests of a lake on s3:// use;
+#   - Azurite, an Azure Blob Storage server on loopback, from the npm registry
+#     (scripts/azurite.sh), whose AZURE*/AZURITE* variables the tests of a lake on az:// use;
 #   - a Python venv with the interop tools (deltalake, DuckDB + delta extension, Polars, ...);
 #   - Debian's docker-compose (validates docker-compose.yml) and chromium + chromium-driver (the
 #     status page's browser test).
@@ -38,9 +40,11 @@ step "kafka"
 scripts/kafka.sh install
 kafka_state=$(mktemp -d "${TMPDIR:-/tmp}/lake-kafka.XXXXXX")
 s3_state=$(mktemp -d "${TMPDIR:-/tmp}/lake-s3.XXXXXX")
+azure_state=$(mktemp -d "${TMPDIR:-/tmp}/lake-azure.XXXXXX")
 cleanup() {
     "$root/scripts/kafka.sh" stop "$kafka_state"; rm -rf "$kafka_state"
     "$root/scripts/s3.sh" stop "$s3_state"; rm -rf "$s3_state"
+    "$root/scripts/azurite.sh" stop "$azure_state"; rm -rf "$azure_state"
 }
 trap cleanup EXIT
 LAKE_TEST_BROKERS=$(scripts/kafka.sh start "$kafka_state")
@@ -52,6 +56,12 @@ scripts/s3.sh install
 s3_endpoint=$(scripts/s3.sh start "$s3_state")
 echo "S3 at $s3_endpoint"
 eval "$(scripts/s3.sh env "$s3_state")"
+
+step "Azure Blob Storage server (Azurite)"
+scripts/azurite.sh install
+azure_endpoint=$(scripts/azurite.sh start "$azure_state")
+echo "Azure Blob Storage at $azure_endpoint"
+eval "$(scripts/azurite.sh env "$azure_state")"
 
 step "format and lints"
 # Every dependency change leaves the old test binaries (large with debug info: bench/NOTES.md says

@@ -5,19 +5,15 @@
 
 mod common;
 
-use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::flight::{client, fetch, first_i64, query, serve_at};
 use common::*;
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
-use deltalake::kernel::transaction::CommitProperties;
-use deltalake::DeltaTableBuilder;
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use lake::testing::{Lake, StorageOptions};
 use object_store::aws::AmazonS3Builder;
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
+use object_store::ObjectStore;
 use rand::{Rng, SeedableRng};
 
 /// Fails the test when no S3 server is configured.
@@ -166,68 +162,12 @@ async fn flight_sql_serves_an_s3_lake() {
 
 #[tokio::test]
 async fn the_server_lets_only_one_of_two_writers_create_an_object() {
-    let store = bucket();
-    let key = ObjectPath::from(format!("conformance/{}", topic("once")));
-    let create = PutOptions {
-        mode: PutMode::Create,
-        ..PutOptions::default()
-    };
-    store
-        .put_opts(&key, b"first".to_vec().into(), create.clone())
-        .await
-        .expect("the first create");
-    let second = store
-        .put_opts(&key, b"second".to_vec().into(), create)
-        .await
-        .expect_err("a second create of the same key must fail");
-    assert!(
-        matches!(second, object_store::Error::AlreadyExists { .. }),
-        "{second}"
-    );
-    let kept = store.get(&key).await.unwrap().bytes().await.unwrap();
-    assert_eq!(kept.as_ref(), b"first");
+    common::remote::only_the_first_create_of_a_key_wins(bucket()).await;
 }
 
 #[tokio::test]
 async fn two_writers_of_one_delta_version_cannot_both_win() {
-    // Lake::at registers delta-rs' plain log store for s3://.
-    let location = s3_lake("s3_race");
-    Lake::at(&location, &StorageOptions::default()).expect("s3 lake");
-    let url = url::Url::parse(&format!("{location}/race/")).unwrap();
-    let open = || {
-        DeltaTableBuilder::from_url(url.clone())
-            .unwrap()
-            .with_storage_backend(bucket(), url.clone())
-    };
-    let n = Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef;
-    let rows = RecordBatch::try_from_iter([("n", n)]).unwrap();
-    open()
-        .build()
-        .unwrap()
-        .write(vec![rows.clone()])
-        .await
-        .unwrap();
-    let (a, b) = (open().load().await.unwrap(), open().load().await.unwrap());
-    assert_eq!((a.version(), b.version()), (Some(0), Some(0)));
-    let once = || CommitProperties::default().with_max_retries(0);
-    let (ra, rb) = tokio::join!(
-        a.write(vec![rows.clone()])
-            .with_commit_properties(once())
-            .into_future(),
-        b.write(vec![rows.clone()])
-            .with_commit_properties(once())
-            .into_future(),
-    );
-    assert_eq!(
-        ra.is_ok() as u8 + rb.is_ok() as u8,
-        1,
-        "exactly one commit of version 1 wins: {:?} / {:?}",
-        ra.as_ref().err(),
-        rb.as_ref().err()
-    );
-    let table = open().load().await.unwrap();
-    assert_eq!(table.version(), Some(1));
-    assert_eq!(table.snapshot().unwrap().log_data().num_files(), 2);
+    common::remote::one_delta_version_has_one_writer(&s3_lake("s3_race"), bucket()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

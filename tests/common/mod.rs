@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod flight;
+pub mod remote;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
