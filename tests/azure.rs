@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use common::flight::{client, first_i64, query, serve_at};
 use common::*;
-use lake::testing::{Lake, StorageOptions};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::ObjectStore;
 
@@ -41,58 +40,14 @@ fn container() -> Arc<dyn ObjectStore> {
     )
 }
 
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[tokio::test]
 async fn ingest_daily_maintain_and_serve_work_on_azure() {
     let location = az_lake("az_lake");
-    let topic = topic("az_events");
-    let produced = produce_events(&topic, 2000, &["--days", "1", "--start-date", "2025-01-10"]);
-    let events = produced["delivered"].as_i64().expect("delivered");
-    send_raw(&topic, 0, &[(None, Some(b"{not json".as_slice()))]);
-
     // Small flushes, so that maintenance has files to merge.
-    run_ok(&strs(&ingest_args_at(
-        &location,
-        &topic,
-        &["--until-caught-up", "--max-rows", "400", "--no-maintain"],
-    )));
-    let lake = Lake::at(&location, &StorageOptions::default()).expect("az lake");
-    assert_exactly_once_in(&lake, events).await;
-    let dead = ints_in(&lake, "SELECT count(*) FROM dead_letters").await[0];
-    assert_eq!(dead, 1, "the bad message is a dead letter");
-
-    let sql = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
-    let out = run_ok(&[
-        "daily",
-        "--lake",
-        &location,
-        "--sql",
-        sql.to_str().expect("utf-8"),
-        "--topic",
-        &topic,
-        "--no-sensor",
-        "--date",
-        "2025-01-10",
-    ]);
-    assert!(
-        stdout(&out).contains("processed.daily_metrics: wrote 1 rows"),
-        "{}",
-        stdout(&out)
-    );
-    let total = run_ok(&[
-        "sql",
-        "--lake",
-        &location,
-        "-q",
-        "--format",
-        "csv",
-        "-c",
-        "SELECT total_events FROM processed.daily_metrics",
-    ]);
-    assert_eq!(stdout(&total).trim(), format!("total_events\n{events}"));
+    let small = ["--max-rows", "400", "--no-maintain"];
+    let (topic, events, lake) =
+        common::remote::ingest_with_a_dead_letter(&location, "az_events", 2000, &small).await;
+    common::remote::daily_of_the_date(&location, &topic, events);
 
     let before = ints_in(&lake, "SELECT count(*) FROM user_events").await;
     let maintained = run_ok(&[

@@ -46,56 +46,15 @@ fn bucket() -> Arc<dyn ObjectStore> {
     )
 }
 
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[tokio::test]
 async fn ingest_daily_runs_sql_and_maintain_work_on_s3() {
     let location = s3_lake("s3_lake");
-    let topic = topic("s3_events");
-    let produced = produce_events(&topic, 3000, &["--days", "1", "--start-date", "2025-01-10"]);
-    let events = produced["delivered"].as_i64().expect("delivered");
-    send_raw(&topic, 0, &[(None, Some(b"{not json".as_slice()))]);
-
-    run_ok(&strs(&ingest_args_at(
-        &location,
-        &topic,
-        &["--until-caught-up"],
-    )));
-    let lake = Lake::at(&location, &StorageOptions::default()).expect("s3 lake");
-    assert_exactly_once_in(&lake, events).await;
-    let dead = ints_in(&lake, "SELECT count(*) FROM dead_letters").await[0];
-    assert_eq!(dead, 1, "the bad message is a dead letter");
-
+    let (topic, events, lake) =
+        common::remote::ingest_with_a_dead_letter(&location, "s3_events", 3000, &[]).await;
+    common::remote::daily_of_the_date(&location, &topic, events);
+    let csv = |query: &str| common::remote::csv(&location, query);
     let sql = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
     let sql = sql.to_str().expect("utf-8");
-    let out = run_ok(&[
-        "daily",
-        "--lake",
-        &location,
-        "--sql",
-        sql,
-        "--topic",
-        &topic,
-        "--no-sensor",
-        "--date",
-        "2025-01-10",
-    ]);
-    assert!(
-        stdout(&out).contains("processed.daily_metrics: wrote 1 rows"),
-        "{}",
-        stdout(&out)
-    );
-    let csv = |query: &str| {
-        stdout(&run_ok(&[
-            "sql", "--lake", &location, "-q", "--format", "csv", "-c", query,
-        ]))
-    };
-    assert_eq!(
-        csv("SELECT total_events FROM processed.daily_metrics").trim(),
-        format!("total_events\n{events}")
-    );
     let runs = run_ok(&["runs", "--lake", &location]);
     assert!(stdout(&runs).contains("succeeded"), "{}", stdout(&runs));
     // The schedule catches up the date after it (and only that one) on the same store.

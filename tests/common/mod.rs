@@ -20,6 +20,11 @@ use lake::testing::{Message, MessageBuffer};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
+/// A command's standard output as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The real Kafka broker started by scripts/test.sh.
 pub fn brokers() -> String {
     std::env::var("LAKE_TEST_BROKERS").expect(

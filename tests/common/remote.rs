@@ -1,6 +1,7 @@
 //! What every object store a lake lives on must do, checked against a real server of each kind
 //! (tests/s3.rs: SeaweedFS; tests/azure.rs: Azurite): create an object only once when two
-//! writers race for it, which is what keeps two writers of one Delta version from both winning.
+//! writers race for it, which is what keeps two writers of one Delta version from both winning;
+//! and the steps both suites start from: ingest with a dead letter, the daily job.
 
 use std::future::IntoFuture;
 use std::sync::Arc;
@@ -12,7 +13,73 @@ use lake::testing::{Lake, StorageOptions};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
 
-use super::topic;
+use super::{
+    assert_exactly_once_in, ingest_args_at, ints_in, produce_events, run_ok, send_raw, stdout,
+    strs, topic,
+};
+
+/// The date of the events [`ingest_with_a_dead_letter`] produces.
+pub const DATE: &str = "2025-01-10";
+
+/// `events` seed events of [`DATE`] and one message that is not JSON on a new topic `name`,
+/// ingested into the lake at `location` until caught up (`extra`: more ingest flags): every event
+/// is in raw.user_events once, the bad message a dead letter. Returns the topic, the events
+/// delivered and the lake.
+pub async fn ingest_with_a_dead_letter(
+    location: &str,
+    name: &str,
+    events: u64,
+    extra: &[&str],
+) -> (String, i64, Lake) {
+    let topic = topic(name);
+    let produced = produce_events(&topic, events, &["--days", "1", "--start-date", DATE]);
+    let events = produced["delivered"].as_i64().expect("delivered");
+    send_raw(&topic, 0, &[(None, Some(b"{not json".as_slice()))]);
+    let flags: Vec<&str> = ["--until-caught-up"]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    run_ok(&strs(&ingest_args_at(location, &topic, &flags)));
+    let lake = Lake::at(location, &StorageOptions::default()).expect("remote lake");
+    assert_exactly_once_in(&lake, events).await;
+    let dead = ints_in(&lake, "SELECT count(*) FROM dead_letters").await[0];
+    assert_eq!(dead, 1, "the bad message is a dead letter");
+    (topic, events, lake)
+}
+
+/// `query` run by `lake sql` over the lake at `location`, its answer as CSV.
+pub fn csv(location: &str, query: &str) -> String {
+    stdout(&run_ok(&[
+        "sql", "--lake", location, "-q", "--format", "csv", "-c", query,
+    ]))
+}
+
+/// `lake daily` for [`DATE`] over the lake at `location` (the shipped SQL, no sensor): one row of
+/// processed.daily_metrics counting `events`.
+pub fn daily_of_the_date(location: &str, topic: &str, events: i64) {
+    let sql = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    let out = run_ok(&[
+        "daily",
+        "--lake",
+        location,
+        "--sql",
+        sql.to_str().expect("utf-8"),
+        "--topic",
+        topic,
+        "--no-sensor",
+        "--date",
+        DATE,
+    ]);
+    assert!(
+        stdout(&out).contains("processed.daily_metrics: wrote 1 rows"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        csv(location, "SELECT total_events FROM processed.daily_metrics").trim(),
+        format!("total_events\n{events}")
+    );
+}
 
 /// A create of a key that exists fails as AlreadyExists, and the first object stays.
 pub async fn only_the_first_create_of_a_key_wins(store: Arc<dyn ObjectStore>) {
