@@ -223,16 +223,10 @@ fn plan(
         if !sizes.contains(&size) || file.deletion_vector_descriptor().is_some() {
             continue;
         }
-        let partition = file.partition_values_map();
-        let mut key: Vec<_> = partition.clone().into_iter().collect();
+        let input = Input::of(&file);
+        let mut key: Vec<_> = input.partition.clone().into_iter().collect();
         key.sort();
-        partitions.entry(key).or_default().push(Input {
-            path: file.object_store_path(),
-            size,
-            modified: file.modification_datetime().unwrap_or_default(),
-            partition,
-            remove: file.remove_action(false),
-        });
+        partitions.entry(key).or_default().push(input);
     }
     let mut bins = Vec::new();
     for (_, mut files) in partitions {

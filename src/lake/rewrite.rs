@@ -46,7 +46,7 @@ use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{execute_stream, ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, Remove};
+use deltalake::kernel::{Action, LogicalFileView, Remove};
 use deltalake::protocol::DeltaOperation;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, Path};
@@ -81,6 +81,19 @@ pub(crate) struct Input {
     /// The file's partition values as the log writes them (column → serialized value).
     pub(crate) partition: HashMap<String, Option<String>>,
     pub(crate) remove: Remove,
+}
+
+impl Input {
+    /// `file` of the table's snapshot as a merge input.
+    pub(crate) fn of(file: &LogicalFileView) -> Self {
+        Self {
+            path: file.object_store_path(),
+            size: u64::try_from(file.size()).unwrap_or(0),
+            modified: file.modification_datetime().unwrap_or_default(),
+            partition: file.partition_values_map(),
+            remove: file.remove_action(false),
+        }
+    }
 }
 
 /// Files of one partition that become one or more files of up to the target size.
@@ -674,17 +687,7 @@ mod tests {
     async fn a_merge_reads_each_footer_once() {
         let (_dir, _root, table) = appended_sorted(4, 50).await;
         let snapshot = table.snapshot().unwrap();
-        let bin: Bin = snapshot
-            .log_data()
-            .iter()
-            .map(|file| Input {
-                path: file.object_store_path(),
-                size: u64::try_from(file.size()).unwrap(),
-                modified: file.modification_datetime().unwrap(),
-                partition: file.partition_values_map(),
-                remove: file.remove_action(false),
-            })
-            .collect();
+        let bin: Bin = snapshot.log_data().iter().map(|f| Input::of(&f)).collect();
         assert_eq!(bin.len(), 8, "4 commits, two dates each");
         let schema = RecordBatchWriter::for_table(&table).unwrap().arrow_schema();
         let ctx = session(&table, 8192).unwrap();
