@@ -460,9 +460,11 @@ async fn huge_constants_are_refused_and_plans_never_fetched_do_not_pile_up() {
     // A value doubled in 40 steps (1 KiB to 1 PiB): the process aborted at the first
     // allocation it could not get.
     for grow in ["s || s", "concat(s, s)", "flatten([s, s])"] {
+        // The first value is made from a one-row table, not folded into a constant (a constant
+        // of 1 KiB is refused by itself here, see below).
         let base = match grow {
-            "flatten([s, s])" => "SELECT range(128) AS s",
-            _ => "SELECT repeat('x', 1024) AS s",
+            "flatten([s, s])" => "SELECT range(n) AS s FROM (VALUES (128)) t(n)",
+            _ => "SELECT repeat(v, 1024) AS s FROM (VALUES ('x')) t(v)",
         };
         let steps: Vec<String> = (1..=40)
             .map(|i| format!("t{i} AS (SELECT {grow} AS s FROM t{})", i - 1))
@@ -477,6 +479,32 @@ async fn huge_constants_are_refused_and_plans_never_fetched_do_not_pile_up() {
             "{grow}: {e}"
         );
     }
+    // A 900 KB literal copied into every row of a batch of 131,072 (118 GB at once): it
+    // aborted the process. Only compared with, it is never copied and the query runs.
+    let big = "x".repeat(900_000);
+    let sql = format!(
+        "SELECT length(s) FROM (SELECT arrow_cast('{big}', 'LargeUtf8') AS s) a, \
+         generate_series(1, 1000000)"
+    );
+    let e = query(&mut c, &sql).await.unwrap_err();
+    assert!(
+        e.contains(RESOURCE_EXHAUSTED) && e.contains("copied into each"),
+        "{}",
+        &e[..e.len().min(300)]
+    );
+    // A 48 MB value made while the query runs (a call on a one-row table, under the 64 MiB a
+    // call may make here) meeting a join: 6 TB at once, which aborted the process too.
+    let sql = "SELECT sum(length(b.big)) FROM generate_series(1, 1000000) g CROSS JOIN \
+               (SELECT repeat(arrow_cast(v, 'LargeUtf8'), 50000000) AS big FROM (VALUES ('x')) t(v)) b";
+    let e = query(&mut c, sql).await.unwrap_err();
+    assert!(
+        e.contains(RESOURCE_EXHAUSTED) && e.contains("meets a join"),
+        "{e}"
+    );
+    let sql = format!(
+        "SELECT count(*) FROM generate_series(1, 5) t(x) WHERE CAST(x AS VARCHAR) <> '{big}'"
+    );
+    assert_eq!(first_i64(&query(&mut c, &sql).await.unwrap()), 5);
     // 300 MB strings planned (GetFlightInfo) and never fetched: they held 2.35 GB.
     let before = rss_bytes(server.child.id());
     for i in 0..4 {

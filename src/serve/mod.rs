@@ -2,6 +2,8 @@
 //!
 //! - [`auth`]: login and the check in front of every call;
 //! - [`statement`]: planning and running queries under the limits;
+//! - [`constants`]: how large a constant a query may copy into rows;
+//! - [`joined`]: how large a value may meet a join;
 //! - [`planned`]: plans kept between requests while their tables have no newer commit;
 //! - [`metadata`]: catalogs, schemas, tables, SqlInfo, type info;
 //! - [`flight_sql`]: the protocol mapping;
@@ -14,10 +16,12 @@
 
 pub(crate) mod auth;
 pub(crate) mod caught;
+pub(crate) mod constants;
 pub(crate) mod control;
 pub(crate) mod do_get;
 pub(crate) mod encode;
 pub(crate) mod flight_sql;
+pub(crate) mod joined;
 pub(crate) mod metadata;
 pub(crate) mod observe;
 pub(crate) mod overview;

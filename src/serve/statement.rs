@@ -4,6 +4,7 @@
 //! Prepared statements are stateless: the handle carries the SQL text and the bound
 //! parameters (Arrow IPC), so handles stay valid across executes and server restarts.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,17 +17,20 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionState};
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::execution::{SendableRecordBatchStream, SessionStateBuilder, TaskContext};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::{cast, Expr};
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
 use super::caught;
+use super::constants;
+use super::joined;
 use super::planned::{PlanCache, Planned};
+use crate::lake::bounded;
 use crate::lake::catalog::{self, Lookup};
 use crate::lake::snapshots::Snapshots;
 use crate::lake::Lake;
@@ -319,6 +323,8 @@ pub(crate) struct Engine {
     /// Plans kept between requests (see [`super::planned`]).
     planned: PlanCache,
     limits: Limits,
+    /// The most bytes a constant that a query copies into rows may hold (see [`constants`]).
+    largest_constant: usize,
     running: Arc<Semaphore>,
 }
 
@@ -373,7 +379,16 @@ impl Engine {
             .with_batch_size(BATCH_ROWS);
         let ctx =
             catalog::session_with(&lake, config, runtime, Lookup::Cached(Snapshots::default()));
-        let state = ctx.state();
+        let guard = joined::GuardJoins {
+            largest: joined::LARGEST_JOINED,
+        };
+        let state = SessionStateBuilder::new_from_existing(ctx.state())
+            .with_physical_optimizer_rule(Arc::new(guard))
+            .build();
+        let largest_constant = constants::largest(
+            bounded::call_cap(state.runtime_env().memory_pool.as_ref()),
+            BATCH_ROWS,
+        );
         let task = Arc::new(TaskContext::from(&state));
         let running = Arc::new(Semaphore::new(limits.max_concurrent.max(1)));
         let planned = PlanCache::new(&state.runtime_env().memory_pool);
@@ -383,6 +398,7 @@ impl Engine {
             task,
             planned,
             limits,
+            largest_constant,
             running,
         }
     }
@@ -420,6 +436,7 @@ impl Engine {
             Some(values) => plan.with_param_values(values).map_err(|e| status(&e))?,
             None => plan,
         };
+        constants::check(&plan, self.largest_constant, BATCH_ROWS).map_err(|e| status(&e))?;
         without_views(plan).map_err(|e| status(&e))
     }
 
@@ -428,9 +445,13 @@ impl Engine {
         let (logical, reads) = Snapshots::recording(self.logical_plan(handle)).await;
         let logical = logical?;
         let schema = logical.schema().inner().clone();
+        // What `create_physical_plan` does, with the folded constants checked in between.
+        let optimized = self.state.optimize(&logical).map_err(|e| status(&e))?;
+        constants::check(&optimized, self.largest_constant, BATCH_ROWS).map_err(|e| status(&e))?;
         let plan = self
             .state
-            .create_physical_plan(&logical)
+            .query_planner()
+            .create_physical_plan(&optimized, &self.state)
             .await
             .map_err(|e| status(&e))?;
         Ok(Planned::new(schema, plan, &logical, reads))
@@ -473,7 +494,7 @@ impl Engine {
         work: impl std::future::Future<Output = Result<T, Status>>,
     ) -> Result<T, Status> {
         let _permit = self.permit()?;
-        tokio::time::timeout(self.limits.timeout, work)
+        tokio::time::timeout(self.limits.timeout, caught::or_internal(work))
             .await
             .map_err(|_| timed_out(self.limits.timeout))?
     }
@@ -529,10 +550,14 @@ impl Engine {
     > {
         let permit = self.permit()?;
         let deadline = tokio::time::Instant::now() + self.limits.timeout;
-        let planned = tokio::time::timeout_at(deadline, self.planned(handle))
+        let planned = tokio::time::timeout_at(deadline, caught::or_internal(self.planned(handle)))
             .await
             .map_err(|_| timed_out(self.limits.timeout))??;
-        let stream = execute_stream(planned.plan, self.task.clone()).map_err(|e| status(&e))?;
+        let task = self.task.clone();
+        let stream =
+            std::panic::catch_unwind(AssertUnwindSafe(|| execute_stream(planned.plan, task)))
+                .map_err(|panic| caught::internal(panic.as_ref()))?
+                .map_err(|e| status(&e))?;
         Ok((
             planned.schema,
             streamed(stream, deadline, self.limits.timeout, permit),
@@ -615,12 +640,17 @@ fn streamed(
     };
     futures::stream::unfold(Some((stream, done)), move |state| async move {
         let (mut stream, done) = state?;
+        // A panic while computing a batch (see `caught`) ends the stream with INTERNAL.
         let next = if tokio::time::Instant::now() >= deadline {
-            Err(())
+            Err(timed_out(timeout))
         } else {
-            tokio::time::timeout_at(deadline, stream.next())
+            match tokio::time::timeout_at(deadline, AssertUnwindSafe(stream.next()).catch_unwind())
                 .await
-                .map_err(|_| ())
+            {
+                Err(_) => Err(timed_out(timeout)),
+                Ok(Err(panic)) => Err(caught::internal(panic.as_ref())),
+                Ok(Ok(next)) => Ok(next),
+            }
         };
         match next {
             Ok(Some(Ok(batch))) => Some((Ok(batch), Some((stream, done)))),
@@ -632,9 +662,9 @@ fn streamed(
                 done();
                 Some((Err(status(&e)), None))
             }
-            Err(()) => {
+            Err(stop) => {
                 done();
-                Some((Err(timed_out(timeout)), None))
+                Some((Err(stop), None))
             }
         }
     })
@@ -722,6 +752,100 @@ mod tests {
         );
         let plain = "SELECT 1 -- what?\n";
         assert_eq!(numbered_placeholders(plain), plain);
+    }
+
+    /// An engine over an empty lake, with `boom(x)`, which panics when called: at run time on a
+    /// column (it is volatile, never folded), and while planning as `boom_now(1)`, which the
+    /// optimizer folds.
+    fn engine() -> (tempfile::TempDir, Engine) {
+        use datafusion::execution::FunctionRegistry;
+        use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path()).unwrap();
+        let limits = Limits {
+            timeout: Duration::from_secs(60),
+            max_concurrent: 4,
+        };
+        let mut engine = Engine::new(lake, Arc::new(RuntimeEnv::default()), limits);
+        for (name, volatility) in [
+            ("boom", Volatility::Volatile),
+            ("boom_now", Volatility::Immutable),
+        ] {
+            let panics = Arc::new(|_: &[ColumnarValue]| -> datafusion::error::Result<_> {
+                panic!("offset overflow")
+            });
+            let udf = create_udf(
+                name,
+                vec![DataType::Int64],
+                DataType::Int64,
+                volatility,
+                panics,
+            );
+            engine.state.register_udf(Arc::new(udf)).unwrap();
+        }
+        (dir, engine)
+    }
+
+    /// What running `sql` on `engine` answers: its rows, or the first error.
+    async fn first(engine: &Engine, sql: &str) -> Result<usize, Status> {
+        let (_, stream) = engine.execute(&Handle::new(sql)).await?;
+        let mut stream = Box::pin(stream);
+        let mut rows = 0;
+        while let Some(batch) = stream.next().await {
+            rows += batch?.num_rows();
+        }
+        Ok(rows)
+    }
+
+    #[tokio::test]
+    async fn a_query_that_panics_is_answered_internal_and_the_engine_goes_on() {
+        let (_dir, engine) = engine();
+        for e in [
+            first(&engine, "SELECT boom(x) FROM generate_series(1, 3) t(x)").await,
+            first(&engine, "SELECT boom_now(1)").await,
+            engine
+                .plan(&Handle::new("SELECT boom_now(2)"))
+                .await
+                .map(|_| 0),
+        ] {
+            let e = e.unwrap_err();
+            assert_eq!(e.code(), tonic::Code::Internal, "{e}");
+            assert!(e.message().ends_with("offset overflow"), "{e}");
+        }
+        let rows = first(&engine, "SELECT x FROM generate_series(1, 3) t(x)").await;
+        assert_eq!(rows.unwrap(), 3);
+        assert_eq!(
+            engine.running.available_permits(),
+            4,
+            "every slot given back"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_constant_copied_into_every_row_is_refused_before_it_is_allocated() {
+        let (_dir, engine) = engine();
+        let largest = engine.largest_constant;
+        assert_eq!(largest, bounded::MAX_CALL_BYTES / BATCH_ROWS);
+        let big = "x".repeat(largest + 1);
+        // Each asked the allocator for the constant times 131,072 rows and aborted the
+        // process: a literal as written (LargeUtf8 has no 2 GiB offset check to stop it first),
+        // and one the optimizer folds from a call.
+        let n = largest + 1;
+        for sql in [
+            format!(
+                "SELECT length(s) FROM (SELECT arrow_cast('{big}', 'LargeUtf8') AS s) a, \
+                 generate_series(1, 1000000)"
+            ),
+            format!("SELECT repeat(arrow_cast('x', 'LargeUtf8'), {n}) FROM generate_series(1, 9)"),
+        ] {
+            let e = first(&engine, &sql).await.unwrap_err();
+            assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e}");
+            assert!(e.message().contains("copied into each"), "{e}");
+        }
+        // Compared with, it is never copied: the query runs.
+        let sql =
+            format!("SELECT x FROM generate_series(1, 3) t(x) WHERE CAST(x AS VARCHAR) <> '{big}'");
+        assert_eq!(first(&engine, &sql).await.unwrap(), 3);
     }
 
     mod fuzz {

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::{DataFusionError, Result};
-use datafusion::execution::memory_pool::MemoryLimit;
+use datafusion::execution::memory_pool::{MemoryLimit, MemoryPool};
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
@@ -76,10 +76,7 @@ const BOUNDED: &[(&str, Growth)] = &[
 /// Bounds every call in `ctx` that can grow its result without bound, capped at the memory
 /// limit of `ctx`'s runtime (or [`MAX_CALL_BYTES`]).
 pub(crate) fn bound(ctx: &SessionContext) {
-    let cap = match ctx.runtime_env().memory_pool.memory_limit() {
-        MemoryLimit::Finite(limit) => limit.min(MAX_CALL_BYTES),
-        MemoryLimit::Infinite | MemoryLimit::Unknown => MAX_CALL_BYTES,
-    };
+    let cap = call_cap(ctx.runtime_env().memory_pool.as_ref());
     for &(name, _) in BOUNDED {
         if let Ok(inner) = ctx.udf(name) {
             if let Some(bounded) = bounded(&inner, cap) {
@@ -88,6 +85,15 @@ pub(crate) fn bound(ctx: &SessionContext) {
         }
     }
     ctx.add_analyzer_rule(Arc::new(rule::BoundCalls::new(cap)));
+}
+
+/// The most one call may produce in a session over `pool`: its memory limit, at most
+/// [`MAX_CALL_BYTES`].
+pub(crate) fn call_cap(pool: &dyn MemoryPool) -> usize {
+    match pool.memory_limit() {
+        MemoryLimit::Finite(limit) => limit.min(MAX_CALL_BYTES),
+        MemoryLimit::Infinite | MemoryLimit::Unknown => MAX_CALL_BYTES,
+    }
 }
 
 /// `udf` bounded at `cap`, or `None` when it cannot grow its result or already is bounded.
@@ -203,7 +209,7 @@ impl ScalarUDFImpl for Bounded {
     }
 }
 
-fn human_bytes(n: u128) -> String {
+pub(crate) fn human_bytes(n: u128) -> String {
     const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut value = n as f64;
     let mut unit = 0;
