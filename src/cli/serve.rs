@@ -43,7 +43,7 @@ pub(crate) struct ServeArgs {
         "Longest a query may run",
         humantime::format_duration(ServeOptions::default().query_timeout)))]
     pub(crate) query_timeout: Option<Duration>,
-    /// Memory all running queries may hold together, e.g. 2G [default: no limit]
+    /// Memory all running queries may hold together, e.g. 2G [default: half the machine's]
     #[arg(long, value_parser = parse_memory)]
     pub(crate) memory_limit: Option<usize>,
     #[arg(long, help = with_default(

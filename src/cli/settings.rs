@@ -372,7 +372,7 @@ impl Settings {
             (None, None) => None,
             _ => anyhow::bail!("TLS needs both a certificate and a key"),
         };
-        let memory_limit = a.memory_limit.or(s.memory_limit);
+        let memory_limit = a.memory_limit.or(s.memory_limit).or(d.memory_limit);
         let daily = self.job(
             JobArgs {
                 sql_dir: a.sql_dir,

@@ -1,12 +1,13 @@
-//! How large a value may meet a join in a served query.
+//! How large a value may meet a join or a window function in a served query.
 //!
 //! A join copies a row's values into every output row it matches: one left row of a cross join
-//! into each row of a right batch, a build row into each probe row with its key. Each copy of a
-//! column is one allocation outside DataFusion's memory pool, so a 100 MB value made while the
+//! into each row of a right batch, a build row into each probe row with its key. A window
+//! function such as `first_value(s) OVER ()` copies one row's value into every row of its
+//! partition. Each copy of a column is one allocation outside DataFusion's memory pool, so a 100 MB value made while the
 //! query runs (`repeat(v, 100000000)` over a one-row table, within what one call may produce)
 //! joined with a table asks for 100 MB times a batch's rows at once, and a failed allocation
 //! aborts the process. [`GuardJoins`], a physical optimizer rule, puts a [`Guard`] over every
-//! input of every join; it ends the query with ResourcesExhausted at the first value larger
+//! input of every join and window operator; it ends the query with ResourcesExhausted at the first value larger
 //! than [`LARGEST_JOINED`]. Constants are limited earlier and tighter ([`super::constants`]).
 
 use std::fmt;
@@ -24,6 +25,7 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::joins::{
     CrossJoinExec, HashJoinExec, NestedLoopJoinExec, SortMergeJoinExec, SymmetricHashJoinExec,
 };
+use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
 use datafusion::physical_plan::{
     replace_children_if_necessary, DisplayAs, DisplayFormatType, ExecutionPlan, PhysicalExpr,
     PlanProperties,
@@ -38,7 +40,7 @@ use crate::lake::bounded::human_bytes;
 /// batch of 131,072 rows that is 8 GiB, which a server can allocate; 100 MB is 13 TB.
 pub(crate) const LARGEST_JOINED: usize = DEFAULT_MAX_PAYLOAD_BYTES;
 
-/// Puts a [`Guard`] over each input of every join in the plan.
+/// Puts a [`Guard`] over each input of every join and window operator in the plan.
 #[derive(Debug)]
 pub(crate) struct GuardJoins {
     pub(crate) largest: usize,
@@ -51,7 +53,7 @@ impl PhysicalOptimizerRule for GuardJoins {
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| {
-            if !is_join(node.as_ref()) {
+            if !copies_rows(node.as_ref()) {
                 return Ok(Transformed::no(node));
             }
             let guarded = node
@@ -76,12 +78,14 @@ impl PhysicalOptimizerRule for GuardJoins {
     }
 }
 
-fn is_join(plan: &dyn ExecutionPlan) -> bool {
+fn copies_rows(plan: &dyn ExecutionPlan) -> bool {
     plan.is::<HashJoinExec>()
         || plan.is::<CrossJoinExec>()
         || plan.is::<NestedLoopJoinExec>()
         || plan.is::<SortMergeJoinExec>()
         || plan.is::<SymmetricHashJoinExec>()
+        || plan.is::<BoundedWindowAggExec>()
+        || plan.is::<WindowAggExec>()
 }
 
 /// Its input's batches, unchanged, until one holds a value larger than `largest` bytes.
@@ -184,8 +188,8 @@ fn check(batch: RecordBatch, largest: usize) -> Result<RecordBatch> {
         let bytes = largest_value(column, largest);
         if bytes > largest {
             return Err(DataFusionError::ResourcesExhausted(format!(
-                "a value of {} in column {} meets a join, which may copy it into each row of a \
-                 batch; a value that meets a join may hold at most {}",
+                "a value of {} in column {} meets a join or a window function, which may copy it \
+                 into each row of a batch; such a value may hold at most {}",
                 human_bytes(bytes as u128),
                 field.name(),
                 human_bytes(largest as u128),
@@ -282,8 +286,20 @@ mod tests {
             format!("SELECT length(b.big) FROM generate_series(1, 10) g, (SELECT make_array(big, big) AS big FROM ({big})) b"),
         ] {
             let e = run(&sql).await.unwrap_err();
-            assert!(e.contains("meets a join, which may copy it"), "{e}");
+            assert!(e.contains("meets a join or a window function"), "{e}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_large_value_is_refused_where_it_meets_a_window_function() {
+        let n = LIMIT + 1;
+        let sql = format!(
+            "SELECT length(first_value(s) OVER ()) FROM \
+             (SELECT CASE WHEN g.value = 1 THEN repeat(v, {n}) ELSE v END AS s \
+              FROM (VALUES ('x')) t(v), generate_series(1, 10) g)"
+        );
+        let e = run(&sql).await.unwrap_err();
+        assert!(e.contains("meets a join or a window function"), "{e}");
     }
 
     #[tokio::test]

@@ -3,7 +3,8 @@
 //! - [`auth`]: login and the check in front of every call;
 //! - [`statement`]: planning and running queries under the limits;
 //! - [`constants`]: how large a constant a query may copy into rows;
-//! - [`joined`]: how large a value may meet a join;
+//! - [`joined`]: how large a value may meet a join or a window function;
+//! - [`windows`]: which aggregates may be window functions, over which frames;
 //! - [`planned`]: plans kept between requests while their tables have no newer commit;
 //! - [`metadata`]: catalogs, schemas, tables, SqlInfo, type info;
 //! - [`flight_sql`]: the protocol mapping;
@@ -28,6 +29,7 @@ pub(crate) mod overview;
 pub(crate) mod planned;
 pub(crate) mod statement;
 pub(crate) mod status;
+pub(crate) mod windows;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -81,6 +83,28 @@ pub(crate) struct ServeOptions {
     pub(crate) kafka: Option<status::lag::KafkaTopic>,
 }
 
+/// Half the memory this process may use (the machine's, or its cgroup's limit when lower):
+/// the default of what all running queries may hold together. Without a limit, one sort of a
+/// few billion generated rows took the server's memory until the timeout. None where it cannot
+/// be read (not Linux).
+pub(crate) fn half_the_memory() -> Option<usize> {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let kib = info.lines().find_map(|l| l.strip_prefix("MemTotal:"))?;
+            kib.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<usize>()
+                .ok()
+        })?
+        * 1024;
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    Some(cgroup.map_or(total, |c| c.min(total)) / 2)
+}
+
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
@@ -90,7 +114,7 @@ impl Default for ServeOptions {
             allow_plaintext_password: false,
             tls: None,
             query_timeout: Duration::from_secs(60),
-            memory_limit: None,
+            memory_limit: half_the_memory(),
             max_concurrent_queries: 8,
             control: ControlOptions::default(),
             http_addr: None,

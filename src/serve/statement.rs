@@ -30,6 +30,7 @@ use super::caught;
 use super::constants;
 use super::joined;
 use super::planned::{PlanCache, Planned};
+use super::windows;
 use crate::lake::bounded;
 use crate::lake::catalog::{self, Lookup};
 use crate::lake::snapshots::Snapshots;
@@ -109,8 +110,15 @@ const MAX_SQL_BYTES: usize = 1024 * 1024;
 /// bounds how deeply parentheses, function calls and subqueries nest.
 const MAX_OPERATORS: usize = 1_000;
 
-/// Refuses a statement longer than [`MAX_SQL_BYTES`] or with more than [`MAX_OPERATORS`]
-/// operators, before it is parsed: the tokenizer is linear and needs no deep stack.
+/// Most items a statement may list outside `IN (...)` lists: select columns, function arguments,
+/// VALUES. Planning a select list costs time quadratic in its width (80,000 constant columns,
+/// just under [`MAX_SQL_BYTES`], took 4 minutes, during which no other query was answered) and
+/// no deadline interrupts it. PostgreSQL allows 1,664 result columns.
+const MAX_LIST_ITEMS: usize = 4_096;
+
+/// Refuses a statement longer than [`MAX_SQL_BYTES`], with more than [`MAX_OPERATORS`]
+/// operators or more than [`MAX_LIST_ITEMS`] listed items, before it is parsed: the tokenizer
+/// is linear and needs no deep stack.
 fn check_size(sql: &str) -> Result<(), Status> {
     use datafusion::sql::sqlparser::dialect::GenericDialect;
     use datafusion::sql::sqlparser::keywords::Keyword;
@@ -154,6 +162,31 @@ fn check_size(sql: &str) -> Result<(), Status> {
             _ => false,
         })
         .count();
+    // Commas, except those of an IN list (a BI tool's list of ids, planned in linear time).
+    let mut in_list: Vec<bool> = Vec::new();
+    let mut previous: Option<&Token> = None;
+    let mut items = 0;
+    for token in tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_))) {
+        match token {
+            Token::LParen => in_list.push(matches!(
+                previous,
+                Some(Token::Word(w)) if w.keyword == Keyword::IN
+            )),
+            Token::RParen => {
+                in_list.pop();
+            }
+            Token::Comma if in_list.last() != Some(&true) => items += 1,
+            _ => {}
+        }
+        previous = Some(token);
+    }
+    if items >= MAX_LIST_ITEMS {
+        return Err(Status::invalid_argument(format!(
+            "the statement lists {} items (columns, arguments, values), more than the \
+             {MAX_LIST_ITEMS} allowed (select fewer columns, or join a table of the values)",
+            items + 1
+        )));
+    }
     if operators > MAX_OPERATORS {
         return Err(Status::invalid_argument(format!(
             "the statement has {operators} operators, more than the {MAX_OPERATORS} allowed \
@@ -424,6 +457,10 @@ impl Engine {
             .await
             .map_err(refused)?;
         read_only().verify_plan(&plan).map_err(refused)?;
+        windows::check(&plan).map_err(|e| {
+            metrics().flight.refused("size");
+            status(&e)
+        })?;
         let depth = expression_depth(&plan);
         if depth > MAX_EXPRESSION_DEPTH {
             metrics().flight.refused("size");
@@ -742,6 +779,23 @@ mod tests {
             .param_values()
             .unwrap_err();
         assert!(e.message().contains("allowed"), "{e}");
+    }
+
+    #[test]
+    fn a_select_list_is_limited_and_an_in_list_is_not() {
+        let columns = |n: usize| (0..n).map(|i| format!("{i} AS c{i}")).collect::<Vec<_>>();
+        assert!(check_size(&format!("SELECT {}", columns(MAX_LIST_ITEMS).join(","))).is_ok());
+        let e =
+            check_size(&format!("SELECT {}", columns(MAX_LIST_ITEMS + 1).join(","))).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().contains("lists 4097 items"), "{e}");
+        // Twenty thousand ids in IN lists, one of them inside a function call's parentheses.
+        let ids = (0..20_000)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!("SELECT a, b FROM t WHERE a IN ({ids}) AND abs(b) IN ({ids})");
+        assert!(check_size(&sql).is_ok());
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub(super) enum Growth {
     SumSeparated,
     /// `encode(s, 'hex' | 'base64')`: at most twice the bytes.
     Encode,
+    /// `levenshtein(a, b)`: not a large result but a long computation, one step per pair of
+    /// characters, which no deadline interrupts; counted as one byte per step.
+    Pairs,
 }
 
 /// An upper bound of what one call with `args` over `rows` rows produces, in bytes.
@@ -120,6 +123,10 @@ pub(super) fn result_bytes(growth: Growth, args: &[ColumnarValue], rows: usize) 
         Growth::Encode => {
             let s = bytes_of(arg(0))?;
             sum(rows, |r| 2 * s.at(r) + 4)
+        }
+        Growth::Pairs => {
+            let (a, b) = (bytes_of(arg(0))?, bytes_of(arg(1))?);
+            sum(rows, |r| a.at(r) * b.at(r))
         }
     };
     Ok(total)

@@ -71,6 +71,7 @@ const BOUNDED: &[(&str, Growth)] = &[
     ("named_struct", Growth::Sum),
     ("map", Growth::Sum),
     ("encode", Growth::Encode),
+    ("levenshtein", Growth::Pairs),
 ];
 
 /// Bounds every call in `ctx` that can grow its result without bound, capped at the memory
@@ -195,6 +196,14 @@ impl ScalarUDFImpl for Bounded {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let bytes = result_bytes(self.growth, &args.args, args.number_rows)?;
+        if self.growth == Growth::Pairs && bytes > self.cap as u128 {
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "{} would compare about {bytes} pairs of characters in one call, more than the \
+                 {} one call may (one per byte a call may produce): compare shorter strings",
+                self.name(),
+                self.cap,
+            )));
+        }
         if bytes > self.cap as u128 {
             return Err(DataFusionError::ResourcesExhausted(format!(
                 "{} would produce about {} in one call, more than the {} one call may \
@@ -274,6 +283,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_comparison_of_long_strings_is_refused_before_it_runs() {
+        // levenshtein of two 1.5 MB strings took hours of one core, and no deadline stops a call.
+        let ctx = session(None);
+        for sql in [
+            "SELECT levenshtein(repeat('a', 1500000), repeat('b', 1500000))",
+            "SELECT levenshtein(s, s) FROM (SELECT repeat(v, 20000) AS s \
+             FROM (VALUES ('ab'), ('cd')) t(v))",
+        ] {
+            let e = run(&ctx, sql).await.expect_err(sql);
+            assert!(e.contains("pairs of characters"), "{sql}: {e}");
+        }
+    }
+
+    #[tokio::test]
     async fn calls_within_the_cap_give_their_usual_answers() {
         let ctx = session(None);
         for sql in [
@@ -288,6 +311,8 @@ mod tests {
             "SELECT cardinality(range(DATE '1970-01-01', DATE '9999-01-01', INTERVAL '1 day')) > 2900000",
             "SELECT string_agg(coalesce(repeat(s, 2), '-'), ',' ORDER BY s) = 'aa,bb,-' \
              FROM (VALUES ('a'), (NULL), ('b')) t(s)",
+            "SELECT levenshtein('kitten', 'sitting') = 3",
+            "SELECT levenshtein(repeat('ab', 2000), repeat('ba', 2000)) > 0",
         ] {
             let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
             let answer = batches[0].column(0).as_boolean().value(0);
