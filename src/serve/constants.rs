@@ -5,7 +5,7 @@
 //! evaluated or meets a join, and that copy is one allocation outside DataFusion's memory pool.
 //! A 1 MiB string selected beside a table asks the allocator for 1 MiB times the batch's rows
 //! at once (128 GiB), and a failed allocation aborts the process. So such a constant may hold
-//! at most what one call may produce ([`bounded::call_cap`]) divided by the rows of a batch.
+//! at most what one call may produce ([`crate::lake::bounded::call_cap`]) divided by the rows of a batch.
 //! Constants a query only compares with (`=`, `<`, `LIKE`, `IN`, `BETWEEN`) are never copied
 //! per row and may be as large as the statement.
 //!

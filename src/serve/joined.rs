@@ -3,12 +3,13 @@
 //! A join copies a row's values into every output row it matches: one left row of a cross join
 //! into each row of a right batch, a build row into each probe row with its key. A window
 //! function such as `first_value(s) OVER ()` copies one row's value into every row of its
-//! partition. Each copy of a column is one allocation outside DataFusion's memory pool, so a 100 MB value made while the
-//! query runs (`repeat(v, 100000000)` over a one-row table, within what one call may produce)
-//! joined with a table asks for 100 MB times a batch's rows at once, and a failed allocation
-//! aborts the process. [`GuardJoins`], a physical optimizer rule, puts a [`Guard`] over every
-//! input of every join and window operator; it ends the query with ResourcesExhausted at the first value larger
-//! than [`LARGEST_JOINED`]. Constants are limited earlier and tighter ([`super::constants`]).
+//! partition. Each copy of a column is one allocation outside DataFusion's memory pool, so a
+//! 100 MB value made while the query runs (`repeat(v, 100000000)` over a one-row table, within
+//! what one call may produce) joined with a table asks for 100 MB times a batch's rows at once,
+//! and a failed allocation aborts the process. [`GuardJoins`], a physical optimizer rule, puts a
+//! [`Guard`] over every input of every join and window operator; it ends the query with
+//! ResourcesExhausted at the first value larger than [`LARGEST_JOINED`]. Constants are limited
+//! earlier and tighter ([`super::constants`]).
 
 use std::fmt;
 use std::pin::Pin;
