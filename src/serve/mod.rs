@@ -12,6 +12,7 @@
 //! - [`do_get`]: DoGet answered below tonic's codec, those buffers sent as they are;
 //! - [`control`]: the control API (`proto/lake/v1/control.proto`) on the same port;
 //! - [`observe`]: every call counted and timed for the metrics;
+//! - [`idle`]: freed memory handed back once no query has run for a while;
 //! - [`overview`]: tables and ingest progress as the control API and the status page show them;
 //! - [`status`]: the status web page (`--http-addr`).
 
@@ -22,6 +23,7 @@ pub(crate) mod control;
 pub(crate) mod do_get;
 pub(crate) mod encode;
 pub(crate) mod flight_sql;
+pub(crate) mod idle;
 pub(crate) mod joined;
 pub(crate) mod metadata;
 pub(crate) mod observe;
@@ -201,6 +203,7 @@ pub(crate) async fn run(
         },
     );
     let engine = Arc::new(engine);
+    tokio::spawn(idle::release_when_idle(engine.clone(), stop.clone()));
     let auth = Arc::new(Auth::new(opts.credentials.clone()));
     let control = ControlServer::new(ControlService {
         lake: lake.clone(),

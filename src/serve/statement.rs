@@ -5,6 +5,7 @@
 //! parameters (Arrow IPC), so handles stay valid across executes and server restarts.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -359,6 +360,8 @@ pub(crate) struct Engine {
     /// The most bytes a constant that a query copies into rows may hold (see [`constants`]).
     largest_constant: usize,
     running: Arc<Semaphore>,
+    /// Queries asked for so far (see [`super::idle`]).
+    started: AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -433,6 +436,7 @@ impl Engine {
             limits,
             largest_constant,
             running,
+            started: AtomicU64::new(0),
         }
     }
 
@@ -512,6 +516,7 @@ impl Engine {
     /// A concurrency slot, or RESOURCE_EXHAUSTED when every slot is taken. Planning takes
     /// one as running does: planning is work a client can make the server do.
     fn permit(&self) -> Result<Slot, Status> {
+        self.started.fetch_add(1, Ordering::Relaxed);
         self.running
             .clone()
             .try_acquire_owned()
@@ -523,6 +528,16 @@ impl Engine {
                     self.limits.max_concurrent
                 ))
             })
+    }
+
+    /// Queries planning or running now.
+    pub(crate) fn running_queries(&self) -> usize {
+        self.limits.max_concurrent.max(1) - self.running.available_permits()
+    }
+
+    /// Queries asked for since the server started (refused ones too).
+    pub(crate) fn queries_started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
     }
 
     /// `work` under a slot and the query timeout.
