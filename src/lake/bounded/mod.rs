@@ -195,26 +195,32 @@ impl ScalarUDFImpl for Bounded {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let bytes = result_bytes(self.growth, &args.args, args.number_rows)?;
-        if self.growth == Growth::Pairs && bytes > self.cap as u128 {
-            return Err(DataFusionError::ResourcesExhausted(format!(
-                "{} would compare about {bytes} pairs of characters in one call, more than the \
-                 {} one call may (one per byte a call may produce): compare shorter strings",
-                self.name(),
-                self.cap,
-            )));
-        }
-        if bytes > self.cap as u128 {
-            return Err(DataFusionError::ResourcesExhausted(format!(
-                "{} would produce about {} in one call, more than the {} one call may \
-                 (the memory limit, or {} without one)",
-                concat::call_name(self.name()),
-                human_bytes(bytes),
-                human_bytes(self.cap as u128),
-                human_bytes(MAX_CALL_BYTES as u128),
-            )));
+        let amount = result_bytes(self.growth, &args.args, args.number_rows)?;
+        if amount > self.cap as u128 {
+            return Err(DataFusionError::ResourcesExhausted(self.refusal(amount)));
         }
         self.inner.invoke_with_args(args)
+    }
+}
+
+impl Bounded {
+    /// Why a call that would come to `amount` (bytes, or steps for [`Growth::Pairs`]) is refused.
+    fn refusal(&self, amount: u128) -> String {
+        let name = concat::call_name(self.name());
+        match self.growth {
+            Growth::Pairs => format!(
+                "{name} would compare about {amount} pairs of characters in one call, more than \
+                 the {} one call may (one per byte a call may produce): compare shorter strings",
+                self.cap,
+            ),
+            _ => format!(
+                "{name} would produce about {} in one call, more than the {} one call may \
+                 (the memory limit, or {} without one)",
+                human_bytes(amount),
+                human_bytes(self.cap as u128),
+                human_bytes(MAX_CALL_BYTES as u128),
+            ),
+        }
     }
 }
 
