@@ -461,10 +461,6 @@ impl Engine {
             .await
             .map_err(refused)?;
         read_only().verify_plan(&plan).map_err(refused)?;
-        windows::check(&plan).map_err(|e| {
-            metrics().flight.refused("size");
-            status(&e)
-        })?;
         let depth = expression_depth(&plan);
         if depth > MAX_EXPRESSION_DEPTH {
             metrics().flight.refused("size");
@@ -473,6 +469,11 @@ impl Engine {
                  allowed (write a long IN list or a chain of ORs as a join or a subquery)"
             )));
         }
+        // After the depth check: its walk recurses, which only a tree of bounded depth allows.
+        windows::check(&plan).map_err(|e| {
+            metrics().flight.refused("size");
+            status(&e)
+        })?;
         let plan = match handle.param_values()? {
             Some(values) => plan.with_param_values(values).map_err(|e| status(&e))?,
             None => plan,
