@@ -442,12 +442,17 @@ async fn deep_long_and_forged_statements_get_an_answer_or_a_clear_error_never_a_
 
 /// The server's resident memory, from /proc.
 fn rss_bytes(pid: u32) -> u64 {
+    status_bytes(pid, "VmRSS:")
+}
+
+/// A size in /proc/PID/status, e.g. "VmHWM:" (the peak resident memory).
+fn status_bytes(pid: u32, key: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
     let kib: u64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
+        .expect(key);
     kib * 1024
 }
 
@@ -528,6 +533,77 @@ async fn huge_constants_are_refused_and_plans_never_fetched_do_not_pile_up() {
     assert!(
         after < before + (256 << 20),
         "RSS grew from {before} to {after} bytes"
+    );
+    assert_eq!(
+        first_i64(&query(&mut c, "SELECT 41 + 1").await.unwrap()),
+        42
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_a_window_copies_into_every_row_fills_small_batches_or_the_pool() {
+    let dir = tempdir();
+    let server = serve(dir.path(), &["--memory-limit", "64M"]);
+    let mut c = client(&server.url).await;
+    // One value of 60 KB (under the 64 KiB a join or window may meet) that `first_value`
+    // copies into every later row. In batches of 131,072 rows that was 7.8 GB per batch, made
+    // in one call that ran on past the deadline; here the 50,000 rows were 3 GB at once.
+    let values = "SELECT v, CASE WHEN v = 1 THEN repeat(v::text, 60000) ELSE 'a' END AS s \
+                  FROM generate_series(1, 50000) t(v)";
+    let sql = format!(
+        "SELECT CAST(min(length(f)) AS BIGINT) FROM \
+         (SELECT first_value(s) OVER (ORDER BY v) AS f FROM ({values}))"
+    );
+    assert_eq!(first_i64(&query(&mut c, &sql).await.unwrap()), 60000);
+    let peak = status_bytes(server.child.id(), "VmHWM:");
+    assert!(peak < 1 << 30, "peak RSS {peak} bytes");
+    // Over the whole partition the operator keeps every row and answers in one batch, outside
+    // the pool: its guard charges the pool with that first.
+    let sql =
+        format!("SELECT max(length(f)) FROM (SELECT first_value(s) OVER () AS f FROM ({values}))");
+    let e = query(&mut c, &sql).await.unwrap_err();
+    assert!(
+        e.contains(RESOURCE_EXHAUSTED) && e.contains("window input"),
+        "{e}"
+    );
+    assert_eq!(
+        first_i64(&query(&mut c, "SELECT 41 + 1").await.unwrap()),
+        42
+    );
+}
+
+/// The server's CPU time so far (user and system), from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("stat")
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_past_its_deadline_stops_working() {
+    let dir = tempdir();
+    let server = serve(dir.path(), &["--query-timeout", "2s"]);
+    let mut c = client(&server.url).await;
+    // A join on a key with two values: 45 billion rows, each input batch making millions
+    // without the task ever waiting. Past the deadline it went on at full speed for minutes,
+    // and eight at once left no thread to answer anything else.
+    let sql = "SELECT count(*) FROM generate_series(1, 300000) a \
+               JOIN generate_series(1, 300000) b ON a.value % 2 = b.value % 2";
+    let e = query(&mut c, sql).await.unwrap_err();
+    assert!(e.contains("ran longer than"), "{e}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let before = cpu_seconds(server.child.id());
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let spent = cpu_seconds(server.child.id()) - before;
+    assert!(
+        spent < 0.5,
+        "{spent} s of CPU in the 3 s after the deadline"
     );
     assert_eq!(
         first_i64(&query(&mut c, "SELECT 41 + 1").await.unwrap()),

@@ -10,19 +10,33 @@
 //! [`Guard`] over every input of every join and window operator; it ends the query with
 //! ResourcesExhausted at the first value larger than [`LARGEST_JOINED`]. Constants are limited
 //! earlier and tighter ([`super::constants`]).
+//!
+//! A value under that limit still fills a batch: 64 KiB broadcast by `first_value(s) OVER (ORDER
+//! BY v)` into a batch of 131,072 rows is 8 GiB, built in one call that no deadline interrupts.
+//! So the guard also cuts its input into batches of at most [`copying_batch_rows`] rows, and
+//! such a plan runs with that batch size for what its operators make, which bounds what one copy
+//! of a column may take to what one call may produce. `WindowAggExec` (a window
+//! over a whole partition, `OVER ()`) is the exception: it buffers its entire input outside the
+//! pool and answers it as one batch, so its guard charges the pool with what that will take.
+//!
+//! Every join and window operator also gets a yield point above it ([`CooperativeExec`]): a
+//! join on a key with few values makes batch after batch from one input batch without its task
+//! ever waiting, so neither a deadline nor other queries got a turn.
 
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::coop::CooperativeExec;
 use datafusion::physical_plan::joins::{
     CrossJoinExec, HashJoinExec, NestedLoopJoinExec, SortMergeJoinExec, SymmetricHashJoinExec,
 };
@@ -31,7 +45,7 @@ use datafusion::physical_plan::{
     replace_children_if_necessary, DisplayAs, DisplayFormatType, ExecutionPlan, PhysicalExpr,
     PlanProperties,
 };
-use futures::{Stream, StreamExt};
+use futures::{ready, Stream, StreamExt};
 
 use crate::event::DEFAULT_MAX_PAYLOAD_BYTES;
 use crate::lake::bounded::human_bytes;
@@ -41,10 +55,28 @@ use crate::lake::bounded::human_bytes;
 /// batch of 131,072 rows that is 8 GiB, which a server can allocate; 100 MB is 13 TB.
 pub(crate) const LARGEST_JOINED: usize = DEFAULT_MAX_PAYLOAD_BYTES;
 
+/// The rows of one batch without columns that a guard passes on.
+const COUNTED_ROWS: usize = 1 << 30;
+
+/// Rows per batch for a plan that copies rows: one copy of a column of values of at most
+/// `largest` bytes then takes at most `cap`, what one call may produce (4,096 rows at the
+/// defaults), but never fewer than 1,024 rows nor more than `rows`, the server's batch size.
+pub(crate) fn copying_batch_rows(cap: usize, largest: usize, rows: usize) -> usize {
+    (cap / largest.max(1)).max(1024).min(rows)
+}
+
+/// Whether `plan` has an operator that copies values into rows (see [`copies_rows`]).
+pub(crate) fn copies_rows_in(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    plan.exists(|node| Ok(copies_rows(node.as_ref())))
+        .unwrap_or(true)
+}
+
 /// Puts a [`Guard`] over each input of every join and window operator in the plan.
 #[derive(Debug)]
 pub(crate) struct GuardJoins {
     pub(crate) largest: usize,
+    /// The most rows of a batch an operator that copies rows is given.
+    pub(crate) rows: usize,
 }
 
 impl PhysicalOptimizerRule for GuardJoins {
@@ -57,15 +89,26 @@ impl PhysicalOptimizerRule for GuardJoins {
             if !copies_rows(node.as_ref()) {
                 return Ok(Transformed::no(node));
             }
+            let held = node.downcast_ref::<WindowAggExec>().map(Widths::of);
             let guarded = node
                 .children()
                 .into_iter()
                 .map(|child| match child.is::<Guard>() {
                     true => child.clone(),
-                    false => Arc::new(Guard::new(child.clone(), self.largest)) as _,
+                    false => Arc::new(Guard {
+                        input: child.clone(),
+                        largest: self.largest,
+                        rows: self.rows,
+                        held,
+                        properties: child.properties().clone(),
+                    }) as _,
                 })
                 .collect();
-            replace_children_if_necessary(node, guarded).map(Transformed::yes)
+            // A join can make many batches from one input batch without its task ever waiting
+            // (a join on a key with one value); a yield point after it lets a query past its
+            // deadline be stopped, and other queries run meanwhile.
+            let node = replace_children_if_necessary(node, guarded)?;
+            Ok(Transformed::yes(Arc::new(CooperativeExec::new(node)) as _))
         })
         .map(|t| t.data)
     }
@@ -89,28 +132,54 @@ fn copies_rows(plan: &dyn ExecutionPlan) -> bool {
         || plan.is::<WindowAggExec>()
 }
 
-/// Its input's batches, unchanged, until one holds a value larger than `largest` bytes.
+/// The bytes per row of a `WindowAggExec`'s results: `fixed` for those of a fixed width, and
+/// `variable` results (strings, lists) each as wide as the widest value of its input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Widths {
+    fixed: usize,
+    variable: usize,
+}
+
+impl Widths {
+    fn of(window: &WindowAggExec) -> Self {
+        let mut widths = Widths {
+            fixed: 0,
+            variable: 0,
+        };
+        for expr in window.window_expr() {
+            match expr
+                .field()
+                .ok()
+                .and_then(|f| f.data_type().primitive_width())
+            {
+                Some(width) => widths.fixed += width,
+                None => widths.variable += 1,
+            }
+        }
+        widths
+    }
+}
+
+/// Its input's batches, cut to at most `rows` rows each, until one holds a value larger than
+/// `largest` bytes; over the input of a `WindowAggExec`, also until the pool cannot hold what
+/// that will take.
 #[derive(Debug)]
 pub(crate) struct Guard {
     input: Arc<dyn ExecutionPlan>,
     largest: usize,
+    rows: usize,
+    held: Option<Widths>,
     properties: Arc<PlanProperties>,
-}
-
-impl Guard {
-    fn new(input: Arc<dyn ExecutionPlan>, largest: usize) -> Self {
-        let properties = input.properties().clone();
-        Self {
-            input,
-            largest,
-            properties,
-        }
-    }
 }
 
 impl DisplayAs for Guard {
     fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "Guard: values ≤ {}", human_bytes(self.largest as u128))
+        let largest = human_bytes(self.largest as u128);
+        write!(f, "Guard: values ≤ {largest}, batches ≤ {} rows", self.rows)?;
+        match self.held {
+            Some(_) => write!(f, ", held in the pool"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -144,7 +213,11 @@ impl ExecutionPlan for Guard {
         mut children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match (children.pop(), children.is_empty()) {
-            (Some(input), true) => Ok(Arc::new(Guard::new(input, self.largest))),
+            (Some(input), true) => Ok(Arc::new(Guard {
+                properties: input.properties().clone(),
+                input,
+                ..*self
+            })),
             _ => Err(DataFusionError::Internal("Guard takes one input".into())),
         }
     }
@@ -154,9 +227,21 @@ impl ExecutionPlan for Guard {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
+        let held = self.held.map(|widths| Held {
+            reservation: MemoryConsumer::new("window input (WindowAggExec)")
+                .register(context.memory_pool()),
+            widths,
+            bytes: 0,
+            rows: 0,
+            widest: 0,
+        });
         Ok(Box::pin(Guarded {
             input: self.input.execute(partition, context)?,
             largest: self.largest,
+            rows: self.rows.max(1),
+            held,
+            cutting: None,
+            counted: 0,
         }))
     }
 }
@@ -164,17 +249,101 @@ impl ExecutionPlan for Guard {
 struct Guarded {
     input: SendableRecordBatchStream,
     largest: usize,
+    rows: usize,
+    held: Option<Held>,
+    /// A checked batch larger than `rows`, and how many of its rows were passed on.
+    cutting: Option<(RecordBatch, usize)>,
+    /// Rows of batches without columns not passed on yet (see [`Guarded::tally`]).
+    counted: usize,
+}
+
+impl Guarded {
+    /// The next at most `rows` rows of the batch being cut.
+    fn cut(&mut self) -> Option<RecordBatch> {
+        let (batch, from) = self.cutting.as_mut()?;
+        let len = (batch.num_rows() - *from).min(self.rows);
+        let piece = batch.slice(*from, len);
+        *from += len;
+        if *from >= batch.num_rows() {
+            self.cutting = None;
+        }
+        Some(piece)
+    }
+
+    /// Batches without columns (`count(*)` over a join) are passed on as one per
+    /// [`COUNTED_ROWS`] rows: the memory pool counts such a batch as nothing, and a join that
+    /// keeps its input kept millions of them (5.8 GB for `count(*)` over six cross joins).
+    fn tally(&mut self, batch: &RecordBatch) -> Option<Result<RecordBatch>> {
+        self.counted += batch.num_rows();
+        (self.counted >= COUNTED_ROWS).then(|| self.counted_batch())
+    }
+
+    fn counted_batch(&mut self) -> Result<RecordBatch> {
+        let rows = std::mem::take(&mut self.counted);
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        Ok(RecordBatch::try_new_with_options(
+            self.input.schema(),
+            Vec::new(),
+            &options,
+        )?)
+    }
+
+    fn admit(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        let batch = check(batch, self.largest)?;
+        if let Some(held) = &mut self.held {
+            held.add(&batch)?;
+        }
+        if batch.num_rows() <= self.rows {
+            return Ok(batch);
+        }
+        self.cutting = Some((batch, 0));
+        self.cut()
+            .ok_or_else(|| DataFusionError::Internal("a batch to cut is empty".into()))
+    }
 }
 
 impl Stream for Guarded {
     type Item = Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let largest = self.largest;
-        self.input.poll_next_unpin(cx).map(|next| match next {
-            Some(Ok(batch)) => Some(check(batch, largest)),
-            other => other,
-        })
+        if let Some(piece) = self.cut() {
+            return Poll::Ready(Some(Ok(piece)));
+        }
+        loop {
+            return Poll::Ready(match ready!(self.input.poll_next_unpin(cx)) {
+                Some(Ok(batch)) if batch.num_columns() == 0 => match self.tally(&batch) {
+                    Some(counted) => Some(counted),
+                    None => continue,
+                },
+                Some(Ok(batch)) => Some(self.admit(batch)),
+                None if self.counted > 0 => Some(self.counted_batch()),
+                other => other,
+            });
+        }
+    }
+}
+
+/// What a `WindowAggExec` will take for the input seen so far, reserved in the pool while it
+/// runs: the batches it keeps, their concatenation, and its results, computed per partition and
+/// concatenated again.
+struct Held {
+    reservation: MemoryReservation,
+    widths: Widths,
+    bytes: usize,
+    rows: usize,
+    widest: usize,
+}
+
+impl Held {
+    fn add(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.bytes += batch.get_array_memory_size();
+        self.rows += batch.num_rows();
+        let widest = batch.columns().iter().map(|c| largest_value(c, 0));
+        self.widest = self.widest.max(widest.max().unwrap_or(0));
+        let row = self.widths.fixed + self.widths.variable * self.widest;
+        let results = self.rows.saturating_mul(row);
+        self.reservation
+            .try_resize(self.bytes.saturating_add(results).saturating_mul(2))
     }
 }
 
@@ -254,6 +423,7 @@ mod tests {
     use datafusion::execution::SessionStateBuilder;
     use datafusion::physical_plan::displayable;
     use datafusion::prelude::{SessionConfig, SessionContext};
+    use futures::TryStreamExt;
 
     const LIMIT: usize = 4096;
 
@@ -262,14 +432,20 @@ mod tests {
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
-            .with_physical_optimizer_rule(Arc::new(GuardJoins { largest: LIMIT }))
+            .with_physical_optimizer_rule(Arc::new(GuardJoins {
+                largest: LIMIT,
+                rows: 1024,
+            }))
             .build();
         SessionContext::new_with_state(state)
     }
 
     /// The rows of `sql`, or its error.
     async fn run(sql: &str) -> std::result::Result<usize, String> {
-        let ctx = session();
+        run_in(&session(), sql).await
+    }
+
+    async fn run_in(ctx: &SessionContext, sql: &str) -> std::result::Result<usize, String> {
         let df = ctx.sql(sql).await.map_err(|e| e.to_string())?;
         let batches = df.collect().await.map_err(|e| e.to_string())?;
         Ok(batches.iter().map(|b| b.num_rows()).sum())
@@ -317,6 +493,108 @@ mod tests {
             .unwrap();
         let shown = displayable(plan.as_ref()).indent(false).to_string();
         assert_eq!(shown.matches("Guard: values").count(), 2, "{shown}");
+    }
+
+    #[test]
+    fn plans_that_copy_rows_run_in_batches_a_call_could_fill() {
+        let rows = 128 * 1024;
+        assert_eq!(copying_batch_rows(256 << 20, LARGEST_JOINED, rows), 4096);
+        assert_eq!(copying_batch_rows(64 << 20, LARGEST_JOINED, rows), 1024);
+        assert_eq!(copying_batch_rows(16 << 20, LARGEST_JOINED, rows), 1024);
+        assert_eq!(copying_batch_rows(usize::MAX, 1, rows), rows);
+    }
+
+    /// `session()` with a memory pool of `limit` bytes.
+    fn limited(limit: usize) -> SessionContext {
+        use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(limit, 1.0)
+            .build_arc()
+            .unwrap();
+        SessionContext::new_with_state(
+            SessionStateBuilder::new_from_existing(session().state())
+                .with_runtime_env(runtime)
+                .build(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_window_over_a_whole_partition_is_charged_to_the_pool() {
+        let ctx = limited(32 << 20);
+        let count =
+            |n: usize| format!("SELECT value, count(*) OVER () FROM generate_series(1, {n})");
+        assert_eq!(run_in(&ctx, &count(100_000)).await, Ok(100_000));
+        // Two million rows kept and concatenated, counted and the counts concatenated: 64 MB.
+        let e = run_in(&ctx, &count(2_000_000)).await.unwrap_err();
+        assert!(e.contains("window input (WindowAggExec)"), "{e}");
+        // Values under the join limit, but one of them copied into each of 20,000 rows.
+        let wide = format!(
+            "SELECT length(first_value(s) OVER ()) FROM \
+             (SELECT CASE WHEN g.value = 7 THEN repeat(v, {}) ELSE v END AS s \
+              FROM (VALUES ('x')) t(v), generate_series(1, 20000) g)",
+            LIMIT - 10
+        );
+        let e = run_in(&ctx, &wide).await.unwrap_err();
+        assert!(e.contains("window input (WindowAggExec)"), "{e}");
+        let plan = ctx
+            .sql(&count(10))
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let shown = displayable(plan.as_ref()).indent(false).to_string();
+        assert!(shown.contains("held in the pool"), "{shown}");
+    }
+
+    /// The row counts of the batches a guard of `rows` passes on from `batches`.
+    async fn guarded(batches: Vec<RecordBatch>, rows: usize) -> Vec<usize> {
+        use datafusion::datasource::memory::MemorySourceConfig;
+        let schema = batches[0].schema();
+        let input = MemorySourceConfig::try_new_exec(&[batches], schema, None).unwrap();
+        let guard = Guard {
+            properties: input.properties().clone(),
+            input,
+            largest: LIMIT,
+            rows,
+            held: None,
+        };
+        let stream = guard.execute(0, Arc::new(TaskContext::default())).unwrap();
+        let out: Vec<RecordBatch> = stream.try_collect().await.unwrap();
+        out.iter().map(|b| b.num_rows()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_guard_cuts_batches_and_passes_batches_without_columns_as_one() {
+        use datafusion::arrow::array::Int64Array;
+        use datafusion::arrow::datatypes::{Field, Schema};
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let values: ArrayRef = Arc::new(Int64Array::from_iter_values(0..2500));
+        let batch = RecordBatch::try_new(schema, vec![values]).unwrap();
+        assert_eq!(guarded(vec![batch], 1000).await, [1000, 1000, 500]);
+        // A thousand batches of no columns (what a join under `count(*)` passes on) come out as
+        // one, which the pool cannot miscount a million times over.
+        let options = RecordBatchOptions::new().with_row_count(Some(10));
+        let empty = Arc::new(datafusion::arrow::datatypes::Schema::empty());
+        let none = RecordBatch::try_new_with_options(empty, vec![], &options).unwrap();
+        assert_eq!(guarded(vec![none; 1000], 1000).await, [10_000]);
+    }
+
+    #[tokio::test]
+    async fn joins_and_windows_get_a_yield_point_above_them() {
+        let sql = "SELECT a.value FROM generate_series(1, 3) a JOIN generate_series(1, 3) b \
+                   ON a.value = b.value";
+        let plan = session()
+            .sql(sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let shown = displayable(plan.as_ref()).indent(false).to_string();
+        let join = shown.find("HashJoinExec").expect("a hash join");
+        let above = &shown[..join];
+        assert!(above.trim_end().ends_with("CooperativeExec"), "{shown}");
     }
 
     #[test]

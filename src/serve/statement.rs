@@ -117,9 +117,15 @@ const MAX_OPERATORS: usize = 1_000;
 /// no deadline interrupts it. PostgreSQL allows 1,664 result columns.
 const MAX_LIST_ITEMS: usize = 4_096;
 
+/// Most set operations (`UNION`, `INTERSECT`, `EXCEPT`) one statement may hold. A chain of them
+/// is flat to the parser but a plan as deep as it is long, which planning walks recursively:
+/// 8,000 `UNION ALL`s overflowed a runtime thread's stack and aborted the process, and 5,000
+/// took 27 s of planning that no deadline interrupts.
+const MAX_SET_OPERATIONS: usize = 500;
+
 /// Refuses a statement longer than [`MAX_SQL_BYTES`], with more than [`MAX_OPERATORS`]
-/// operators or more than [`MAX_LIST_ITEMS`] listed items, before it is parsed: the tokenizer
-/// is linear and needs no deep stack.
+/// operators, [`MAX_LIST_ITEMS`] listed items or [`MAX_SET_OPERATIONS`] set operations, before
+/// it is parsed: the tokenizer is linear and needs no deep stack.
 fn check_size(sql: &str) -> Result<(), Status> {
     use datafusion::sql::sqlparser::dialect::GenericDialect;
     use datafusion::sql::sqlparser::keywords::Keyword;
@@ -186,6 +192,19 @@ fn check_size(sql: &str) -> Result<(), Status> {
             "the statement lists {} items (columns, arguments, values), more than the \
              {MAX_LIST_ITEMS} allowed (select fewer columns, or join a table of the values)",
             items + 1
+        )));
+    }
+    let set_operations = tokens
+        .iter()
+        .filter(|t| {
+            matches!(t, Token::Word(w)
+                if matches!(w.keyword, Keyword::UNION | Keyword::INTERSECT | Keyword::EXCEPT))
+        })
+        .count();
+    if set_operations > MAX_SET_OPERATIONS {
+        return Err(Status::invalid_argument(format!(
+            "the statement has {set_operations} set operations (UNION, INTERSECT, EXCEPT), more \
+             than the {MAX_SET_OPERATIONS} allowed (put the rows in a table, or use IN or VALUES)"
         )));
     }
     if operators > MAX_OPERATORS {
@@ -354,6 +373,9 @@ pub(crate) struct Engine {
     state: SessionState,
     /// What every query runs with, built once for the same reason.
     task: Arc<TaskContext>,
+    /// The same with smaller batches, for a plan that copies values into rows (see
+    /// [`joined::copying_batch_rows`]).
+    task_copying: Arc<TaskContext>,
     /// Plans kept between requests (see [`super::planned`]).
     planned: PlanCache,
     limits: Limits,
@@ -413,25 +435,29 @@ impl Engine {
                 false,
             )
             .with_batch_size(BATCH_ROWS);
+        let call_cap = bounded::call_cap(runtime.memory_pool.as_ref());
+        let copying = joined::copying_batch_rows(call_cap, joined::LARGEST_JOINED, BATCH_ROWS);
         let ctx =
             catalog::session_with(&lake, config, runtime, Lookup::Cached(Snapshots::default()));
         let guard = joined::GuardJoins {
             largest: joined::LARGEST_JOINED,
+            rows: copying,
         };
         let state = SessionStateBuilder::new_from_existing(ctx.state())
             .with_physical_optimizer_rule(Arc::new(guard))
             .build();
-        let largest_constant = constants::largest(
-            bounded::call_cap(state.runtime_env().memory_pool.as_ref()),
-            BATCH_ROWS,
-        );
-        let task = Arc::new(TaskContext::from(&state));
+        let largest_constant = constants::largest(call_cap, BATCH_ROWS);
+        let task = TaskContext::from(&state);
+        let config = task.session_config().clone().with_batch_size(copying);
+        let task_copying = Arc::new(TaskContext::from(&state).with_session_config(config));
+        let task = Arc::new(task);
         let running = Arc::new(Semaphore::new(limits.max_concurrent.max(1)));
         let planned = PlanCache::new(&state.runtime_env().memory_pool);
         Self {
             lake,
             state,
             task,
+            task_copying,
             planned,
             limits,
             largest_constant,
@@ -606,7 +632,10 @@ impl Engine {
         let planned = tokio::time::timeout_at(deadline, caught::or_internal(self.planned(handle)))
             .await
             .map_err(|_| timed_out(self.limits.timeout))??;
-        let task = self.task.clone();
+        let task = match joined::copies_rows_in(&planned.plan) {
+            true => self.task_copying.clone(),
+            false => self.task.clone(),
+        };
         let stream =
             std::panic::catch_unwind(AssertUnwindSafe(|| execute_stream(planned.plan, task)))
                 .map_err(|panic| caught::internal(panic.as_ref()))?
@@ -732,6 +761,7 @@ fn give_back(slot: &std::sync::Mutex<Option<Slot>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::TryStreamExt;
 
     fn params_handle(bytes: Vec<u8>) -> Handle {
         Handle {
@@ -815,6 +845,20 @@ mod tests {
     }
 
     #[test]
+    fn a_chain_of_set_operations_is_limited() {
+        let chain = |n: usize| {
+            (0..=n)
+                .map(|i| format!("SELECT {i} AS x"))
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ")
+        };
+        assert!(check_size(&chain(MAX_SET_OPERATIONS)).is_ok());
+        let e = check_size(&chain(8000)).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().contains("8000 set operations"), "{e}");
+    }
+
+    #[test]
     fn question_marks_become_numbered_placeholders_outside_strings() {
         assert_eq!(
             numbered_placeholders("SELECT '?' AS q, a FROM t WHERE a = ? AND b > ?"),
@@ -889,6 +933,32 @@ mod tests {
             4,
             "every slot given back"
         );
+    }
+
+    #[tokio::test]
+    async fn a_plan_that_copies_rows_runs_in_smaller_batches() {
+        let (_dir, engine) = engine();
+        let largest_batch = |sql: &'static str| {
+            let engine = &engine;
+            async move {
+                let (_, stream) = engine.execute(&Handle::new(sql)).await.unwrap();
+                let batches: Vec<_> = Box::pin(stream).try_collect().await.unwrap();
+                batches.iter().map(|b| b.num_rows()).max().unwrap()
+            }
+        };
+        let plain = "SELECT v FROM generate_series(1, 300000) t(v)";
+        assert_eq!(largest_batch(plain).await, BATCH_ROWS);
+        // `first_value(s)` copies one value into each row of a batch: 64 KiB times 131,072
+        // rows was 8 GiB in one call, which ran on past the deadline.
+        let copying =
+            joined::copying_batch_rows(bounded::MAX_CALL_BYTES, joined::LARGEST_JOINED, BATCH_ROWS);
+        assert_eq!(copying, 4096);
+        for sql in [
+            "SELECT v, first_value(v) OVER (ORDER BY v) FROM generate_series(1, 300000) t(v)",
+            "SELECT a.v FROM (VALUES (1)) b(w) CROSS JOIN generate_series(1, 300000) a(v)",
+        ] {
+            assert_eq!(largest_batch(sql).await, copying, "{sql}");
+        }
     }
 
     #[tokio::test]
