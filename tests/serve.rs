@@ -541,7 +541,7 @@ async fn huge_constants_are_refused_and_plans_never_fetched_do_not_pile_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_value_a_window_copies_into_every_row_fills_small_batches_or_the_pool() {
+async fn values_copied_into_rows_fill_small_batches_or_are_refused() {
     let dir = tempdir();
     let server = serve(dir.path(), &["--memory-limit", "64M"]);
     let mut c = client(&server.url).await;
@@ -564,6 +564,16 @@ async fn a_value_a_window_copies_into_every_row_fills_small_batches_or_the_pool(
     let e = query(&mut c, &sql).await.unwrap_err();
     assert!(
         e.contains(RESOURCE_EXHAUSTED) && e.contains("window input"),
+        "{e}"
+    );
+    // `unnest` copies a row's other values into each element's row: 3 million elements beside
+    // a 60 KB string asked for 180 GB at once and aborted the process.
+    let sql = "SELECT max(length(s)) FROM (SELECT s, unnest(range(n)) AS u FROM \
+               (SELECT repeat(arrow_cast(v, 'LargeUtf8'), 60000) AS s, n \
+                FROM (VALUES ('x', 3000000)) t(v, n)))";
+    let e = query(&mut c, sql).await.unwrap_err();
+    assert!(
+        e.contains(RESOURCE_EXHAUSTED) && e.contains("unnest would copy"),
         "{e}"
     );
     assert_eq!(

@@ -19,6 +19,10 @@
 //! over a whole partition, `OVER ()`) is the exception: it buffers its entire input outside the
 //! pool and answers it as one batch, so its guard charges the pool with what that will take.
 //!
+//! `unnest` copies a row's other values into the row of each element of its list, in one batch
+//! however long the list: its guard refuses a list whose length times the row's width would take
+//! more than that too.
+//!
 //! Every join and window operator also gets a yield point above it ([`CooperativeExec`]): a
 //! join on a key with few values makes batch after batch from one input batch without its task
 //! ever waiting, so neither a deadline nor other queries got a turn.
@@ -40,6 +44,7 @@ use datafusion::physical_plan::coop::CooperativeExec;
 use datafusion::physical_plan::joins::{
     CrossJoinExec, HashJoinExec, NestedLoopJoinExec, SortMergeJoinExec, SymmetricHashJoinExec,
 };
+use datafusion::physical_plan::unnest::UnnestExec;
 use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
 use datafusion::physical_plan::{
     replace_children_if_necessary, DisplayAs, DisplayFormatType, ExecutionPlan, PhysicalExpr,
@@ -71,7 +76,7 @@ pub(crate) fn copies_rows_in(plan: &Arc<dyn ExecutionPlan>) -> bool {
         .unwrap_or(true)
 }
 
-/// Puts a [`Guard`] over each input of every join and window operator in the plan.
+/// Puts a [`Guard`] over each input of every join, window and unnest operator in the plan.
 #[derive(Debug)]
 pub(crate) struct GuardJoins {
     pub(crate) largest: usize,
@@ -90,6 +95,14 @@ impl PhysicalOptimizerRule for GuardJoins {
                 return Ok(Transformed::no(node));
             }
             let held = node.downcast_ref::<WindowAggExec>().map(Widths::of);
+            let unnested: Arc<[usize]> = match node.downcast_ref::<UnnestExec>() {
+                Some(unnest) => unnest
+                    .list_column_indices()
+                    .iter()
+                    .map(|list| list.index_in_input_schema)
+                    .collect(),
+                None => Arc::new([]),
+            };
             let guarded = node
                 .children()
                 .into_iter()
@@ -100,6 +113,7 @@ impl PhysicalOptimizerRule for GuardJoins {
                         largest: self.largest,
                         rows: self.rows,
                         held,
+                        unnested: unnested.clone(),
                         properties: child.properties().clone(),
                     }) as _,
                 })
@@ -130,6 +144,7 @@ fn copies_rows(plan: &dyn ExecutionPlan) -> bool {
         || plan.is::<SymmetricHashJoinExec>()
         || plan.is::<BoundedWindowAggExec>()
         || plan.is::<WindowAggExec>()
+        || plan.is::<UnnestExec>()
 }
 
 /// The bytes per row of a `WindowAggExec`'s results: `fixed` for those of a fixed width, and
@@ -162,13 +177,16 @@ impl Widths {
 
 /// Its input's batches, cut to at most `rows` rows each, until one holds a value larger than
 /// `largest` bytes; over the input of a `WindowAggExec`, also until the pool cannot hold what
-/// that will take.
-#[derive(Debug)]
+/// that will take; over the input of an `UnnestExec`, also until a row's list and the values
+/// copied into each of its elements' rows would take more than `rows` times `largest`.
+#[derive(Debug, Clone)]
 pub(crate) struct Guard {
     input: Arc<dyn ExecutionPlan>,
     largest: usize,
     rows: usize,
     held: Option<Widths>,
+    /// The list columns an `UnnestExec` above unnests (their values are not copied).
+    unnested: Arc<[usize]>,
     properties: Arc<PlanProperties>,
 }
 
@@ -216,7 +234,7 @@ impl ExecutionPlan for Guard {
             (Some(input), true) => Ok(Arc::new(Guard {
                 properties: input.properties().clone(),
                 input,
-                ..*self
+                ..self.as_ref().clone()
             })),
             _ => Err(DataFusionError::Internal("Guard takes one input".into())),
         }
@@ -240,6 +258,7 @@ impl ExecutionPlan for Guard {
             largest: self.largest,
             rows: self.rows.max(1),
             held,
+            unnested: self.unnested.clone(),
             cutting: None,
             counted: 0,
         }))
@@ -251,6 +270,7 @@ struct Guarded {
     largest: usize,
     rows: usize,
     held: Option<Held>,
+    unnested: Arc<[usize]>,
     /// A checked batch larger than `rows`, and how many of its rows were passed on.
     cutting: Option<(RecordBatch, usize)>,
     /// Rows of batches without columns not passed on yet (see [`Guarded::tally`]).
@@ -289,7 +309,14 @@ impl Guarded {
     }
 
     fn admit(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
-        let batch = check(batch, self.largest)?;
+        let batch = check(batch, self.largest, &self.unnested)?;
+        if !self.unnested.is_empty() {
+            check_unnest(
+                &batch,
+                &self.unnested,
+                self.rows.saturating_mul(self.largest),
+            )?;
+        }
         if let Some(held) = &mut self.held {
             held.add(&batch)?;
         }
@@ -353,8 +380,10 @@ impl RecordBatchStream for Guarded {
     }
 }
 
-fn check(batch: RecordBatch, largest: usize) -> Result<RecordBatch> {
-    for (column, field) in batch.columns().iter().zip(batch.schema_ref().fields()) {
+/// `batch`, unless a value of a column other than `unnested` is larger than `largest`.
+fn check(batch: RecordBatch, largest: usize, unnested: &[usize]) -> Result<RecordBatch> {
+    let columns = batch.columns().iter().zip(batch.schema_ref().fields());
+    for (_, (column, field)) in columns.enumerate().filter(|(i, _)| !unnested.contains(i)) {
         let bytes = largest_value(column, largest);
         if bytes > largest {
             return Err(DataFusionError::ResourcesExhausted(format!(
@@ -367,6 +396,45 @@ fn check(batch: RecordBatch, largest: usize) -> Result<RecordBatch> {
         }
     }
     Ok(batch)
+}
+
+/// Refuses an unnest whose longest list, times the widest row of the other columns (each copied
+/// into every element's row, in one batch however long the list), exceeds `cap`: one row with a
+/// list of 3 million numbers and a 60 KB string asked for 180 GB and aborted the process.
+fn check_unnest(batch: &RecordBatch, unnested: &[usize], cap: usize) -> Result<()> {
+    let mut longest = 0;
+    let mut row = 0;
+    for (i, column) in batch.columns().iter().enumerate() {
+        match unnested.contains(&i) {
+            true => longest = longest.max(longest_list(column)),
+            false => {
+                let width = column.data_type().primitive_width().unwrap_or(0);
+                row += largest_value(column, 0).max(width);
+            }
+        }
+    }
+    let copies = longest.saturating_mul(row);
+    if copies <= cap {
+        return Ok(());
+    }
+    Err(DataFusionError::ResourcesExhausted(format!(
+        "unnest would copy a row of {} into each of {longest} rows ({}), more than the {} one \
+         call may produce",
+        human_bytes(row as u128),
+        human_bytes(copies as u128),
+        human_bytes(cap as u128),
+    )))
+}
+
+/// The most elements one list of `array` holds (0 when it is not a list).
+fn longest_list(array: &ArrayRef) -> usize {
+    match array.data_type() {
+        DataType::List(_) => array.as_list::<i32>().offsets().lengths().max(),
+        DataType::LargeList(_) => array.as_list::<i64>().offsets().lengths().max(),
+        DataType::FixedSizeList(_, n) => Some(*n as usize),
+        _ => None,
+    }
+    .unwrap_or(0)
 }
 
 /// The bytes of the largest value of `array`, or 0 when no value can hold more than `limit`
@@ -558,6 +626,7 @@ mod tests {
             largest: LIMIT,
             rows,
             held: None,
+            unnested: Arc::new([]),
         };
         let stream = guard.execute(0, Arc::new(TaskContext::default())).unwrap();
         let out: Vec<RecordBatch> = stream.try_collect().await.unwrap();
@@ -578,6 +647,24 @@ mod tests {
         let empty = Arc::new(datafusion::arrow::datatypes::Schema::empty());
         let none = RecordBatch::try_new_with_options(empty, vec![], &options).unwrap();
         assert_eq!(guarded(vec![none; 1000], 1000).await, [10_000]);
+    }
+
+    #[tokio::test]
+    async fn an_unnest_that_would_copy_a_wide_row_into_a_long_list_is_refused() {
+        // Made from a one-row table, so neither is a constant: 2,000 elements each given a
+        // copy of a 4,000-byte value, 8 MB, more than 1,024 rows of 4 KiB values.
+        let row = |n: usize| {
+            format!(
+                "SELECT max(length(s)) FROM (SELECT s, unnest(range(n)) AS u FROM \
+                 (SELECT repeat(v, 4000) AS s, n FROM (VALUES ('x', {n})) t(v, n)))"
+            )
+        };
+        let e = run(&row(2000)).await.unwrap_err();
+        assert!(e.contains("unnest would copy a row of"), "{e}");
+        assert_eq!(run(&row(500)).await, Ok(1));
+        // The list itself may be long: it is not copied.
+        let sql = "SELECT count(*) FROM (SELECT unnest(range(n)) FROM (VALUES (200000)) t(n))";
+        assert_eq!(run(sql).await, Ok(1));
     }
 
     #[tokio::test]
