@@ -508,6 +508,14 @@ mod tests {
         SessionContext::new_with_state(state)
     }
 
+    /// The physical plan of `sql` in `ctx`, as EXPLAIN shows it.
+    async fn shown(ctx: &SessionContext, sql: &str) -> String {
+        let df = ctx.sql(sql).await.unwrap();
+        let plan = df.create_physical_plan().await.unwrap();
+        let shown = displayable(plan.as_ref()).indent(false).to_string();
+        shown
+    }
+
     /// The rows of `sql`, or its error.
     async fn run(sql: &str) -> std::result::Result<usize, String> {
         run_in(&session(), sql).await
@@ -552,14 +560,7 @@ mod tests {
         let small = "SELECT repeat(v, 100) AS s, 1 AS k FROM (VALUES ('x')) t(v)";
         let sql = format!("SELECT length(b.s) FROM generate_series(1, 10) g JOIN ({small}) b ON g.value % 1 + 1 = b.k");
         assert_eq!(run(&sql).await, Ok(10));
-        let plan = session()
-            .sql(&sql)
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
-        let shown = displayable(plan.as_ref()).indent(false).to_string();
+        let shown = shown(&session(), &sql).await;
         assert_eq!(shown.matches("Guard: values").count(), 2, "{shown}");
     }
 
@@ -604,14 +605,7 @@ mod tests {
         );
         let e = run_in(&ctx, &wide).await.unwrap_err();
         assert!(e.contains("window input (WindowAggExec)"), "{e}");
-        let plan = ctx
-            .sql(&count(10))
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
-        let shown = displayable(plan.as_ref()).indent(false).to_string();
+        let shown = shown(&ctx, &count(10)).await;
         assert!(shown.contains("held in the pool"), "{shown}");
     }
 
@@ -671,14 +665,7 @@ mod tests {
     async fn joins_and_windows_get_a_yield_point_above_them() {
         let sql = "SELECT a.value FROM generate_series(1, 3) a JOIN generate_series(1, 3) b \
                    ON a.value = b.value";
-        let plan = session()
-            .sql(sql)
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
-        let shown = displayable(plan.as_ref()).indent(false).to_string();
+        let shown = shown(&session(), sql).await;
         let join = shown.find("HashJoinExec").expect("a hash join");
         let above = &shown[..join];
         assert!(above.trim_end().ends_with("CooperativeExec"), "{shown}");
