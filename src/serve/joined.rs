@@ -261,6 +261,7 @@ impl ExecutionPlan for Guard {
             unnested: self.unnested.clone(),
             cutting: None,
             counted: 0,
+            ended: false,
         }))
     }
 }
@@ -275,6 +276,8 @@ struct Guarded {
     cutting: Option<(RecordBatch, usize)>,
     /// Rows of batches without columns not passed on yet (see [`Guarded::tally`]).
     counted: usize,
+    /// Whether the input has ended.
+    ended: bool,
 }
 
 impl Guarded {
@@ -336,17 +339,25 @@ impl Stream for Guarded {
         if let Some(piece) = self.cut() {
             return Poll::Ready(Some(Ok(piece)));
         }
-        loop {
-            return Poll::Ready(match ready!(self.input.poll_next_unpin(cx)) {
-                Some(Ok(batch)) if batch.num_columns() == 0 => match self.tally(&batch) {
-                    Some(counted) => Some(counted),
-                    None => continue,
-                },
-                Some(Ok(batch)) => Some(self.admit(batch)),
-                None if self.counted > 0 => Some(self.counted_batch()),
-                other => other,
-            });
+        // The input is not polled again once it has ended (rows held back may still follow it).
+        while !self.ended {
+            match ready!(self.input.poll_next_unpin(cx)) {
+                Some(Ok(batch)) if batch.num_columns() == 0 => {
+                    if let Some(counted) = self.tally(&batch) {
+                        return Poll::Ready(Some(counted));
+                    }
+                }
+                Some(Ok(batch)) => return Poll::Ready(Some(self.admit(batch))),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => {
+                    self.ended = true;
+                    if self.counted > 0 {
+                        return Poll::Ready(Some(self.counted_batch()));
+                    }
+                }
+            }
         }
+        Poll::Ready(None)
     }
 }
 
