@@ -600,25 +600,37 @@ async fn a_join_past_its_deadline_stops_working() {
     let dir = tempdir();
     let server = serve(dir.path(), &["--query-timeout", "2s"]);
     let mut c = client(&server.url).await;
-    // A join on a key with two values: 45 billion rows, each input batch making millions
-    // without the task ever waiting. Past the deadline it went on at full speed for minutes,
-    // and eight at once left no thread to answer anything else.
-    let sql = "SELECT count(*) FROM generate_series(1, 300000) a \
-               JOIN generate_series(1, 300000) b ON a.value % 2 = b.value % 2";
-    let e = query(&mut c, sql).await.unwrap_err();
-    assert!(e.contains("ran longer than"), "{e}");
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let before = cpu_seconds(server.child.id());
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    let spent = cpu_seconds(server.child.id()) - before;
-    assert!(
-        spent < 0.5,
-        "{spent} s of CPU in the 3 s after the deadline"
-    );
-    assert_eq!(
-        first_i64(&query(&mut c, "SELECT 41 + 1").await.unwrap()),
-        42
-    );
+    let joins = [
+        // A join on a key with two values: 45 billion rows, each input batch making millions
+        // without the task ever waiting. Past the deadline it went on at full speed for
+        // minutes, and eight at once left no thread to answer anything else.
+        "SELECT count(*) FROM generate_series(1, 300000) a \
+         JOIN generate_series(1, 300000) b ON a.value % 2 = b.value % 2",
+        // Joins that find nothing make no batch to yield after: one without an equality, and
+        // one on a key of one value whose filter refuses every pair. Past the deadline they
+        // kept both of the runtime's threads for good.
+        "SELECT count(*) FROM generate_series(1, 300000) a \
+         JOIN generate_series(1, 3000000) b ON b.value > a.value + 5000000",
+        "SELECT count(*) FROM (SELECT value, 1 AS k FROM generate_series(1, 300000)) a \
+         JOIN (SELECT value, 1 AS k FROM generate_series(1, 3000000)) b \
+         ON a.k = b.k AND b.value > a.value + 5000000",
+    ];
+    for sql in joins {
+        let e = query(&mut c, sql).await.unwrap_err();
+        assert!(e.contains("ran longer than"), "{sql}: {e}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let before = cpu_seconds(server.child.id());
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let spent = cpu_seconds(server.child.id()) - before;
+        assert!(
+            spent < 0.5,
+            "{sql}: {spent} s of CPU in the 3 s after the deadline"
+        );
+        assert_eq!(
+            first_i64(&query(&mut c, "SELECT 41 + 1").await.unwrap()),
+            42
+        );
+    }
 }
 
 #[test]

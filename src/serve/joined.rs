@@ -26,9 +26,12 @@
 //! Every join and window operator also gets a yield point above it ([`CooperativeExec`]): a
 //! join on a key with few values makes batch after batch from one input batch without its task
 //! ever waiting, so neither a deadline nor other queries got a turn.
+//! A hash or nested loop join that finds no match makes no batch either; the guard over its probe
+//! side paces it instead ([`super::paced`]).
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -50,8 +53,10 @@ use datafusion::physical_plan::{
     replace_children_if_necessary, DisplayAs, DisplayFormatType, ExecutionPlan, PhysicalExpr,
     PlanProperties,
 };
-use futures::{ready, Stream, StreamExt};
+use futures::future::BoxFuture;
+use futures::{ready, FutureExt, Stream, StreamExt};
 
+use super::paced::{Built, Pace};
 use crate::event::DEFAULT_MAX_PAYLOAD_BYTES;
 use crate::lake::bounded::human_bytes;
 
@@ -103,10 +108,14 @@ impl PhysicalOptimizerRule for GuardJoins {
                     .collect(),
                 None => Arc::new([]),
             };
+            let built: Built = Arc::new(AtomicUsize::new(0));
+            // Both build their left input and probe it with their right one.
+            let probed = node.is::<NestedLoopJoinExec>() || node.is::<HashJoinExec>();
             let guarded = node
                 .children()
                 .into_iter()
-                .map(|child| match child.is::<Guard>() {
+                .enumerate()
+                .map(|(i, child)| match child.is::<Guard>() {
                     true => child.clone(),
                     false => Arc::new(Guard {
                         input: child.clone(),
@@ -114,6 +123,11 @@ impl PhysicalOptimizerRule for GuardJoins {
                         rows: self.rows,
                         held,
                         unnested: unnested.clone(),
+                        side: match (probed, i) {
+                            (false, _) => Side::Other,
+                            (true, 0) => Side::Build(built.clone()),
+                            (true, _) => Side::Probe(built.clone()),
+                        },
                         properties: child.properties().clone(),
                     }) as _,
                 })
@@ -175,6 +189,16 @@ impl Widths {
     }
 }
 
+/// Which input of a hash or nested loop join a guard is over.
+#[derive(Debug, Clone)]
+enum Side {
+    Other,
+    /// The build side, whose rows are counted.
+    Build(Built),
+    /// The probe side, paced ([`Pace`]).
+    Probe(Built),
+}
+
 /// Its input's batches, cut to at most `rows` rows each, until one holds a value larger than
 /// `largest` bytes; over the input of a `WindowAggExec`, also until the pool cannot hold what
 /// that will take; over the input of an `UnnestExec`, also until a row's list and the values
@@ -187,6 +211,7 @@ pub(crate) struct Guard {
     held: Option<Widths>,
     /// The list columns an `UnnestExec` above unnests (their values are not copied).
     unnested: Arc<[usize]>,
+    side: Side,
     properties: Arc<PlanProperties>,
 }
 
@@ -194,9 +219,13 @@ impl DisplayAs for Guard {
     fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let largest = human_bytes(self.largest as u128);
         write!(f, "Guard: values ≤ {largest}, batches ≤ {} rows", self.rows)?;
-        match self.held {
-            Some(_) => write!(f, ", held in the pool"),
-            None => Ok(()),
+        if self.held.is_some() {
+            write!(f, ", held in the pool")?;
+        }
+        match self.side {
+            Side::Other => Ok(()),
+            Side::Build(_) => write!(f, ", build rows counted"),
+            Side::Probe(_) => write!(f, ", probe paced"),
         }
     }
 }
@@ -259,6 +288,15 @@ impl ExecutionPlan for Guard {
             rows: self.rows.max(1),
             held,
             unnested: self.unnested.clone(),
+            built: match &self.side {
+                Side::Build(built) => Some(built.clone()),
+                _ => None,
+            },
+            pace: match &self.side {
+                Side::Probe(built) => Some(Pace::new(built.clone())),
+                _ => None,
+            },
+            pause: None,
             cutting: None,
             counted: 0,
             ended: false,
@@ -272,6 +310,12 @@ struct Guarded {
     rows: usize,
     held: Option<Held>,
     unnested: Arc<[usize]>,
+    /// On a join's build side, where its rows are counted.
+    built: Option<Built>,
+    /// On a join's probe side, its pace.
+    pace: Option<Pace>,
+    /// A yield to the runtime under way (tokio's, which lets its timers and I/O run first).
+    pause: Option<BoxFuture<'static, ()>>,
     /// A checked batch larger than `rows`, and how many of its rows were passed on.
     cutting: Option<(RecordBatch, usize)>,
     /// Rows of batches without columns not passed on yet (see [`Guarded::tally`]).
@@ -281,10 +325,19 @@ struct Guarded {
 }
 
 impl Guarded {
-    /// The next at most `rows` rows of the batch being cut.
+    /// The most rows a batch passed on may have.
+    fn limit(&self) -> usize {
+        match &self.pace {
+            Some(pace) => pace.rows(self.rows),
+            None => self.rows,
+        }
+    }
+
+    /// The next at most `limit` rows of the batch being cut.
     fn cut(&mut self) -> Option<RecordBatch> {
+        let limit = self.limit();
         let (batch, from) = self.cutting.as_mut()?;
-        let len = (batch.num_rows() - *from).min(self.rows);
+        let len = (batch.num_rows() - *from).min(limit);
         let piece = batch.slice(*from, len);
         *from += len;
         if *from >= batch.num_rows() {
@@ -323,7 +376,7 @@ impl Guarded {
         if let Some(held) = &mut self.held {
             held.add(&batch)?;
         }
-        if batch.num_rows() <= self.rows {
+        if batch.num_rows() <= self.limit() {
             return Ok(batch);
         }
         self.cutting = Some((batch, 0));
@@ -336,6 +389,29 @@ impl Stream for Guarded {
     type Item = Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let most = self.rows;
+        if self.pace.as_mut().is_some_and(|pace| pace.asked(most)) {
+            self.pause = Some(tokio::task::yield_now().boxed());
+        }
+        if let Some(pause) = self.pause.as_mut() {
+            ready!(pause.poll_unpin(cx));
+            self.pause = None;
+        }
+        let next = ready!(self.next_batch(cx));
+        if let Some(Ok(batch)) = &next {
+            if let Some(built) = &self.built {
+                built.fetch_add(batch.num_rows(), Ordering::Relaxed);
+            }
+            if let Some(pace) = &mut self.pace {
+                pace.passed();
+            }
+        }
+        Poll::Ready(next)
+    }
+}
+
+impl Guarded {
+    fn next_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<RecordBatch>>> {
         if let Some(piece) = self.cut() {
             return Poll::Ready(Some(Ok(piece)));
         }
@@ -620,8 +696,8 @@ mod tests {
         assert!(shown.contains("held in the pool"), "{shown}");
     }
 
-    /// The row counts of the batches a guard of `rows` passes on from `batches`.
-    async fn guarded(batches: Vec<RecordBatch>, rows: usize) -> Vec<usize> {
+    /// A guard of `rows` on `side` over `batches`, executed.
+    fn guard(batches: Vec<RecordBatch>, rows: usize, side: Side) -> SendableRecordBatchStream {
         use datafusion::datasource::memory::MemorySourceConfig;
         let schema = batches[0].schema();
         let input = MemorySourceConfig::try_new_exec(&[batches], schema, None).unwrap();
@@ -632,20 +708,71 @@ mod tests {
             rows,
             held: None,
             unnested: Arc::new([]),
+            side,
         };
-        let stream = guard.execute(0, Arc::new(TaskContext::default())).unwrap();
+        guard.execute(0, Arc::new(TaskContext::default())).unwrap()
+    }
+
+    /// The row counts of the batches a guard of `rows` passes on from `batches`.
+    async fn guarded(batches: Vec<RecordBatch>, rows: usize) -> Vec<usize> {
+        let stream = guard(batches, rows, Side::Other);
         let out: Vec<RecordBatch> = stream.try_collect().await.unwrap();
         out.iter().map(|b| b.num_rows()).collect()
     }
 
-    #[tokio::test]
-    async fn a_guard_cuts_batches_and_passes_batches_without_columns_as_one() {
+    fn numbers(n: i64) -> RecordBatch {
         use datafusion::arrow::array::Int64Array;
         use datafusion::arrow::datatypes::{Field, Schema};
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
-        let values: ArrayRef = Arc::new(Int64Array::from_iter_values(0..2500));
-        let batch = RecordBatch::try_new(schema, vec![values]).unwrap();
-        assert_eq!(guarded(vec![batch], 1000).await, [1000, 1000, 500]);
+        let values: ArrayRef = Arc::new(Int64Array::from_iter_values(0..n));
+        RecordBatch::try_new(schema, vec![values]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_probe_side_is_cut_by_the_rows_its_build_side_counted() {
+        let built: Built = Arc::new(AtomicUsize::new(0));
+        let build = guard(vec![numbers(1 << 20)], 1024, Side::Build(built.clone()));
+        let _: Vec<RecordBatch> = build.try_collect().await.unwrap();
+        assert_eq!(built.load(Ordering::Relaxed), 1 << 20);
+        // 2^21 comparisons against 2^20 build rows: 2 probe rows at first, then more while the
+        // join (here nothing) takes no time over them.
+        let probe = guard(vec![numbers(100)], 1024, Side::Probe(built));
+        let out: Vec<RecordBatch> = probe.try_collect().await.unwrap();
+        let rows: Vec<usize> = out.iter().map(|b| b.num_rows()).collect();
+        assert_eq!(rows, [2, 4, 8, 16, 32, 38]);
+    }
+
+    #[tokio::test]
+    async fn paced_joins_answer_as_before() {
+        use datafusion::arrow::datatypes::Int64Type;
+        let count = |sql: &'static str| async move {
+            let shown = shown(&session(), sql).await;
+            assert!(shown.contains("build rows counted"), "{shown}");
+            assert!(shown.contains("probe paced"), "{shown}");
+            let batches = session().sql(sql).await.unwrap().collect().await.unwrap();
+            batches[0].column(0).as_primitive::<Int64Type>().value(0)
+        };
+        // 9,000 build rows start the probe side at 233 rows, fewer than the guard's 1,024. For
+        // each a, the b above a + 1000: 19000 - a of them.
+        let nested = "SELECT count(*) FROM generate_series(1, 9000) a \
+                      JOIN generate_series(1, 20000) b ON b.value > a.value + 1000";
+        assert_eq!(
+            count(nested).await,
+            (1..=9000).map(|a| 19000 - a).sum::<i64>()
+        );
+        // A hash join on a key of one value with a filter: the same pairs.
+        let hashed = "SELECT count(*) FROM (SELECT value, 1 AS k FROM generate_series(1, 9000)) a \
+                      JOIN (SELECT value, 1 AS k FROM generate_series(1, 20000)) b \
+                      ON a.k = b.k AND b.value > a.value + 1000";
+        assert_eq!(
+            count(hashed).await,
+            (1..=9000).map(|a| 19000 - a).sum::<i64>()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_guard_cuts_batches_and_passes_batches_without_columns_as_one() {
+        assert_eq!(guarded(vec![numbers(2500)], 1000).await, [1000, 1000, 500]);
         // A thousand batches of no columns (what a join under `count(*)` passes on) come out as
         // one, which the pool cannot miscount a million times over.
         let options = RecordBatchOptions::new().with_row_count(Some(10));

@@ -28,6 +28,7 @@ pub(crate) mod joined;
 pub(crate) mod metadata;
 pub(crate) mod observe;
 pub(crate) mod overview;
+pub(crate) mod paced;
 pub(crate) mod planned;
 pub(crate) mod statement;
 pub(crate) mod status;
