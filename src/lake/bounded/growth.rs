@@ -6,6 +6,8 @@ use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNanoType, IntervalU
 use datafusion::common::Result;
 use datafusion::logical_expr::ColumnarValue;
 
+use super::largest::largest_value;
+
 /// How a function's result grows with its arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Growth {
@@ -39,10 +41,22 @@ pub(super) enum Growth {
     /// `levenshtein(a, b)`: not a large result but a long computation, one step per pair of
     /// characters, which no deadline interrupts; counted as one byte per step.
     Pairs,
+    /// `upper`, `array_sort`, `array_distinct`, `string_to_array`, ...: a result no larger than
+    /// its arguments or a few times them, but a copy of a whole value (with working memory
+    /// `times` the largest value of any argument), however large the value an aggregate made.
+    /// Counted per value rather than per call: a batch of many small values is as before.
+    Copies { times: u32 },
 }
 
-/// An upper bound of what one call with `args` over `rows` rows produces, in bytes.
-pub(super) fn result_bytes(growth: Growth, args: &[ColumnarValue], rows: usize) -> Result<u128> {
+/// An upper bound of what one call with `args` over `rows` rows produces, in bytes; for
+/// [`Growth::Copies`], of what it takes for its largest value, which is worked out only when
+/// an argument is larger than `cap` altogether.
+pub(super) fn result_bytes(
+    growth: Growth,
+    args: &[ColumnarValue],
+    rows: usize,
+    cap: usize,
+) -> Result<u128> {
     // Constant arguments only: one value, whatever the row count.
     let rows = if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
         1
@@ -127,6 +141,16 @@ pub(super) fn result_bytes(growth: Growth, args: &[ColumnarValue], rows: usize) 
         Growth::Pairs => {
             let (a, b) = (bytes_of(arg(0))?, bytes_of(arg(1))?);
             sum(rows, |r| a.at(r) * b.at(r))
+        }
+        Growth::Copies { times } => {
+            let within = cap / times.max(1) as usize;
+            let mut largest = 0;
+            for arg in args {
+                if let Some((array, _)) = array_of(Some(arg))? {
+                    largest = largest.max(largest_value(&array, within));
+                }
+            }
+            largest as u128 * u128::from(times)
         }
     };
     Ok(total)
