@@ -489,10 +489,9 @@ async fn huge_constants_are_refused_and_plans_never_fetched_do_not_pile_up() {
             steps.join(", ")
         );
         let e = query(&mut c, &sql).await.unwrap_err();
-        assert!(
-            e.contains(RESOURCE_EXHAUSTED) && e.contains("would produce about"),
-            "{grow}: {e}"
-        );
+        // `flatten` copies its whole value, and may refuse before `[s, s]` does.
+        let refused = e.contains("would produce about") || e.contains("would copy a value");
+        assert!(e.contains(RESOURCE_EXHAUSTED) && refused, "{grow}: {e}");
     }
     // A 900 KB literal copied into every row of a batch of 131,072 (118 GB at once): it
     // aborted the process. Only compared with, it is never copied and the query runs.
