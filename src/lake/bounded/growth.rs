@@ -144,13 +144,12 @@ pub(super) fn result_bytes(
         }
         Growth::Copies { times } => {
             let within = cap / times.max(1) as usize;
-            let mut largest = 0;
-            for arg in args {
-                if let Some((array, _)) = array_of(Some(arg))? {
-                    largest = largest.max(largest_value(&array, within));
-                }
-            }
-            largest as u128 * u128::from(times)
+            // A constant is measured as it is, not copied into an array first.
+            let largest = args.iter().map(|arg| match arg {
+                ColumnarValue::Scalar(value) => value.size(),
+                ColumnarValue::Array(array) => largest_value(array, within),
+            });
+            largest.max().unwrap_or(0) as u128 * u128::from(times)
         }
     };
     Ok(total)
