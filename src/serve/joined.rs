@@ -199,6 +199,15 @@ enum Side {
     Probe(Built),
 }
 
+/// What a running guard does for the join above it (see [`Side`]).
+enum Role {
+    Other,
+    /// Counts the build rows.
+    Build(Built),
+    /// Paces the probe batches.
+    Probe(Pace),
+}
+
 /// Its input's batches, cut to at most `rows` rows each, until one holds a value larger than
 /// `largest` bytes; over the input of a `WindowAggExec`, also until the pool cannot hold what
 /// that will take; over the input of an `UnnestExec`, also until a row's list and the values
@@ -288,13 +297,10 @@ impl ExecutionPlan for Guard {
             rows: self.rows.max(1),
             held,
             unnested: self.unnested.clone(),
-            built: match &self.side {
-                Side::Build(built) => Some(built.clone()),
-                _ => None,
-            },
-            pace: match &self.side {
-                Side::Probe(built) => Some(Pace::new(built.clone())),
-                _ => None,
+            role: match &self.side {
+                Side::Other => Role::Other,
+                Side::Build(built) => Role::Build(built.clone()),
+                Side::Probe(built) => Role::Probe(Pace::new(built.clone())),
             },
             pause: None,
             cutting: None,
@@ -310,10 +316,7 @@ struct Guarded {
     rows: usize,
     held: Option<Held>,
     unnested: Arc<[usize]>,
-    /// On a join's build side, where its rows are counted.
-    built: Option<Built>,
-    /// On a join's probe side, its pace.
-    pace: Option<Pace>,
+    role: Role,
     /// A yield to the runtime under way (tokio's, which lets its timers and I/O run first).
     pause: Option<BoxFuture<'static, ()>>,
     /// A checked batch larger than `rows`, and how many of its rows were passed on.
@@ -327,9 +330,9 @@ struct Guarded {
 impl Guarded {
     /// The most rows a batch passed on may have.
     fn limit(&self) -> usize {
-        match &self.pace {
-            Some(pace) => pace.rows(self.rows),
-            None => self.rows,
+        match &self.role {
+            Role::Probe(pace) => pace.rows(self.rows),
+            _ => self.rows,
         }
     }
 
@@ -390,8 +393,10 @@ impl Stream for Guarded {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let most = self.rows;
-        if self.pace.as_mut().is_some_and(|pace| pace.asked(most)) {
-            self.pause = Some(tokio::task::yield_now().boxed());
+        if let Role::Probe(pace) = &mut self.role {
+            if pace.asked(most) {
+                self.pause = Some(tokio::task::yield_now().boxed());
+            }
         }
         if let Some(pause) = self.pause.as_mut() {
             ready!(pause.poll_unpin(cx));
@@ -399,11 +404,12 @@ impl Stream for Guarded {
         }
         let next = ready!(self.next_batch(cx));
         if let Some(Ok(batch)) = &next {
-            if let Some(built) = &self.built {
-                built.fetch_add(batch.num_rows(), Ordering::Relaxed);
-            }
-            if let Some(pace) = &mut self.pace {
-                pace.passed();
+            match &mut self.role {
+                Role::Other => {}
+                Role::Build(built) => {
+                    built.fetch_add(batch.num_rows(), Ordering::Relaxed);
+                }
+                Role::Probe(pace) => pace.passed(),
             }
         }
         Poll::Ready(next)

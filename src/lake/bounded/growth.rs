@@ -50,7 +50,7 @@ pub(super) enum Growth {
 
 /// An upper bound of what one call with `args` over `rows` rows produces, in bytes; for
 /// [`Growth::Copies`], of what it takes for its largest value, which is worked out only when
-/// an argument is larger than `cap` altogether.
+/// an argument is larger than `cap` divided by its `times` altogether.
 pub(super) fn result_bytes(
     growth: Growth,
     args: &[ColumnarValue],

@@ -113,8 +113,8 @@ const SPLIT: Growth = Growth::Copies { times: 10 };
 /// Functions that hash every element (arrow's row format): about 10 times the value.
 const HASHED: Growth = Growth::Copies { times: 12 };
 
-/// Bounds every call in `ctx` that can grow its result without bound, capped at the memory
-/// limit of `ctx`'s runtime (or [`MAX_CALL_BYTES`]).
+/// Bounds every call in `ctx` that can grow its result without bound or copy a whole value
+/// ([`BOUNDED`]), capped at the memory limit of `ctx`'s runtime (or [`MAX_CALL_BYTES`]).
 pub(crate) fn bound(ctx: &SessionContext) {
     let cap = call_cap(ctx.runtime_env().memory_pool.as_ref());
     for &(name, _) in BOUNDED {
